@@ -1,0 +1,29 @@
+//! The KV state machine: what committed Raft entries do to the key space.
+//!
+//! Pure logic over an [`Engine`](crate::storage::Engine): no clocks, threads or sockets. Every
+//! replica applies the same commands in the same order and so reaches the same state, which is
+//! why anything time-dependent (a TTL deadline, the decision that a key expired) is decided by
+//! the leader and carried inside the command.
+//!
+//! Semantics follow etcd v3: one cluster-wide revision bumped by every state-changing command,
+//! and per key a create revision, a mod revision and a version.
+
+mod apply;
+pub mod command;
+mod compare;
+mod error;
+mod expiry;
+mod history;
+mod meta;
+mod outcome;
+mod record;
+mod snapshot;
+mod store;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use command::Command;
+pub use error::KvError;
+pub use outcome::{ApplyBatch, CommandOutcome};
+pub use store::KvStore;

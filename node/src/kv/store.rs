@@ -1,0 +1,366 @@
+//! [`KvStore`]: the state machine's reads and its apply loop.
+
+use std::sync::Arc;
+
+use crate::proto::{Event, KeyValue};
+use crate::storage::{prefix_end, Durability, Engine, Space, StorageResult, WriteBatch};
+
+use super::apply::Staged;
+use super::expiry::ExpiryIndex;
+use super::meta::Meta;
+use super::{history, record, ApplyBatch, Command, KvError};
+
+/// The KV state machine over one engine.
+///
+/// Owned by a single applier: reads take `&self`, changes take `&mut self`, so a read never
+/// sees half of an apply.
+pub struct KvStore {
+    pub(super) engine: Arc<dyn Engine>,
+    pub(super) history_retention: u64,
+    pub(super) meta: Meta,
+    pub(super) expiry: ExpiryIndex,
+}
+
+impl KvStore {
+    /// Opens the state machine stored in `engine` (empty if it never held one), keeping the
+    /// watch history of the last `history_retention` revisions.
+    pub fn open(engine: Arc<dyn Engine>, history_retention: u64) -> StorageResult<Self> {
+        let meta = Meta::load(engine.as_ref())?;
+        let expiry = ExpiryIndex::rebuild(engine.as_ref())?;
+        Ok(Self {
+            engine,
+            history_retention,
+            meta,
+            expiry,
+        })
+    }
+
+    /// Index of the last Raft log entry applied; 0 for an empty store.
+    pub fn applied_index(&self) -> u64 {
+        self.meta.applied_index
+    }
+
+    /// Revision of the last state change; 0 for an empty store.
+    pub fn revision(&self) -> i64 {
+        self.meta.revision
+    }
+
+    /// Highest revision whose watch history is gone; 0 when nothing was dropped.
+    pub fn compacted_revision(&self) -> i64 {
+        self.meta.compacted_revision
+    }
+
+    /// Applies committed entries `(log index, command)`, in ascending contiguous index order.
+    /// `None` is an entry without a state machine command (a leader's no-op, a membership
+    /// change): it only advances the applied index.
+    ///
+    /// Entries at or below the applied index are skipped, so replaying the log after a restart
+    /// is harmless. Everything, the applied index included, goes into one batch written without
+    /// fsync: the Raft log shares the engine's write-ahead log and its fsync makes this durable,
+    /// and a crash before it loses both together, to be replayed.
+    pub fn apply(&mut self, entries: &[(u64, Option<Command>)]) -> StorageResult<ApplyBatch> {
+        let mut staged = Staged::new(self.engine.as_ref(), self.meta.revision);
+        let mut applied_index = self.meta.applied_index;
+        let mut outcomes = Vec::new();
+        for (index, command) in entries {
+            if *index <= applied_index {
+                continue;
+            }
+            applied_index = *index;
+            // A command without an operation changes nothing; the log decoder rejects those,
+            // so only a value built in code can get here.
+            if let Some(op) = command.as_ref().and_then(|c| c.op.as_ref()) {
+                outcomes.push((*index, staged.apply(op)?));
+            }
+        }
+        if applied_index == self.meta.applied_index {
+            return Ok(ApplyBatch::default());
+        }
+
+        let meta = Meta {
+            applied_index,
+            revision: staged.revision,
+            compacted_revision: history::compaction_point(
+                staged.revision,
+                self.history_retention,
+                self.meta.compacted_revision,
+            ),
+        };
+        let mut batch = WriteBatch::new();
+        for (key, touched) in &staged.touched {
+            match &touched.after {
+                Some(kv) => batch.put(Space::Kv, key.to_vec(), record::encode(kv)),
+                None => batch.delete(Space::Kv, key.to_vec()),
+            }
+        }
+        history::write(
+            &mut batch,
+            &staged.events,
+            self.meta.compacted_revision,
+            meta.compacted_revision,
+        );
+        meta.write_to(&mut batch);
+        self.engine.write(batch, Durability::Buffered)?;
+
+        // Written: only now may the in-memory state move.
+        self.meta = meta;
+        for touched in staged.touched.values() {
+            if let Some(before) = &touched.before {
+                self.expiry.untrack(before);
+            }
+            if let Some(after) = &touched.after {
+                self.expiry.track(after);
+            }
+        }
+        Ok(ApplyBatch {
+            outcomes,
+            events: staged.events.into_iter().map(|(_, event)| event).collect(),
+        })
+    }
+
+    pub fn get(&self, key: &[u8]) -> StorageResult<Option<KeyValue>> {
+        record::get(self.engine.as_ref(), key)
+    }
+
+    /// Up to `limit` keys starting with `prefix` (all keys when empty), in key order, after
+    /// `continuation` (empty for the first page). Returns the page and the continuation of the
+    /// next one, empty when there are no more keys.
+    ///
+    /// The continuation is the smallest key after the last one returned: a key inserted
+    /// between two pages is still seen if it sorts after the page boundary. A limit of 0 is
+    /// read as 1, since an empty page with no continuation would look like the end.
+    pub fn scan(
+        &self,
+        prefix: &[u8],
+        continuation: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<KeyValue>, Vec<u8>), KvError> {
+        let from = if continuation.is_empty() {
+            prefix
+        } else if continuation.starts_with(prefix) {
+            continuation
+        } else {
+            return Err(KvError::InvalidContinuation);
+        };
+        let limit = limit.max(1);
+        let end = prefix_end(prefix);
+        // One more than asked tells whether another page exists.
+        let mut rows =
+            self.engine
+                .scan(Space::Kv, from, end.as_deref(), limit.saturating_add(1))?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = match rows.last() {
+            Some((last, _)) if more => {
+                let mut next = last.clone();
+                next.push(0);
+                next
+            }
+            _ => Vec::new(),
+        };
+        let kvs = rows
+            .into_iter()
+            .map(|(key, stored)| record::decode(key, &stored))
+            .collect::<StorageResult<Vec<_>>>()?;
+        Ok((kvs, next))
+    }
+
+    /// The retained events with revision `>= start_revision` on `key`, or on every key under
+    /// it when `prefix`, in revision order.
+    ///
+    /// Fails with [`KvError::Compacted`] when some of those events were dropped. Revision 0
+    /// never existed, so with nothing compacted a start of 0 replays the whole history.
+    pub fn events_since(
+        &self,
+        start_revision: i64,
+        key: &[u8],
+        prefix: bool,
+    ) -> Result<Vec<Event>, KvError> {
+        let compacted = self.meta.compacted_revision;
+        if start_revision.max(1) <= compacted {
+            return Err(KvError::Compacted {
+                requested: start_revision,
+                oldest_retained: compacted + 1,
+            });
+        }
+        Ok(history::read_since(
+            self.engine.as_ref(),
+            start_revision,
+            key,
+            prefix,
+        )?)
+    }
+
+    /// Up to `max` keys whose TTL ran out at `now_unix_ms`, earliest deadline first, with the
+    /// mod revision to put in their `Expire` command.
+    pub fn expired(&self, now_unix_ms: i64, max: usize) -> Vec<(Vec<u8>, i64)> {
+        self.expiry.expired(now_unix_ms, max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::fixtures::{keys, put, Harness};
+
+    #[test]
+    fn scan_pages_through_a_prefix_with_limit_and_continuation() {
+        let mut h = Harness::new();
+        h.apply(
+            ["a/1", "a/2", "a/3", "a/4", "a/5", "b/1", "a"]
+                .into_iter()
+                .map(|k| put(k, "v")),
+        );
+
+        let mut pages = Vec::new();
+        let mut continuation = Vec::new();
+        loop {
+            let (kvs, next) = h.store.scan(b"a/", &continuation, 2).unwrap();
+            pages.push(keys(&kvs));
+            if next.is_empty() {
+                break;
+            }
+            continuation = next;
+        }
+        assert_eq!(
+            pages,
+            vec![vec!["a/1", "a/2"], vec!["a/3", "a/4"], vec!["a/5"]]
+        );
+
+        // An exact last page has no continuation: no empty page to fetch.
+        let (kvs, next) = h.store.scan(b"a/", b"a/2\0", 3).unwrap();
+        assert_eq!(keys(&kvs), vec!["a/3", "a/4", "a/5"]);
+        assert!(next.is_empty());
+
+        let (all, next) = h.store.scan(b"", b"", 100).unwrap();
+        assert_eq!(
+            keys(&all),
+            vec!["a", "a/1", "a/2", "a/3", "a/4", "a/5", "b/1"]
+        );
+        assert!(next.is_empty());
+        assert_eq!(all[0].value.as_ref(), b"v");
+    }
+
+    #[test]
+    fn a_key_added_between_pages_is_seen_if_it_sorts_after_the_boundary() {
+        let mut h = Harness::new();
+        h.apply([put("p/a", "v"), put("p/c", "v")]);
+        let (first, next) = h.store.scan(b"p/", b"", 1).unwrap();
+        assert_eq!(keys(&first), vec!["p/a"]);
+        h.run(put("p/b", "v"));
+        let (second, _) = h.store.scan(b"p/", &next, 10).unwrap();
+        assert_eq!(keys(&second), vec!["p/b", "p/c"]);
+    }
+
+    #[test]
+    fn a_continuation_from_another_prefix_is_rejected() {
+        let mut h = Harness::new();
+        h.apply([put("a/1", "v"), put("a/2", "v")]);
+        let (_, next) = h.store.scan(b"a/", b"", 1).unwrap();
+        assert!(matches!(
+            h.store.scan(b"b/", &next, 1),
+            Err(KvError::InvalidContinuation)
+        ));
+    }
+
+    #[test]
+    fn reapplying_applied_entries_is_a_no_op() {
+        let mut h = Harness::new();
+        let entries = vec![
+            (1, Some(put("k", "1"))),
+            (2, None),
+            (3, Some(put("k", "2"))),
+        ];
+        let first = h.store.apply(&entries).unwrap();
+        assert_eq!(first.outcomes.len(), 2);
+        assert_eq!(h.store.applied_index(), 3);
+        assert_eq!(h.store.revision(), 2);
+
+        let again = h.store.apply(&entries).unwrap();
+        assert_eq!(again, ApplyBatch::default());
+        // Overlapping replay: only the new entry is applied.
+        let overlap = h
+            .store
+            .apply(&[(3, Some(put("k", "2"))), (4, Some(put("k", "3")))])
+            .unwrap();
+        assert_eq!(overlap.outcomes.len(), 1);
+        assert_eq!(overlap.outcomes[0].0, 4);
+        assert_eq!(h.get("k").unwrap().version, 3);
+        assert_eq!(h.store.revision(), 3);
+    }
+
+    #[test]
+    fn entries_without_a_command_only_advance_the_applied_index() {
+        let mut h = Harness::new();
+        let batch = h.store.apply(&[(1, None), (2, None)]).unwrap();
+        assert!(batch.outcomes.is_empty() && batch.events.is_empty());
+        assert_eq!((h.store.applied_index(), h.store.revision()), (2, 0));
+        h.reopen();
+        assert_eq!(h.store.applied_index(), 2);
+    }
+
+    #[test]
+    fn state_survives_reopen_including_the_expiry_index() {
+        let mut h = Harness::with_retention(10);
+        h.apply([
+            Command::put("ttl", "v", 5_000, false),
+            put("plain", "v"),
+            Command::put("gone", "v", 1_000, false),
+            Command::delete("gone", false),
+        ]);
+        let before = (
+            h.store.applied_index(),
+            h.store.revision(),
+            h.store.expired(i64::MAX, 10),
+        );
+        h.reopen();
+        assert_eq!(
+            (
+                h.store.applied_index(),
+                h.store.revision(),
+                h.store.expired(i64::MAX, 10)
+            ),
+            before
+        );
+        assert_eq!(before.2, vec![(b"ttl".to_vec(), 1)]);
+        assert_eq!(h.get("plain").unwrap().mod_revision, 2);
+        assert_eq!(h.store.events_since(1, b"", true).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_crash_before_the_log_fsync_loses_the_apply_and_replay_redoes_it() {
+        let mut h = Harness::new();
+        h.run(put("k", "1"));
+        // A synced write (the Raft log's, in production) makes the apply durable.
+        h.engine.write(WriteBatch::new(), Durability::Sync).unwrap();
+        h.run(put("k", "2"));
+
+        h.engine.crash();
+        h.engine.restart();
+        h.reopen();
+        assert_eq!((h.store.applied_index(), h.store.revision()), (1, 1));
+        assert_eq!(h.get("k").unwrap().value.as_ref(), b"1");
+
+        h.store.apply(&[(2, Some(put("k", "2")))]).unwrap();
+        let k = h.get("k").unwrap();
+        assert_eq!(
+            (k.value.as_ref(), k.version, k.mod_revision),
+            (&b"2"[..], 2, 2)
+        );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_store_unchanged() {
+        let mut h = Harness::new();
+        h.run(Command::put("k", "1", 1_000, false));
+        h.engine.crash();
+        // Fails at the write (nothing to read)...
+        assert!(h.store.apply(&[(2, None)]).is_err());
+        assert_eq!(h.store.applied_index(), 1);
+        // ...and at a read.
+        let failed = h.store.apply(&[(2, Some(Command::delete("k", false)))]);
+        assert!(failed.is_err());
+        assert_eq!((h.store.applied_index(), h.store.revision()), (1, 1));
+        assert_eq!(h.store.expired(1_000, 10), vec![(b"k".to_vec(), 1)]);
+    }
+}

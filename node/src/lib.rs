@@ -1,0 +1,13 @@
+//! d-engine: a Raft coordination engine.
+//!
+//! - [`raft`]: the deterministic consensus core (no I/O).
+//! - [`storage`]: the durable engine behind a trait (RocksDB, or memory for the simulator).
+//! - [`kv`]: the KV state machine: revisions, TTLs, watch history, snapshots.
+//! - [`proto`]: the wire and log formats, and the gRPC services.
+//! - [`cli`]: the `dengine` command-line client.
+
+pub mod cli;
+pub mod kv;
+pub mod proto;
+pub mod raft;
+pub mod storage;

@@ -1,0 +1,232 @@
+//! Roles and elections (Raft §5.2, pre-vote §9.6, leadership transfer §3.10).
+
+use bytes::Bytes;
+
+use super::core::Raft;
+use super::progress::Progress;
+use super::{NodeId, Role, Term, TRANSFER_CONTEXT};
+use crate::proto::{EntryType, Message, MessageType};
+
+impl Raft {
+    pub(super) fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let base = self.config.election_ticks;
+        self.randomized_election_timeout = self.rng.range(base, 2 * base);
+    }
+
+    fn reset(&mut self, term: Term) {
+        if term != self.term {
+            self.term = term;
+            self.vote = 0;
+        }
+        self.leader = 0;
+        self.reset_election_timer();
+        self.heartbeat_elapsed = 0;
+        self.votes.clear();
+        self.progress.clear();
+        self.transfer_target = None;
+        self.broadcast_pending = false;
+        // Reads this node was confirming as leader can no longer be confirmed.
+        self.failed_reads
+            .extend(self.reads_before_first_commit.drain(..));
+        self.failed_reads
+            .extend(self.pending_reads.drain(..).map(|read| read.request));
+    }
+
+    pub(super) fn become_follower(&mut self, term: Term, leader: NodeId) {
+        self.reset(term);
+        self.role = Role::Follower;
+        self.leader = leader;
+    }
+
+    fn become_pre_candidate(&mut self) {
+        // The term and vote stay as they are: a pre-vote that fails must leave no trace.
+        self.reset(self.term);
+        self.role = Role::PreCandidate;
+    }
+
+    fn become_candidate(&mut self) {
+        self.reset(self.term + 1);
+        self.vote = self.id;
+        self.role = Role::Candidate;
+    }
+
+    pub(super) fn become_leader(&mut self) {
+        self.reset(self.term);
+        self.role = Role::Leader;
+        self.leader = self.id;
+        self.leader_since_clock = self.clock;
+        let next = self.log.last_index() + 1;
+        for id in self.membership.members().collect::<Vec<_>>() {
+            self.progress
+                .insert(id, Progress::new(next, self.config.max_inflight));
+        }
+        if let Some(own) = self.progress.get_mut(&self.id) {
+            own.maybe_update(self.log.stable());
+            own.become_replicate();
+            own.recent_active = true;
+        }
+        // §8: a leader commits an entry of its own term to learn the commit index; until that
+        // no-op commits, no membership change may be proposed (the single-server change fix).
+        let (index, _) = self.append_entry(EntryType::Empty, Bytes::new());
+        self.pending_conf_index = index;
+        tracing::info!(id = self.id, term = self.term, "became leader");
+    }
+
+    /// Starts a (pre-)election. A transfer skips pre-vote: the old leader asked for it.
+    pub(super) fn campaign(&mut self, transfer: bool) {
+        let pre_vote = self.config.pre_vote && !transfer;
+        let (vote_type, term) = if pre_vote {
+            self.become_pre_candidate();
+            (MessageType::PreVote, self.term + 1)
+        } else {
+            self.become_candidate();
+            (MessageType::Vote, self.term)
+        };
+        self.votes.insert(self.id, true);
+        if self.election_won() {
+            // A single voter wins at once.
+            self.win_round();
+            return;
+        }
+        let context = if transfer {
+            Bytes::from_static(TRANSFER_CONTEXT)
+        } else {
+            Bytes::new()
+        };
+        let me = self.id;
+        let voters: Vec<NodeId> = self.membership.voters().iter().copied().collect();
+        for to in voters.into_iter().filter(|&id| id != me) {
+            self.send(Message {
+                msg_type: vote_type as i32,
+                to,
+                term,
+                index: self.log.last_index(),
+                log_term: self.log.last_term(),
+                context: context.clone(),
+                ..Default::default()
+            });
+        }
+    }
+
+    fn election_won(&self) -> bool {
+        let granted = self.votes.iter().filter(|(_, &g)| g).map(|(id, _)| id);
+        self.membership.has_quorum(granted)
+    }
+
+    fn election_lost(&self) -> bool {
+        let refused = self.votes.iter().filter(|(_, &g)| !g).map(|(id, _)| id);
+        self.membership.has_quorum(refused)
+    }
+
+    fn win_round(&mut self) {
+        if self.role == Role::PreCandidate {
+            self.campaign_after_pre_vote();
+        } else {
+            self.become_leader();
+        }
+    }
+
+    fn campaign_after_pre_vote(&mut self) {
+        self.become_candidate();
+        self.votes.insert(self.id, true);
+        if self.election_won() {
+            self.become_leader();
+            return;
+        }
+        let me = self.id;
+        let voters: Vec<NodeId> = self.membership.voters().iter().copied().collect();
+        for to in voters.into_iter().filter(|&id| id != me) {
+            self.send(Message {
+                msg_type: MessageType::Vote as i32,
+                to,
+                index: self.log.last_index(),
+                log_term: self.log.last_term(),
+                ..Default::default()
+            });
+        }
+    }
+
+    /// Raft §5.2 and §5.4.1: grant a vote to a candidate whose log is at least as up to date,
+    /// at most one per term. A pre-vote is granted on the same grounds without recording
+    /// anything.
+    pub(super) fn handle_vote_request(&mut self, m: Message) {
+        let pre_vote = m.msg_type() == MessageType::PreVote;
+        let response_type = if pre_vote {
+            MessageType::PreVoteResponse
+        } else {
+            MessageType::VoteResponse
+        };
+        let can_vote = self.vote == m.from
+            || (self.vote == 0 && self.leader == 0)
+            || (pre_vote && m.term > self.term);
+        if can_vote && self.log.is_up_to_date(m.index, m.log_term) {
+            // A granted pre-vote answers in the candidate's future term, so the candidate can
+            // tell it apart from stale answers.
+            self.send(Message {
+                msg_type: response_type as i32,
+                to: m.from,
+                term: m.term,
+                ..Default::default()
+            });
+            if !pre_vote {
+                self.election_elapsed = 0;
+                self.vote = m.from;
+            }
+        } else {
+            self.send(Message {
+                msg_type: response_type as i32,
+                to: m.from,
+                term: self.term,
+                reject: true,
+                ..Default::default()
+            });
+        }
+    }
+
+    pub(super) fn step_candidate(&mut self, m: Message) {
+        let expected = if self.role == Role::PreCandidate {
+            MessageType::PreVoteResponse
+        } else {
+            MessageType::VoteResponse
+        };
+        match m.msg_type() {
+            MessageType::Append => {
+                self.become_follower(m.term, m.from);
+                self.handle_append(m);
+            }
+            MessageType::Heartbeat => {
+                self.become_follower(m.term, m.from);
+                self.handle_heartbeat(m);
+            }
+            MessageType::Snapshot => {
+                self.become_follower(m.term, m.from);
+                self.handle_snapshot(m);
+            }
+            kind if kind == expected => {
+                self.votes.entry(m.from).or_insert(!m.reject);
+                if self.election_won() {
+                    self.win_round();
+                } else if self.election_lost() {
+                    self.become_follower(self.term, 0);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn send_timeout_now(&mut self, to: NodeId) {
+        self.send(Message {
+            msg_type: MessageType::TimeoutNow as i32,
+            to,
+            ..Default::default()
+        });
+    }
+
+    /// A leader transferring to us asked us to start an election now.
+    pub(super) fn handle_timeout_now(&mut self) {
+        if self.promotable() {
+            self.campaign(true);
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The receiving side of replication: appends, heartbeats and snapshots (Raft figure 2).
+
+use super::core::Raft;
+use super::membership::Membership;
+use crate::proto::{Message, MessageType};
+
+impl Raft {
+    pub(super) fn step_follower(&mut self, m: Message) {
+        match m.msg_type() {
+            MessageType::Append => {
+                self.election_elapsed = 0;
+                self.leader = m.from;
+                self.handle_append(m);
+            }
+            MessageType::Heartbeat => {
+                self.election_elapsed = 0;
+                self.leader = m.from;
+                self.handle_heartbeat(m);
+            }
+            MessageType::Snapshot => {
+                self.election_elapsed = 0;
+                self.leader = m.from;
+                self.handle_snapshot(m);
+            }
+            MessageType::TimeoutNow => self.handle_timeout_now(),
+            _ => {}
+        }
+    }
+
+    pub(super) fn handle_append(&mut self, m: Message) {
+        let committed = self.log.committed();
+        if m.index < committed {
+            // Everything up to our commit index matches the leader already.
+            self.send(Message {
+                msg_type: MessageType::AppendResponse as i32,
+                to: m.from,
+                index: committed,
+                ..Default::default()
+            });
+            return;
+        }
+        let (prev_index, prev_term, commit) = (m.index, m.log_term, m.commit);
+        match self
+            .log
+            .maybe_append(prev_index, prev_term, commit, m.entries)
+        {
+            Some(last_matching) => self.send(Message {
+                msg_type: MessageType::AppendResponse as i32,
+                to: m.from,
+                index: last_matching,
+                ..Default::default()
+            }),
+            None => {
+                // Tell the leader where to retry: the last entry at or below the rejected
+                // index whose term is no later than the leader's entry there. The leader can
+                // then skip a whole conflicting term in one round trip.
+                let probe = prev_index.min(self.log.last_index());
+                let (hint_index, hint_term) = self.log.find_conflict_by_term(probe, prev_term);
+                self.send(Message {
+                    msg_type: MessageType::AppendResponse as i32,
+                    to: m.from,
+                    index: prev_index,
+                    reject: true,
+                    reject_hint: hint_index,
+                    hint_term,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+
+    pub(super) fn handle_heartbeat(&mut self, m: Message) {
+        // The leader never sends a commit index beyond what it knows we hold.
+        let commit = m.commit.min(self.log.last_index());
+        self.log.commit_to(commit);
+        self.send(Message {
+            msg_type: MessageType::HeartbeatResponse as i32,
+            to: m.from,
+            context: m.context,
+            clock: m.clock,
+            ..Default::default()
+        });
+    }
+
+    pub(super) fn handle_snapshot(&mut self, m: Message) {
+        let Some(snapshot) = m.snapshot else {
+            return;
+        };
+        let meta = snapshot.metadata.clone().unwrap_or_default();
+        let index = if meta.index <= self.log.committed() {
+            // Old news: we already hold and committed everything it covers.
+            self.log.committed()
+        } else if self.log.matches(meta.index, meta.term) {
+            // We hold the entry the snapshot ends with, so everything up to it matches the
+            // leader's log and is committed; keep our log rather than reinstall.
+            self.log.commit_to(meta.index);
+            meta.index
+        } else {
+            self.membership = Membership::from_conf_state(
+                &meta.conf_state.clone().unwrap_or_default(),
+                meta.addresses.clone().into_iter().collect(),
+            );
+            self.membership_index = meta.index;
+            self.snapshot_meta = meta.clone();
+            self.log.restore_snapshot(snapshot);
+            meta.index
+        };
+        self.send(Message {
+            msg_type: MessageType::AppendResponse as i32,
+            to: m.from,
+            index,
+            ..Default::default()
+        });
+    }
+}

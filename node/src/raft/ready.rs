@@ -1,0 +1,48 @@
+//! What the core asks its driver to do.
+
+use super::{LogIndex, NodeId, Role, Term};
+use crate::proto::{Entry, HardState, Message, Snapshot};
+
+/// Volatile state worth telling the application about (role watch, status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoftState {
+    pub role: Role,
+    pub leader: NodeId,
+    pub term: Term,
+}
+
+/// A read-index request that may proceed once the state machine has applied `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadState {
+    pub request: u64,
+    pub index: LogIndex,
+}
+
+/// A batch of work. The driver must, in this order:
+/// 1. send `messages` (they do not depend on this node's disk),
+/// 2. install `snapshot`, then persist `entries` (first deleting every stored entry at or
+///    after the first one's index) and `hard_state`, with one fsync,
+/// 3. send `messages_after_persist` (votes and acknowledgements that promise what is on disk),
+/// 4. apply `committed_entries` in order, serve `read_states` once applied that far and fail
+///    `failed_reads`,
+/// 5. call [`super::Raft::advance`].
+#[derive(Debug, Default)]
+pub struct Ready {
+    pub soft_state: Option<SoftState>,
+    pub hard_state: Option<HardState>,
+    pub snapshot: Option<Snapshot>,
+    pub entries: Vec<Entry>,
+    pub messages: Vec<Message>,
+    pub messages_after_persist: Vec<Message>,
+    pub committed_entries: Vec<Entry>,
+    pub read_states: Vec<ReadState>,
+    /// Read requests that can no longer be confirmed (leadership was lost).
+    pub failed_reads: Vec<u64>,
+}
+
+impl Ready {
+    /// Whether anything must be written and fsynced.
+    pub fn must_persist(&self) -> bool {
+        self.hard_state.is_some() || self.snapshot.is_some() || !self.entries.is_empty()
+    }
+}

@@ -1,0 +1,442 @@
+//! The node's configuration: one typed struct, read once at start from a TOML file, then
+//! environment variables, then flags (each overriding the one before).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::raft::NodeId;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The read policy used when a request does not name one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultReadPolicy {
+    Linearizable,
+    Lease,
+    Eventual,
+}
+
+/// Every setting of a node, with its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This node's id, unique in the cluster and never reused. 0 means: take it from the
+    /// StatefulSet ordinal in `POD_NAME` (ordinal + 1), else 1.
+    pub id: NodeId,
+    /// Where the node keeps its data. Default: `./dengine-data/node-<id>`.
+    pub data_dir: Option<PathBuf>,
+    /// The client API address. Loopback by default: the application beside the node talks to
+    /// it; binding elsewhere exposes the data to the network and logs a warning.
+    pub client_listen: SocketAddr,
+    /// Where peers reach this node's Raft and admin API.
+    pub peer_listen: SocketAddr,
+    /// The address peers should use for this node (a DNS name in Kubernetes). Default: the
+    /// peer listen address.
+    pub advertise_peer: Option<String>,
+    /// The founding members, `id=host:port` separated by commas. Default: this node alone.
+    /// Every founding member must be given the same list.
+    pub initial_cluster: Option<String>,
+    /// Start without bootstrapping: wait until a leader adds this node as a learner.
+    pub join: bool,
+    /// A name that makes the cluster id of a new cluster unique; founding members must agree.
+    pub cluster_token: String,
+    /// Length of one Raft tick in milliseconds.
+    pub tick_ms: u64,
+    /// Ticks without a leader before a follower starts an election (randomized up to twice).
+    pub election_ticks: u64,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_ticks: u64,
+    /// Take a state-machine snapshot and compact the log every this many applied entries.
+    pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot, so slightly slow followers catch up without one.
+    pub snapshot_keep_entries: u64,
+    /// Revisions of watch history kept; a watch from an older revision fails.
+    pub history_retention: u64,
+    /// Largest key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+    /// Largest client request, in bytes.
+    pub max_request_bytes: usize,
+    /// Largest page a scan returns.
+    pub max_scan_limit: u32,
+    /// The read policy for requests that do not name one.
+    pub default_read_policy: DefaultReadPolicy,
+    /// A lease read is served only if a quorum answered within this many ticks; keep it below
+    /// `election_ticks` by a margin for clock drift between nodes.
+    pub lease_ticks: u64,
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `dengine=debug`.
+    pub log_level: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            id: 0,
+            data_dir: None,
+            client_listen: "127.0.0.1:2379".parse().expect("valid literal"),
+            peer_listen: "127.0.0.1:2380".parse().expect("valid literal"),
+            advertise_peer: None,
+            initial_cluster: None,
+            join: false,
+            cluster_token: "dengine".to_string(),
+            tick_ms: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 1,
+            snapshot_every: 10_000,
+            snapshot_keep_entries: 1_000,
+            history_retention: 10_000,
+            max_key_bytes: 4 * 1024,
+            max_value_bytes: 1024 * 1024,
+            max_request_bytes: 1536 * 1024,
+            max_scan_limit: 10_000,
+            default_read_policy: DefaultReadPolicy::Linearizable,
+            lease_ticks: 8,
+            log_format: LogFormat::Text,
+            log_level: "info".to_string(),
+        }
+    }
+}
+
+/// Command-line flags; every one can also be set by the environment variable it names.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NodeFlags {
+    /// A TOML file with any of the settings below (snake_case names).
+    #[arg(long, env = "DENGINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id (0: from the StatefulSet ordinal in POD_NAME, else 1).
+    #[arg(long, env = "DENGINE_ID")]
+    pub id: Option<NodeId>,
+    /// Data directory [default: ./dengine-data/node-<id>].
+    #[arg(long, env = "DENGINE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Client API address [default: 127.0.0.1:2379].
+    #[arg(long, env = "DENGINE_CLIENT_LISTEN")]
+    pub client_listen: Option<SocketAddr>,
+    /// Peer (Raft and admin) address [default: 127.0.0.1:2380].
+    #[arg(long, env = "DENGINE_PEER_LISTEN")]
+    pub peer_listen: Option<SocketAddr>,
+    /// The address peers use for this node [default: the peer listen address].
+    #[arg(long, env = "DENGINE_ADVERTISE_PEER")]
+    pub advertise_peer: Option<String>,
+    /// Founding members, `id=host:port,...` [default: this node alone].
+    #[arg(long, env = "DENGINE_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// Join an existing cluster instead of founding one.
+    #[arg(long, env = "DENGINE_JOIN")]
+    pub join: bool,
+    /// Makes a new cluster's id unique [default: dengine].
+    #[arg(long, env = "DENGINE_CLUSTER_TOKEN")]
+    pub cluster_token: Option<String>,
+    /// Raft tick in milliseconds [default: 100].
+    #[arg(long, env = "DENGINE_TICK_MS")]
+    pub tick_ms: Option<u64>,
+    /// Election timeout in ticks [default: 10].
+    #[arg(long, env = "DENGINE_ELECTION_TICKS")]
+    pub election_ticks: Option<u64>,
+    /// Heartbeat interval in ticks [default: 1].
+    #[arg(long, env = "DENGINE_HEARTBEAT_TICKS")]
+    pub heartbeat_ticks: Option<u64>,
+    /// Snapshot every N applied entries [default: 10000].
+    #[arg(long, env = "DENGINE_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
+    /// Watch history kept, in revisions [default: 10000].
+    #[arg(long, env = "DENGINE_HISTORY_RETENTION")]
+    pub history_retention: Option<u64>,
+    /// Largest key in bytes [default: 4096].
+    #[arg(long, env = "DENGINE_MAX_KEY_BYTES")]
+    pub max_key_bytes: Option<usize>,
+    /// Largest value in bytes [default: 1048576].
+    #[arg(long, env = "DENGINE_MAX_VALUE_BYTES")]
+    pub max_value_bytes: Option<usize>,
+    /// Largest request in bytes [default: 1572864].
+    #[arg(long, env = "DENGINE_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Read policy when a request names none [default: linearizable].
+    #[arg(long, env = "DENGINE_DEFAULT_READ_POLICY", value_enum)]
+    pub default_read_policy: Option<DefaultReadPolicy>,
+    /// Log format [default: text].
+    #[arg(long, env = "DENGINE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. info or dengine=debug [default: info].
+    #[arg(long, env = "DENGINE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// A configuration that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+impl NodeConfig {
+    /// Reads the TOML file (if any), applies flags and environment, fills derived defaults and
+    /// validates the result.
+    pub fn load(flags: &NodeFlags) -> Result<Self, ConfigError> {
+        let mut config = match &flags.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        config.apply_flags(flags);
+        config.resolve_id(std::env::var("POD_NAME").ok().as_deref());
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    fn apply_flags(&mut self, f: &NodeFlags) {
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = f.$field.clone() { self.$field = v; } )* };
+        }
+        set!(
+            id,
+            client_listen,
+            peer_listen,
+            tick_ms,
+            election_ticks,
+            heartbeat_ticks,
+            snapshot_every,
+            history_retention,
+            max_key_bytes,
+            max_value_bytes,
+            max_request_bytes,
+            default_read_policy,
+            log_format,
+            log_level,
+            cluster_token
+        );
+        if f.data_dir.is_some() {
+            self.data_dir = f.data_dir.clone();
+        }
+        if f.advertise_peer.is_some() {
+            self.advertise_peer = f.advertise_peer.clone();
+        }
+        if f.initial_cluster.is_some() {
+            self.initial_cluster = f.initial_cluster.clone();
+        }
+        self.join |= f.join;
+    }
+
+    /// Id 0 means "derive it": from a StatefulSet pod name `<name>-<ordinal>` it is the
+    /// ordinal plus one (ids are never 0), otherwise 1.
+    pub fn resolve_id(&mut self, pod_name: Option<&str>) {
+        if self.id != 0 {
+            return;
+        }
+        let ordinal = pod_name
+            .and_then(|name| name.rsplit_once('-'))
+            .and_then(|(_, ordinal)| ordinal.parse::<u64>().ok());
+        self.id = ordinal.map_or(1, |o| o + 1);
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == 0 {
+            return Err(invalid("id", "must be at least 1"));
+        }
+        if self.tick_ms == 0 {
+            return Err(invalid("tick_ms", "must be at least 1"));
+        }
+        if self.heartbeat_ticks == 0 || self.heartbeat_ticks >= self.election_ticks {
+            return Err(invalid(
+                "heartbeat_ticks",
+                format!(
+                    "must be at least 1 and below election_ticks ({}), got {}",
+                    self.election_ticks, self.heartbeat_ticks
+                ),
+            ));
+        }
+        if self.lease_ticks >= self.election_ticks {
+            return Err(invalid(
+                "lease_ticks",
+                "must be below election_ticks, leaving a margin for clock drift",
+            ));
+        }
+        if self.max_key_bytes == 0 || self.max_value_bytes == 0 {
+            return Err(invalid("max_key_bytes", "limits must be above 0"));
+        }
+        if self.max_request_bytes < self.max_key_bytes {
+            return Err(invalid("max_request_bytes", "must be at least max_key_bytes"));
+        }
+        if self.snapshot_every == 0 {
+            return Err(invalid("snapshot_every", "must be at least 1"));
+        }
+        if self.history_retention == 0 {
+            return Err(invalid("history_retention", "must be at least 1"));
+        }
+        let members = self.founding_members()?;
+        if !self.join && !members.contains_key(&self.id) {
+            return Err(invalid(
+                "initial_cluster",
+                format!("does not list this node's id {}", self.id),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("dengine-data/node-{}", self.id)))
+    }
+
+    pub fn advertise_peer(&self) -> String {
+        self.advertise_peer
+            .clone()
+            .unwrap_or_else(|| self.peer_listen.to_string())
+    }
+
+    /// The founding members, by id.
+    pub fn founding_members(&self) -> Result<BTreeMap<NodeId, String>, ConfigError> {
+        let Some(list) = &self.initial_cluster else {
+            return Ok(BTreeMap::from([(self.id, self.advertise_peer())]));
+        };
+        let mut members = BTreeMap::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (id, address) = item.split_once('=').ok_or_else(|| {
+                invalid("initial_cluster", format!("`{item}` is not of the form id=host:port"))
+            })?;
+            let id: NodeId = id.trim().parse().map_err(|_| {
+                invalid("initial_cluster", format!("`{id}` in `{item}` is not a node id"))
+            })?;
+            if id == 0 {
+                return Err(invalid("initial_cluster", "node id 0 is reserved"));
+            }
+            if members.insert(id, address.trim().to_string()).is_some() {
+                return Err(invalid("initial_cluster", format!("node id {id} is listed twice")));
+            }
+        }
+        if members.is_empty() {
+            return Err(invalid("initial_cluster", "lists no members"));
+        }
+        Ok(members)
+    }
+
+    /// The id of a cluster founded by this configuration: the same on every founding member,
+    /// different for a different token or member list.
+    pub fn new_cluster_id(&self) -> Result<u64, ConfigError> {
+        let members = self.founding_members()?;
+        let mut text = self.cluster_token.clone();
+        for (id, address) in &members {
+            text.push_str(&format!("|{id}={address}"));
+        }
+        // FNV-1a: stable across builds and platforms, unlike std's hasher.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in text.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(hash.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_valid_single_node_on_loopback() {
+        let mut config = NodeConfig::default();
+        config.resolve_id(None);
+        config.validate().unwrap();
+        assert_eq!(config.id, 1);
+        assert!(config.client_listen.ip().is_loopback());
+        assert_eq!(config.data_dir(), PathBuf::from("dengine-data/node-1"));
+        assert_eq!(config.founding_members().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn id_comes_from_the_statefulset_ordinal() {
+        let mut config = NodeConfig::default();
+        config.resolve_id(Some("orders-dengine-2"));
+        assert_eq!(config.id, 3);
+    }
+
+    #[test]
+    fn toml_unknown_keys_and_bad_values_are_rejected_with_the_setting_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, "id = 2\ntick_ms = 50\n").unwrap();
+        let config = NodeConfig::from_file(&path).unwrap();
+        assert_eq!((config.id, config.tick_ms), (2, 50));
+
+        std::fs::write(&path, "idd = 2\n").unwrap();
+        let err = NodeConfig::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("idd"), "{err}");
+
+        let mut config = NodeConfig {
+            id: 1,
+            heartbeat_ticks: 20,
+            ..Default::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("heartbeat_ticks"), "{err}");
+        config.heartbeat_ticks = 1;
+        config.initial_cluster = Some("1=a:1,x=b:2".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("initial_cluster") && err.contains("`x`"), "{err}");
+        config.initial_cluster = Some("2=a:1,3=b:2".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("does not list this node's id 1"), "{err}");
+    }
+
+    #[test]
+    fn founding_members_agree_on_the_cluster_id() {
+        let list = "1=a:2380,2=b:2380,3=c:2380".to_string();
+        let a = NodeConfig {
+            id: 1,
+            initial_cluster: Some(list.clone()),
+            ..Default::default()
+        };
+        let b = NodeConfig {
+            id: 3,
+            initial_cluster: Some(list),
+            ..Default::default()
+        };
+        assert_eq!(a.new_cluster_id().unwrap(), b.new_cluster_id().unwrap());
+        let c = NodeConfig {
+            cluster_token: "other".into(),
+            ..a.clone()
+        };
+        assert_ne!(a.new_cluster_id().unwrap(), c.new_cluster_id().unwrap());
+    }
+}

@@ -1,0 +1,206 @@
+//! An in-memory [`Engine`] for the simulator, with crash semantics.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::{Durability, Engine, Space, StorageError, StorageResult, WriteBatch, WriteOp};
+
+type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
+
+#[derive(Default)]
+struct State {
+    /// What survives a crash.
+    durable: BTreeMap<Space, Tree>,
+    /// Buffered batches not yet made durable by a synced write, oldest first.
+    pending: Vec<WriteBatch>,
+    /// What reads see: `durable` plus `pending`.
+    visible: BTreeMap<Space, Tree>,
+    crashed: bool,
+}
+
+/// Keeps buffered writes apart until the next synced write, so [`MemoryEngine::crash`] can
+/// drop them, as a real crash before fsync would.
+#[derive(Default)]
+pub struct MemoryEngine {
+    state: Mutex<State>,
+}
+
+fn apply(trees: &mut BTreeMap<Space, Tree>, batch: &WriteBatch) {
+    for op in batch.ops() {
+        match op {
+            WriteOp::Put { space, key, value } => {
+                trees
+                    .entry(*space)
+                    .or_default()
+                    .insert(key.clone(), value.clone());
+            }
+            WriteOp::Delete { space, key } => {
+                trees.entry(*space).or_default().remove(key);
+            }
+            WriteOp::DeleteRange { space, from, to } => {
+                let tree = trees.entry(*space).or_default();
+                let doomed: Vec<Vec<u8>> = tree
+                    .range(from.clone()..to.clone())
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in doomed {
+                    tree.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+impl MemoryEngine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loses every write not yet made durable and refuses further use until
+    /// [`MemoryEngine::restart`].
+    pub fn crash(&self) {
+        let mut state = self.lock();
+        state.pending.clear();
+        state.visible = state.durable.clone();
+        state.crashed = true;
+    }
+
+    /// Makes the engine usable again after a crash, holding only what was durable.
+    pub fn restart(&self) {
+        self.lock().crashed = false;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock means a test already panicked; the data is still consistent because
+        // every mutation below is completed before the guard drops.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        let state = self.lock();
+        if state.crashed {
+            return Err(StorageError::Crashed);
+        }
+        Ok(state.visible.get(&space).and_then(|t| t.get(key)).cloned())
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let state = self.lock();
+        if state.crashed {
+            return Err(StorageError::Crashed);
+        }
+        let Some(tree) = state.visible.get(&space) else {
+            return Ok(Vec::new());
+        };
+        Ok(tree
+            .range(from.to_vec()..)
+            .take_while(|(k, _)| to.is_none_or(|to| k.as_slice() < to))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn last_before(
+        &self,
+        space: Space,
+        before: Option<&[u8]>,
+    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
+        let state = self.lock();
+        if state.crashed {
+            return Err(StorageError::Crashed);
+        }
+        let Some(tree) = state.visible.get(&space) else {
+            return Ok(None);
+        };
+        let found = match before {
+            Some(before) => tree.range(..before.to_vec()).next_back(),
+            None => tree.iter().next_back(),
+        };
+        Ok(found.map(|(k, v)| (k.clone(), v.clone())))
+    }
+
+    fn write(&self, batch: WriteBatch, durability: Durability) -> StorageResult<()> {
+        let mut state = self.lock();
+        if state.crashed {
+            return Err(StorageError::Crashed);
+        }
+        apply(&mut state.visible, &batch);
+        state.pending.push(batch);
+        if durability == Durability::Sync {
+            let pending = std::mem::take(&mut state.pending);
+            for batch in &pending {
+                apply(&mut state.durable, batch);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_loses_buffered_writes_but_keeps_synced_ones() {
+        let engine = MemoryEngine::new();
+        let mut a = WriteBatch::new();
+        a.put(Space::Kv, b"a".to_vec(), b"1".to_vec());
+        engine.write(a, Durability::Buffered).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(Space::Kv, b"b".to_vec(), b"2".to_vec());
+        engine.write(b, Durability::Sync).unwrap();
+        let mut c = WriteBatch::new();
+        c.put(Space::Kv, b"c".to_vec(), b"3".to_vec());
+        engine.write(c, Durability::Buffered).unwrap();
+        assert!(engine.get(Space::Kv, b"c").unwrap().is_some());
+
+        engine.crash();
+        assert!(matches!(
+            engine.get(Space::Kv, b"a"),
+            Err(StorageError::Crashed)
+        ));
+        engine.restart();
+        // The synced write made the earlier buffered one durable too (one shared WAL).
+        assert_eq!(engine.get(Space::Kv, b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(engine.get(Space::Kv, b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(engine.get(Space::Kv, b"c").unwrap(), None);
+    }
+
+    #[test]
+    fn scan_and_last_before_respect_bounds() {
+        let engine = MemoryEngine::new();
+        let mut batch = WriteBatch::new();
+        for k in [b"a", b"b", b"c", b"d"] {
+            batch.put(Space::Kv, k.to_vec(), k.to_vec());
+        }
+        engine.write(batch, Durability::Sync).unwrap();
+        let keys: Vec<_> = engine
+            .scan(Space::Kv, b"b", Some(b"d"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(engine.scan(Space::Kv, b"a", None, 2).unwrap().len(), 2);
+        assert_eq!(
+            engine
+                .last_before(Space::Kv, Some(b"c"))
+                .unwrap()
+                .unwrap()
+                .0,
+            b"b".to_vec()
+        );
+        assert_eq!(
+            engine.last_before(Space::Kv, None).unwrap().unwrap().0,
+            b"d".to_vec()
+        );
+    }
+}
