@@ -10,4 +10,5 @@ pub mod cli;
 pub mod kv;
 pub mod proto;
 pub mod raft;
+pub mod server;
 pub mod storage;

@@ -135,11 +135,6 @@ impl Connection {
         }
     }
 
-    /// The endpoint this connection reached.
-    pub fn endpoint(&self) -> &EndpointAddr {
-        &self.endpoint
-    }
-
     /// A client of the KV service on this connection.
     pub fn kv(&self) -> KvClient<Channel> {
         KvClient::new(self.channel.clone())

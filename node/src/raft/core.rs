@@ -615,11 +615,9 @@ impl Raft {
         while self.membership_index < committed {
             let index = self.membership_index + 1;
             let Some(entry) = self.log.entry(index) else {
-                // Compacted or installed by snapshot: membership came with the snapshot.
-                self.membership_index = self.membership_index.max(self.log.snapshot_index());
-                if self.membership_index < index {
-                    self.membership_index = index;
-                }
+                // Compacted, or covered by an installed snapshot whose configuration is
+                // already in force.
+                self.membership_index = index.max(self.log.snapshot_index());
                 continue;
             };
             if entry.entry_type() == EntryType::ConfChange {

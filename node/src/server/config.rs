@@ -295,7 +295,10 @@ impl NodeConfig {
             return Err(invalid("max_key_bytes", "limits must be above 0"));
         }
         if self.max_request_bytes < self.max_key_bytes {
-            return Err(invalid("max_request_bytes", "must be at least max_key_bytes"));
+            return Err(invalid(
+                "max_request_bytes",
+                "must be at least max_key_bytes",
+            ));
         }
         if self.snapshot_every == 0 {
             return Err(invalid("snapshot_every", "must be at least 1"));
@@ -333,16 +336,25 @@ impl NodeConfig {
         let mut members = BTreeMap::new();
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let (id, address) = item.split_once('=').ok_or_else(|| {
-                invalid("initial_cluster", format!("`{item}` is not of the form id=host:port"))
+                invalid(
+                    "initial_cluster",
+                    format!("`{item}` is not of the form id=host:port"),
+                )
             })?;
             let id: NodeId = id.trim().parse().map_err(|_| {
-                invalid("initial_cluster", format!("`{id}` in `{item}` is not a node id"))
+                invalid(
+                    "initial_cluster",
+                    format!("`{id}` in `{item}` is not a node id"),
+                )
             })?;
             if id == 0 {
                 return Err(invalid("initial_cluster", "node id 0 is reserved"));
             }
             if members.insert(id, address.trim().to_string()).is_some() {
-                return Err(invalid("initial_cluster", format!("node id {id} is listed twice")));
+                return Err(invalid(
+                    "initial_cluster",
+                    format!("node id {id} is listed twice"),
+                ));
             }
         }
         if members.is_empty() {
@@ -413,7 +425,10 @@ mod tests {
         config.heartbeat_ticks = 1;
         config.initial_cluster = Some("1=a:1,x=b:2".into());
         let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("initial_cluster") && err.contains("`x`"), "{err}");
+        assert!(
+            err.contains("initial_cluster") && err.contains("`x`"),
+            "{err}"
+        );
         config.initial_cluster = Some("2=a:1,3=b:2".into());
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("does not list this node's id 1"), "{err}");

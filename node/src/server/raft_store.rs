@@ -52,8 +52,17 @@ impl RaftStore {
     pub fn identity(&self) -> StorageResult<Option<Identity>> {
         self.engine
             .get(Space::RaftState, IDENTITY)?
-            .map(|bytes| Identity::decode(bytes.as_slice()).map_err(|e| corrupt(Space::RaftState, "identity", e)))
+            .map(|bytes| {
+                Identity::decode(bytes.as_slice())
+                    .map_err(|e| corrupt(Space::RaftState, "identity", e))
+            })
             .transpose()
+    }
+
+    pub fn record_identity(&self, identity: Identity) -> StorageResult<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(Space::RaftState, IDENTITY, identity.encode_to_vec());
+        self.engine.write(batch, Durability::Sync)
     }
 
     /// Records the identity together with the initial log and hard state, atomically: a
@@ -84,7 +93,9 @@ impl RaftStore {
         let mut from = u64_key(snapshot.index + 1).to_vec();
         loop {
             let page = self.engine.scan(Space::RaftLog, &from, None, 1024)?;
-            let Some((last_key, _)) = page.last() else { break };
+            let Some((last_key, _)) = page.last() else {
+                break;
+            };
             from = u64_key(parse_u64_key(Space::RaftLog, last_key)? + 1).to_vec();
             for (key, value) in page {
                 let index = parse_u64_key(Space::RaftLog, &key)?;
@@ -152,17 +163,31 @@ impl RaftStore {
     }
 
     /// Adds to `batch` a snapshot, replacing the whole log up to and including its index.
-    pub fn stage_snapshot(&self, batch: &mut WriteBatch, meta: &SnapshotMetadata, data: &[u8], drop_log: bool) {
+    pub fn stage_snapshot(
+        &self,
+        batch: &mut WriteBatch,
+        meta: &SnapshotMetadata,
+        data: &[u8],
+        drop_log: bool,
+    ) {
         batch.put(Space::RaftState, SNAPSHOT_META, meta.encode_to_vec());
         batch.put(Space::RaftState, SNAPSHOT_DATA, data.to_vec());
         if drop_log {
-            batch.delete_range(Space::RaftLog, u64_key(0).to_vec(), u64_key(u64::MAX).to_vec());
+            batch.delete_range(
+                Space::RaftLog,
+                u64_key(0).to_vec(),
+                u64_key(u64::MAX).to_vec(),
+            );
         }
     }
 
     /// Adds to `batch` the removal of log entries up to and including `index`.
     pub fn stage_compaction(&self, batch: &mut WriteBatch, index: LogIndex) {
-        batch.delete_range(Space::RaftLog, u64_key(0).to_vec(), u64_key(index + 1).to_vec());
+        batch.delete_range(
+            Space::RaftLog,
+            u64_key(0).to_vec(),
+            u64_key(index + 1).to_vec(),
+        );
     }
 
     pub fn write(&self, batch: WriteBatch, durability: Durability) -> StorageResult<()> {
@@ -186,15 +211,38 @@ mod tests {
     #[test]
     fn a_ready_replaces_a_conflicting_suffix() {
         let store = RaftStore::new(Arc::new(MemoryEngine::new()));
-        let identity = Identity { cluster_id: 7, node_id: 1 };
+        let identity = Identity {
+            cluster_id: 7,
+            node_id: 1,
+        };
         store
-            .initialise(identity, HardState { term: 1, vote: 0, commit: 2 }, &[entry(1, 1), entry(2, 1), entry(3, 1)])
+            .initialise(
+                identity,
+                HardState {
+                    term: 1,
+                    vote: 0,
+                    commit: 2,
+                },
+                &[entry(1, 1), entry(2, 1), entry(3, 1)],
+            )
             .unwrap();
         let mut batch = WriteBatch::new();
-        store.stage_ready(&mut batch, &[entry(3, 2)], Some(&HardState { term: 2, vote: 1, commit: 2 }), 3);
+        store.stage_ready(
+            &mut batch,
+            &[entry(3, 2)],
+            Some(&HardState {
+                term: 2,
+                vote: 1,
+                commit: 2,
+            }),
+            3,
+        );
         store.write(batch, Durability::Sync).unwrap();
         let state = store.load().unwrap();
-        assert_eq!(state.entries.iter().map(|e| e.term).collect::<Vec<_>>(), vec![1, 1, 2]);
+        assert_eq!(
+            state.entries.iter().map(|e| e.term).collect::<Vec<_>>(),
+            vec![1, 1, 2]
+        );
         assert_eq!(state.hard_state.vote, 1);
         assert_eq!(store.identity().unwrap(), Some(identity));
     }
@@ -203,8 +251,21 @@ mod tests {
     fn load_starts_after_the_snapshot() {
         let store = RaftStore::new(Arc::new(MemoryEngine::new()));
         let entries: Vec<Entry> = (1..=10).map(|i| entry(i, 1)).collect();
-        store.initialise(Identity { cluster_id: 1, node_id: 1 }, HardState::default(), &entries).unwrap();
-        let meta = SnapshotMetadata { index: 6, term: 1, ..Default::default() };
+        store
+            .initialise(
+                Identity {
+                    cluster_id: 1,
+                    node_id: 1,
+                },
+                HardState::default(),
+                &entries,
+            )
+            .unwrap();
+        let meta = SnapshotMetadata {
+            index: 6,
+            term: 1,
+            ..Default::default()
+        };
         let mut batch = WriteBatch::new();
         store.stage_snapshot(&mut batch, &meta, b"data", false);
         store.stage_compaction(&mut batch, 4);

@@ -2,8 +2,6 @@
 //! stream. A server error (such as OUT_OF_RANGE for a compacted `--rev`) ends it with its
 //! message.
 
-use std::future::Future;
-
 use serde::Serialize;
 
 use crate::cli::args::{OutputFormat, WatchArgs};
@@ -52,11 +50,9 @@ pub async fn run(
 
 /// Resolves on Ctrl-C. If the handler cannot be installed it never resolves, and Ctrl-C keeps
 /// its default effect of ending the process.
-fn interrupted() -> impl Future<Output = ()> {
-    async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -1,0 +1,535 @@
+//! The single-threaded event loop that drives the Raft core (as the reference design does):
+//! it owns the core, feeds it ticks, peer messages and client requests, and carries out each
+//! `Ready` in the order the core requires.
+//!
+//! Group commit falls out of the structure: while one `Ready` is being fsynced, new proposals
+//! queue up in the request channel; the next iteration drains them all into the log and
+//! persists them with a single fsync and a single append message per follower.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::MissedTickBehavior;
+
+use super::raft_store::RaftStore;
+use super::requests::{Applied, ClientRequest, ReadBarrier, ServiceError};
+use super::status::NodeStatus;
+use super::transport::{PeerInput, Transport};
+use crate::kv::{Command, KvStore};
+use crate::proto::{ConfChange, Entry, EntryType, Event, SnapshotMetadata};
+use crate::raft::{LogIndex, Membership, Raft, Ready, Role, Term};
+use crate::storage::{Durability, StorageError, WriteBatch};
+
+/// Most requests drained from a channel in one iteration, so ticks are never starved.
+const MAX_BATCH: usize = 4096;
+/// The leader looks for expired keys this often, in ticks.
+const EXPIRY_SCAN_TICKS: u64 = 5;
+
+/// Settings of the loop itself.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    pub tick: Duration,
+    pub lease_ticks: u64,
+    pub snapshot_every: u64,
+    pub snapshot_keep_entries: u64,
+    pub cluster_id: u64,
+}
+
+/// Events of one apply batch, shared by every watcher.
+pub type EventBatch = Arc<Vec<Event>>;
+
+pub struct EventLoop {
+    raft: Raft,
+    kv: Arc<RwLock<KvStore>>,
+    store: RaftStore,
+    transport: Transport,
+    settings: LoopSettings,
+    requests: mpsc::Receiver<ClientRequest>,
+    peer_inputs: mpsc::Receiver<PeerInput>,
+    status: watch::Sender<NodeStatus>,
+    events: broadcast::Sender<EventBatch>,
+    /// Proposals waiting to be applied: log index to (term, reply).
+    proposals: BTreeMap<LogIndex, (Term, oneshot::Sender<Result<Applied, ServiceError>>)>,
+    /// Linearizable reads not yet given a read-index request.
+    new_reads: Vec<oneshot::Sender<Result<(), ServiceError>>>,
+    /// Read-index requests in flight: request id to the reads sharing it.
+    confirming_reads: BTreeMap<u64, Vec<oneshot::Sender<Result<(), ServiceError>>>>,
+    /// Reads confirmed at an index, waiting for the state machine to get there.
+    reads_waiting_apply: Vec<(LogIndex, oneshot::Sender<Result<(), ServiceError>>)>,
+    next_read_request: u64,
+    /// Membership as of the applied index (the core's runs ahead, at the commit index).
+    applied_membership: Membership,
+    applied_term: Term,
+    /// The last log index stored on disk.
+    last_stored: LogIndex,
+    snapshot_index: LogIndex,
+    ticks: u64,
+    /// Keys with an Expire proposal in flight, so each is proposed once.
+    expiring: HashSet<Vec<u8>>,
+}
+
+pub struct LoopParts {
+    pub raft: Raft,
+    pub kv: Arc<RwLock<KvStore>>,
+    pub store: RaftStore,
+    pub transport: Transport,
+    pub settings: LoopSettings,
+    pub requests: mpsc::Receiver<ClientRequest>,
+    pub peer_inputs: mpsc::Receiver<PeerInput>,
+    pub status: watch::Sender<NodeStatus>,
+    pub events: broadcast::Sender<EventBatch>,
+    pub applied_membership: Membership,
+    pub last_stored: LogIndex,
+}
+
+fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl EventLoop {
+    pub fn new(parts: LoopParts) -> Self {
+        let snapshot_index = parts.raft.snapshot_metadata().index;
+        let applied_term = parts.raft.snapshot_metadata().term;
+        Self {
+            raft: parts.raft,
+            kv: parts.kv,
+            store: parts.store,
+            transport: parts.transport,
+            settings: parts.settings,
+            requests: parts.requests,
+            peer_inputs: parts.peer_inputs,
+            status: parts.status,
+            events: parts.events,
+            proposals: BTreeMap::new(),
+            new_reads: Vec::new(),
+            confirming_reads: BTreeMap::new(),
+            reads_waiting_apply: Vec::new(),
+            next_read_request: 1,
+            applied_membership: parts.applied_membership,
+            applied_term,
+            last_stored: parts.last_stored,
+            snapshot_index,
+            ticks: 0,
+            expiring: HashSet::new(),
+        }
+    }
+
+    /// Runs until `shutdown` fires or storage fails. A storage failure ends the loop with an
+    /// error: continuing could acknowledge writes that are not on disk.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StorageError> {
+        let mut ticker = tokio::time::interval(self.settings.tick);
+        // After a pause (SIGSTOP, a long GC-like stall), every missed tick is processed before
+        // any request, so a lease is never judged by a clock that stood still.
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        self.transport.update_peers(self.raft.membership());
+        if self.raft.membership().voters().len() == 1
+            && self.raft.membership().is_voter(self.raft.id())
+        {
+            // A lone voter need not wait an election timeout to lead.
+            self.raft.campaign_now();
+        }
+        let result = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Ok(()),
+                _ = ticker.tick() => self.on_tick(),
+                Some(input) = self.peer_inputs.recv() => {
+                    self.on_peer_input(input);
+                    for _ in 0..MAX_BATCH {
+                        match self.peer_inputs.try_recv() {
+                            Ok(input) => self.on_peer_input(input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(request) = self.requests.recv() => {
+                    self.on_request(request);
+                    for _ in 0..MAX_BATCH {
+                        match self.requests.try_recv() {
+                            Ok(request) => self.on_request(request),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self.start_read_round();
+            if let Err(e) = self.process_ready() {
+                tracing::error!(error = %e, "storage failed; the node stops serving");
+                break Err(e);
+            }
+        };
+        self.fail_everything(match &result {
+            Ok(()) => ServiceError::ShuttingDown,
+            Err(e) => ServiceError::Storage(e.to_string()),
+        });
+        self.transport.shutdown();
+        result
+    }
+
+    fn on_tick(&mut self) {
+        self.ticks += 1;
+        self.raft.tick();
+        if self.raft.role() == Role::Leader && self.ticks % EXPIRY_SCAN_TICKS == 0 {
+            self.propose_expiries();
+        }
+        self.publish_status();
+    }
+
+    fn on_peer_input(&mut self, input: PeerInput) {
+        match input {
+            PeerInput::Message(message) => self.raft.step(message),
+            PeerInput::SnapshotSent { to, installed } => self.raft.report_snapshot(to, installed),
+            PeerInput::Unreachable(to) => self.raft.report_unreachable(to),
+        }
+    }
+
+    fn on_request(&mut self, request: ClientRequest) {
+        match request {
+            ClientRequest::Propose { command, reply } => {
+                match self.raft.propose(command.to_bytes().into()) {
+                    Ok((index, term)) => {
+                        self.proposals.insert(index, (term, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(self.propose_error(e)));
+                    }
+                }
+            }
+            ClientRequest::Read { barrier, reply } => match barrier {
+                ReadBarrier::Linearizable => self.new_reads.push(reply),
+                ReadBarrier::Lease => {
+                    if self.raft.has_lease(self.settings.lease_ticks) {
+                        let index = self.raft.lease_read_index();
+                        self.reads_waiting_apply.push((index, reply));
+                    } else if self.raft.role() == Role::Leader {
+                        let _ = reply.send(Err(ServiceError::NoLease));
+                    } else {
+                        let _ = reply.send(Err(self.not_leader()));
+                    }
+                }
+            },
+        }
+    }
+
+    fn propose_error(&self, e: crate::raft::ProposeError) -> ServiceError {
+        let membership = self.raft.membership();
+        ServiceError::from_propose(e, |id| membership.address(id).map(str::to_string))
+    }
+
+    fn not_leader(&self) -> ServiceError {
+        let leader = self.raft.leader();
+        ServiceError::NotLeader {
+            leader,
+            address: leader.and_then(|id| self.raft.membership().address(id).map(str::to_string)),
+        }
+    }
+
+    /// One read-index round for every linearizable read that arrived since the last one.
+    fn start_read_round(&mut self) {
+        if self.new_reads.is_empty() {
+            return;
+        }
+        let request = self.next_read_request;
+        self.next_read_request += 1;
+        let reads = std::mem::take(&mut self.new_reads);
+        match self.raft.read_index(request) {
+            Ok(()) => {
+                self.confirming_reads.insert(request, reads);
+            }
+            Err(e) => {
+                let error = self.propose_error(e);
+                for reply in reads {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn propose_expiries(&mut self) {
+        let expired = match self.kv.read() {
+            Ok(kv) => kv.expired(now_unix_ms(), 256),
+            Err(_) => return,
+        };
+        for (key, mod_revision) in expired {
+            if self.expiring.contains(&key) {
+                continue;
+            }
+            let command = Command::expire(key.clone(), mod_revision);
+            if self.raft.propose(command.to_bytes().into()).is_ok() {
+                self.expiring.insert(key);
+            }
+        }
+    }
+
+    fn process_ready(&mut self) -> Result<(), StorageError> {
+        while self.raft.has_ready() {
+            let ready = self.raft.ready();
+            self.carry_out(ready)?;
+            self.raft.advance();
+            self.maybe_snapshot()?;
+        }
+        self.serve_applied_reads();
+        Ok(())
+    }
+
+    fn carry_out(&mut self, ready: Ready) -> Result<(), StorageError> {
+        if let Some(soft) = ready.soft_state {
+            tracing::info!(role = ?soft.role, leader = soft.leader, term = soft.term, "raft state changed");
+            if soft.role != Role::Leader {
+                self.expiring.clear();
+            }
+            self.publish_status();
+        }
+        let must_persist = ready.must_persist();
+        self.transport.send_all(ready.messages);
+
+        if must_persist {
+            let mut batch = WriteBatch::new();
+            if let Some(snapshot) = &ready.snapshot {
+                let meta = snapshot.metadata.clone().unwrap_or_default();
+                self.install_snapshot(&meta, &snapshot.data)?;
+                self.store
+                    .stage_snapshot(&mut batch, &meta, &snapshot.data, true);
+                self.last_stored = meta.index;
+                self.snapshot_index = meta.index;
+            }
+            self.store.stage_ready(
+                &mut batch,
+                &ready.entries,
+                ready.hard_state.as_ref(),
+                self.last_stored,
+            );
+            if let Some(last) = ready.entries.last() {
+                self.last_stored = last.index;
+            }
+            self.store.write(batch, Durability::Sync)?;
+        }
+
+        self.transport.send_all(ready.messages_after_persist);
+        self.apply(ready.committed_entries)?;
+        for read in ready.read_states {
+            if let Some(replies) = self.confirming_reads.remove(&read.request) {
+                self.reads_waiting_apply
+                    .extend(replies.into_iter().map(|reply| (read.index, reply)));
+            }
+        }
+        for request in ready.failed_reads {
+            if let Some(replies) = self.confirming_reads.remove(&request) {
+                for reply in replies {
+                    let _ = reply.send(Err(ServiceError::Dropped));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetadata,
+        data: &[u8],
+    ) -> Result<(), StorageError> {
+        let mut kv = self
+            .kv
+            .write()
+            .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?;
+        kv.restore(data, meta.index)
+            .map_err(|e| StorageError::Engine(format!("installing snapshot: {e}")))?;
+        drop(kv);
+        self.applied_membership = Membership::from_conf_state(
+            &meta.conf_state.clone().unwrap_or_default(),
+            meta.addresses.clone().into_iter().collect(),
+        );
+        self.applied_term = meta.term;
+        self.transport.update_peers(&self.applied_membership);
+        // Proposals at or below the snapshot can no longer be matched to their outcome.
+        let pending = std::mem::take(&mut self.proposals);
+        for (index, (term, reply)) in pending {
+            if index <= meta.index {
+                let _ = reply.send(Err(ServiceError::Rejected(format!(
+                    "the outcome of the write at index {index} (term {term}) was superseded by a snapshot; read the key to learn it"
+                ))));
+            } else {
+                self.proposals.insert(index, (term, reply));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut items: Vec<(LogIndex, Option<Command>)> = Vec::with_capacity(entries.len());
+        let mut terms = BTreeMap::new();
+        for entry in &entries {
+            terms.insert(entry.index, entry.term);
+            let command = match entry.entry_type() {
+                EntryType::Command => match Command::from_bytes(&entry.data) {
+                    Ok(command) => Some(command),
+                    Err(e) => {
+                        tracing::error!(index = entry.index, error = %e, "undecodable command skipped");
+                        None
+                    }
+                },
+                EntryType::ConfChange => {
+                    self.apply_membership_change(entry);
+                    None
+                }
+                EntryType::Empty => None,
+            };
+            items.push((entry.index, command));
+        }
+        self.applied_term = entries.last().map_or(self.applied_term, |e| e.term);
+        let batch = {
+            let mut kv = self
+                .kv
+                .write()
+                .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?;
+            kv.apply(&items)?
+        };
+        for (_, command) in &items {
+            if let Some(key) = command.as_ref().and_then(expired_key) {
+                self.expiring.remove(&key);
+            }
+        }
+        for (index, outcome) in batch.outcomes {
+            let entry_term = terms.get(&index).copied().unwrap_or(0);
+            if let Some((term, reply)) = self.proposals.remove(&index) {
+                let result = if term == entry_term {
+                    Ok(Applied { outcome, term })
+                } else {
+                    Err(ServiceError::Dropped)
+                };
+                let _ = reply.send(result);
+            }
+        }
+        // Proposals whose index was applied without a command of theirs (overwritten by a
+        // no-op or a membership change of a newer leader) were dropped.
+        let last = entries.last().map_or(0, |e| e.index);
+        let still_pending = self.proposals.split_off(&(last + 1));
+        for (_, (_, reply)) in std::mem::replace(&mut self.proposals, still_pending) {
+            let _ = reply.send(Err(ServiceError::Dropped));
+        }
+        if !batch.events.is_empty() {
+            // No receivers is fine: nobody is watching.
+            let _ = self.events.send(Arc::new(batch.events));
+        }
+        Ok(())
+    }
+
+    fn apply_membership_change(&mut self, entry: &Entry) {
+        match ConfChange::decode(entry.data.as_ref()) {
+            Ok(change) => {
+                if let Err(e) = self.applied_membership.apply(&change) {
+                    tracing::warn!(index = entry.index, error = %e, "membership change ignored");
+                } else {
+                    tracing::info!(index = entry.index, ?change, "membership changed");
+                    self.transport.update_peers(&self.applied_membership);
+                }
+            }
+            Err(e) => {
+                tracing::error!(index = entry.index, error = %e, "undecodable membership change")
+            }
+        }
+    }
+
+    fn serve_applied_reads(&mut self) {
+        if self.reads_waiting_apply.is_empty() {
+            return;
+        }
+        let applied = self.raft.log().applied();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_waiting_apply)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.reads_waiting_apply = waiting;
+        for (_, reply) in ready {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), StorageError> {
+        let applied = self.raft.log().applied();
+        if applied < self.snapshot_index + self.settings.snapshot_every {
+            return Ok(());
+        }
+        let data = {
+            let kv = self
+                .kv
+                .read()
+                .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?;
+            debug_assert_eq!(kv.applied_index(), applied);
+            kv.snapshot_data()?
+        };
+        let meta = SnapshotMetadata {
+            index: applied,
+            term: self.applied_term,
+            conf_state: Some(self.applied_membership.conf_state()),
+            addresses: self
+                .applied_membership
+                .addresses()
+                .clone()
+                .into_iter()
+                .collect(),
+        };
+        let cut = applied.saturating_sub(self.settings.snapshot_keep_entries);
+        let mut batch = WriteBatch::new();
+        self.store.stage_snapshot(&mut batch, &meta, &data, false);
+        self.store.stage_compaction(&mut batch, cut);
+        self.store.write(batch, Durability::Sync)?;
+        tracing::info!(
+            index = applied,
+            bytes = data.len(),
+            "snapshot taken, log compacted"
+        );
+        self.snapshot_index = applied;
+        self.raft.compact(meta, self.settings.snapshot_keep_entries);
+        Ok(())
+    }
+
+    fn publish_status(&self) {
+        let revision = self.kv.read().map(|kv| kv.revision()).unwrap_or(0);
+        let status = NodeStatus::capture(
+            &self.raft,
+            self.settings.cluster_id,
+            revision,
+            self.settings.tick.as_millis() as u64,
+        );
+        self.status.send_if_modified(|current| {
+            let changed = *current != status;
+            if changed {
+                *current = status;
+            }
+            changed
+        });
+    }
+
+    fn fail_everything(&mut self, error: ServiceError) {
+        for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for reply in std::mem::take(&mut self.new_reads) {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for (_, replies) in std::mem::take(&mut self.confirming_reads) {
+            for reply in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+        for (_, reply) in std::mem::take(&mut self.reads_waiting_apply) {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+}
+
+fn expired_key(command: &Command) -> Option<Vec<u8>> {
+    match &command.op {
+        Some(crate::kv::command::Op::Expire(expire)) => Some(expire.key.to_vec()),
+        _ => None,
+    }
+}

@@ -1,0 +1,17 @@
+//! The node: the Raft core driven by an event loop over RocksDB, the client KV API on
+//! localhost, and the peer Raft and admin APIs on the pod network.
+
+mod admin_service;
+pub mod config;
+mod event_loop;
+mod kv_service;
+mod limits;
+mod node;
+mod peer_service;
+pub mod raft_store;
+pub mod requests;
+pub mod status;
+mod transport;
+
+pub use config::{NodeConfig, NodeFlags};
+pub use node::{start, NodeError, NodeHandle};

@@ -1,0 +1,361 @@
+//! Starting and stopping a node: storage, identity checks, the event loop and the servers.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use super::admin_service::AdminService;
+use super::config::{ConfigError, NodeConfig};
+use super::event_loop::{EventLoop, LoopParts, LoopSettings};
+use super::kv_service::KvService;
+use super::limits::Limits;
+use super::peer_service::PeerService;
+use super::raft_store::{Identity, RaftStore};
+use super::requests::ClientRequest;
+use super::status::NodeStatus;
+use super::transport::{ClusterId, Transport};
+use crate::kv::KvStore;
+use crate::proto::admin_server::AdminServer;
+use crate::proto::kv_server::KvServer;
+use crate::proto::raft_server::RaftServer;
+use crate::proto::{ConfChange, EntryType, HardState};
+use crate::raft::{Config, Membership, Raft};
+use crate::storage::{Engine, RocksEngine, StorageError};
+
+/// Why a node could not start. Each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot use data directory {path}: {message}")]
+    DataDir { path: String, message: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Identity(String),
+    #[error("server failed: {0}")]
+    Server(String),
+}
+
+/// A running node.
+pub struct NodeHandle {
+    pub id: u64,
+    pub client_address: SocketAddr,
+    pub peer_address: SocketAddr,
+    pub status: watch::Receiver<NodeStatus>,
+    pub requests: mpsc::Sender<ClientRequest>,
+    shutdown: watch::Sender<bool>,
+    event_loop: Option<std::thread::JoinHandle<Result<(), StorageError>>>,
+    servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl NodeHandle {
+    /// Resolves when the node stops by itself (a storage failure or a server error).
+    pub async fn stopped(&mut self) -> Result<(), NodeError> {
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            if self.event_loop.as_ref().is_none_or(|t| t.is_finished()) {
+                break;
+            }
+            if self.servers.iter().any(|s| s.is_finished()) {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+        self.shutdown().await
+    }
+
+    /// Stops serving, lets the event loop finish its current batch and closes storage.
+    pub async fn shutdown(&mut self) -> Result<(), NodeError> {
+        let _ = self.shutdown.send(true);
+        let mut result = Ok(());
+        for server in self.servers.drain(..) {
+            match server.await {
+                Ok(Err(e)) => result = Err(NodeError::Server(e.to_string())),
+                Err(e) if !e.is_cancelled() => result = Err(NodeError::Server(e.to_string())),
+                _ => {}
+            }
+        }
+        if let Some(thread) = self.event_loop.take() {
+            let joined = tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|e| NodeError::Server(e.to_string()))?;
+            match joined {
+                Ok(Err(e)) => result = Err(NodeError::Storage(e)),
+                Err(_) => result = Err(NodeError::Server("the event loop panicked".into())),
+                Ok(Ok(())) => {}
+            }
+        }
+        result
+    }
+}
+
+/// Checks the data directory's identity against the configuration, initialising a new one.
+/// Returns the cluster id (0 for a joining node that has not been contacted yet).
+fn establish_identity(config: &NodeConfig, store: &RaftStore) -> Result<u64, NodeError> {
+    let data_dir = config.data_dir().display().to_string();
+    match store.identity()? {
+        Some(identity) => {
+            if identity.node_id != config.id {
+                return Err(NodeError::Identity(format!(
+                    "data directory {data_dir} belongs to node {}, but this node is configured as node {}; \
+                     use that node's id or another data directory",
+                    identity.node_id, config.id
+                )));
+            }
+            if !config.join && identity.cluster_id != 0 {
+                let configured = config.new_cluster_id()?;
+                if configured != identity.cluster_id {
+                    return Err(NodeError::Identity(format!(
+                        "data directory {data_dir} belongs to cluster {:x}, but initial_cluster and cluster_token \
+                         describe cluster {configured:x}; refusing to mix two clusters' data \
+                         (start with --join to keep serving the existing cluster, or use a new data directory)",
+                        identity.cluster_id
+                    )));
+                }
+            }
+            Ok(identity.cluster_id)
+        }
+        None if config.join => {
+            store.record_identity(Identity {
+                cluster_id: 0,
+                node_id: config.id,
+            })?;
+            Ok(0)
+        }
+        None => {
+            let cluster_id = config.new_cluster_id()?;
+            let members: Vec<(u64, String)> = config.founding_members()?.into_iter().collect();
+            let entries = Raft::bootstrap_entries(&members);
+            let hard_state = HardState {
+                term: 1,
+                vote: 0,
+                commit: entries.len() as u64,
+            };
+            store.initialise(
+                Identity {
+                    cluster_id,
+                    node_id: config.id,
+                },
+                hard_state,
+                &entries,
+            )?;
+            tracing::info!(
+                cluster_id = format!("{cluster_id:x}"),
+                members = members.len(),
+                "bootstrapped a new cluster"
+            );
+            Ok(cluster_id)
+        }
+    }
+}
+
+fn raft_config(config: &NodeConfig) -> Config {
+    let mut raft = Config::new(config.id);
+    raft.election_ticks = config.election_ticks;
+    raft.heartbeat_ticks = config.heartbeat_ticks;
+    raft
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| NodeError::Bind { address, source })
+}
+
+/// Starts a node. Returns once it is listening; it elects or joins a leader on its own.
+pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    config.validate()?;
+    let data_dir = config.data_dir();
+    std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir {
+        path: data_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let engine: Arc<dyn Engine> =
+        Arc::new(
+            RocksEngine::open(&data_dir).map_err(|e| NodeError::DataDir {
+                path: data_dir.display().to_string(),
+                message: e.to_string(),
+            })?,
+        );
+    let store = RaftStore::new(engine.clone());
+    let cluster_id = ClusterId::new(establish_identity(&config, &store)?);
+
+    let kv = KvStore::open(engine.clone(), config.history_retention)?;
+    let state = store.load()?;
+    let last_stored = state.snapshot.index + state.entries.len() as u64;
+    // Membership as of the applied index: the snapshot's, then changes up to `applied`.
+    let mut applied_membership = Membership::from_conf_state(
+        &state.snapshot.conf_state.clone().unwrap_or_default(),
+        state.snapshot.addresses.clone().into_iter().collect(),
+    );
+    for entry in state
+        .entries
+        .iter()
+        .filter(|e| e.index <= kv.applied_index())
+    {
+        if entry.entry_type() == EntryType::ConfChange {
+            if let Ok(change) = prost::Message::decode(entry.data.as_ref()) {
+                let change: ConfChange = change;
+                let _ = applied_membership.apply(&change);
+            }
+        }
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id());
+    let raft = Raft::new(
+        raft_config(&config),
+        state.hard_state,
+        state.snapshot,
+        state.entries,
+        kv.applied_index(),
+        seed,
+    );
+
+    let client_listener = bind(config.client_listen).await?;
+    let peer_listener = bind(config.peer_listen).await?;
+    let client_address = client_listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            address: config.client_listen,
+            source,
+        })?;
+    let peer_address = peer_listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            address: config.peer_listen,
+            source,
+        })?;
+    if !client_address.ip().is_loopback() {
+        tracing::warn!(%client_address, "the client API listens beyond loopback: anyone who can reach it can read and write every key");
+    }
+
+    let kv = Arc::new(RwLock::new(kv));
+    let (requests_tx, requests_rx) = mpsc::channel(16 * 1024);
+    let (peer_tx, peer_rx) = mpsc::channel(16 * 1024);
+    let (status_tx, status_rx) = watch::channel(NodeStatus::initial(config.id, cluster_id.get()));
+    let (events_tx, _) = broadcast::channel(4096);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let transport = Transport::new(
+        config.id,
+        cluster_id.clone(),
+        store.clone(),
+        peer_tx.clone(),
+    );
+
+    let event_loop = EventLoop::new(LoopParts {
+        raft,
+        kv: kv.clone(),
+        store: store.clone(),
+        transport,
+        settings: LoopSettings {
+            tick: Duration::from_millis(config.tick_ms),
+            lease_ticks: config.lease_ticks,
+            snapshot_every: config.snapshot_every,
+            snapshot_keep_entries: config.snapshot_keep_entries,
+            cluster_id: cluster_id.get(),
+        },
+        requests: requests_rx,
+        peer_inputs: peer_rx,
+        status: status_tx,
+        events: events_tx.clone(),
+        applied_membership,
+        last_stored,
+    });
+    let loop_shutdown = shutdown_rx.clone();
+    let event_loop = std::thread::Builder::new()
+        .name(format!("raft-loop-{}", config.id))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    StorageError::Engine(format!("cannot start the event loop runtime: {e}"))
+                })?;
+            runtime.block_on(event_loop.run(loop_shutdown))
+        })
+        .map_err(|e| NodeError::Server(format!("cannot start the event loop thread: {e}")))?;
+
+    let limits = Limits {
+        max_key_bytes: config.max_key_bytes,
+        max_value_bytes: config.max_value_bytes,
+        max_request_bytes: config.max_request_bytes,
+        max_scan_limit: config.max_scan_limit,
+    };
+    let kv_service = KvServer::new(KvService {
+        requests: requests_tx.clone(),
+        kv: kv.clone(),
+        status: status_rx.clone(),
+        events: events_tx,
+        limits,
+        default_read_policy: config.default_read_policy,
+    })
+    .max_decoding_message_size(limits.transport_limit());
+    let admin = AdminServer::new(AdminService {
+        status: status_rx.clone(),
+    });
+    let peer = RaftServer::new(PeerService {
+        node_id: config.id,
+        cluster_id,
+        store,
+        inputs: peer_tx,
+    })
+    .max_decoding_message_size(64 << 20);
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<KvServer<KvService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| NodeError::Server(e.to_string()))?;
+
+    let mut client_shutdown = shutdown_rx.clone();
+    let client_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .timeout(Duration::from_secs(60))
+            .add_service(kv_service)
+            .add_service(admin.clone())
+            .add_service(health_service)
+            .add_service(reflection)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), async move {
+                let _ = client_shutdown.changed().await;
+            }),
+    );
+    let mut peer_shutdown = shutdown_rx;
+    let peer_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(peer)
+            .add_service(admin)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), async move {
+                let _ = peer_shutdown.changed().await;
+            }),
+    );
+    tracing::info!(id = config.id, %client_address, %peer_address, data_dir = %data_dir.display(), "node started");
+    Ok(NodeHandle {
+        id: config.id,
+        client_address,
+        peer_address,
+        status: status_rx,
+        requests: requests_tx,
+        shutdown: shutdown_tx,
+        event_loop: Some(event_loop),
+        servers: vec![client_server, peer_server],
+    })
+}

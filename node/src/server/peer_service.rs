@@ -1,0 +1,104 @@
+//! The receiving end of the peer Raft API: checks that each message belongs to this cluster
+//! and hands it to the event loop.
+
+use bytes::BytesMut;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::raft_store::{Identity, RaftStore};
+use super::transport::{ClusterId, PeerInput};
+use crate::proto::raft_server::Raft;
+use crate::proto::{Message, PeerAck, PeerEnvelope, SnapshotChunk};
+use crate::raft::NodeId;
+
+pub struct PeerService {
+    pub node_id: NodeId,
+    pub cluster_id: ClusterId,
+    pub store: RaftStore,
+    pub inputs: mpsc::Sender<PeerInput>,
+}
+
+impl PeerService {
+    /// A joining node adopts the cluster of the first leader that reaches it, and records it
+    /// so that it refuses every other cluster from then on, across restarts too.
+    fn check_cluster(&self, envelope: &PeerEnvelope) -> Result<(), Status> {
+        let ours = self.cluster_id.get();
+        if ours == 0 && envelope.cluster_id != 0 {
+            let adopted = self.cluster_id.adopt(envelope.cluster_id);
+            if adopted == envelope.cluster_id {
+                let identity = Identity {
+                    cluster_id: adopted,
+                    node_id: self.node_id,
+                };
+                self.store
+                    .record_identity(identity)
+                    .map_err(|e| Status::internal(format!("recording cluster identity: {e}")))?;
+                tracing::info!(cluster_id = adopted, "joined cluster");
+                return Ok(());
+            }
+        }
+        let ours = self.cluster_id.get();
+        if envelope.cluster_id != ours {
+            return Err(Status::failed_precondition(format!(
+                "message for cluster {:x}, but node {} belongs to cluster {:x}",
+                envelope.cluster_id, self.node_id, ours
+            )));
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, message: Message) -> Result<(), Status> {
+        self.inputs
+            .send(PeerInput::Message(message))
+            .await
+            .map_err(|_| Status::unavailable("the node is shutting down"))
+    }
+}
+
+#[tonic::async_trait]
+impl Raft for PeerService {
+    async fn stream(
+        &self,
+        request: Request<Streaming<PeerEnvelope>>,
+    ) -> Result<Response<PeerAck>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(envelope) = stream.next().await {
+            let envelope = envelope?;
+            self.check_cluster(&envelope)?;
+            if let Some(message) = envelope.message {
+                self.deliver(message).await?;
+            }
+        }
+        Ok(Response::new(PeerAck {}))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<PeerAck>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
+        let envelope = first.envelope.ok_or_else(|| {
+            Status::invalid_argument("the first snapshot chunk must carry the message")
+        })?;
+        self.check_cluster(&envelope)?;
+        let mut message = envelope
+            .message
+            .ok_or_else(|| Status::invalid_argument("snapshot chunk without a message"))?;
+        let mut data = BytesMut::from(first.data.as_ref());
+        while let Some(chunk) = stream.next().await {
+            data.extend_from_slice(&chunk?.data);
+        }
+        let snapshot = message
+            .snapshot
+            .as_mut()
+            .ok_or_else(|| Status::invalid_argument("snapshot message without a snapshot"))?;
+        snapshot.data = data.freeze();
+        self.deliver(message).await?;
+        Ok(Response::new(PeerAck {}))
+    }
+}

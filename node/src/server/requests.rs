@@ -1,0 +1,98 @@
+//! What the gRPC services ask of the event loop, and how it answers.
+
+use tokio::sync::oneshot;
+
+use crate::kv::{Command, CommandOutcome};
+use crate::raft::{NodeId, ProposeError};
+use crate::storage::StorageError;
+
+/// A read that needs the event loop's help to be consistent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBarrier {
+    /// Read-index: confirm leadership with a quorum, then wait until applied.
+    Linearizable,
+    /// Serve from the leader's state while its lease holds.
+    Lease,
+}
+
+pub enum ClientRequest {
+    /// Replicate a command; the answer comes once it is applied here.
+    Propose {
+        command: Command,
+        reply: oneshot::Sender<Result<Applied, ServiceError>>,
+    },
+    /// Answers once this node's state machine is fresh enough for the barrier.
+    Read {
+        barrier: ReadBarrier,
+        reply: oneshot::Sender<Result<(), ServiceError>>,
+    },
+}
+
+/// The result of a command, with the term it committed in.
+#[derive(Debug)]
+pub struct Applied {
+    pub outcome: CommandOutcome,
+    pub term: u64,
+}
+
+/// Why a request failed. Each maps to a gRPC status a client can act on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServiceError {
+    #[error("this node is not the leader{}", leader_text(*.leader, .address))]
+    NotLeader {
+        leader: Option<NodeId>,
+        address: Option<String>,
+    },
+    #[error("{0}")]
+    Rejected(String),
+    #[error(
+        "leadership changed before the request committed; it was not applied and may be retried"
+    )]
+    Dropped,
+    #[error("the lease of this leader has lapsed; retry or use a linearizable read")]
+    NoLease,
+    #[error("storage failure: {0}; the node stopped serving writes")]
+    Storage(String),
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+fn leader_text(leader: Option<NodeId>, address: &Option<String>) -> String {
+    match (leader, address) {
+        (Some(id), Some(address)) => format!(" (the leader is node {id} at {address})"),
+        (Some(id), None) => format!(" (the leader is node {id})"),
+        _ => " and no leader is known right now".to_string(),
+    }
+}
+
+impl ServiceError {
+    pub fn from_propose(error: ProposeError, address: impl Fn(NodeId) -> Option<String>) -> Self {
+        match error {
+            ProposeError::NotLeader { leader } => ServiceError::NotLeader {
+                leader,
+                address: leader.and_then(address),
+            },
+            other => ServiceError::Rejected(other.to_string()),
+        }
+    }
+}
+
+impl From<StorageError> for ServiceError {
+    fn from(e: StorageError) -> Self {
+        ServiceError::Storage(e.to_string())
+    }
+}
+
+impl From<ServiceError> for tonic::Status {
+    fn from(e: ServiceError) -> Self {
+        let message = e.to_string();
+        match e {
+            ServiceError::NotLeader { .. }
+            | ServiceError::Dropped
+            | ServiceError::NoLease
+            | ServiceError::ShuttingDown => tonic::Status::unavailable(message),
+            ServiceError::Rejected(_) => tonic::Status::failed_precondition(message),
+            ServiceError::Storage(_) => tonic::Status::internal(message),
+        }
+    }
+}

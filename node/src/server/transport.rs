@@ -1,0 +1,278 @@
+//! Sending Raft messages to peers over gRPC.
+//!
+//! One task per peer keeps a client stream open and forwards that peer's messages in order;
+//! when the connection breaks it tells the core (so the leader stops pipelining), waits a
+//! little and reconnects, resolving the peer's DNS name anew (a pod that comes back may have a
+//! new IP). Messages lost meanwhile are fine: Raft retransmits. Snapshots go in chunks on a
+//! stream of their own, and their outcome is reported to the core.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+
+use super::raft_store::RaftStore;
+use crate::proto::raft_client::RaftClient;
+use crate::proto::{Message, MessageType, PeerEnvelope, Snapshot, SnapshotChunk};
+use crate::raft::{Membership, NodeId};
+
+/// Queued messages per peer before new ones are dropped (Raft will resend).
+const PEER_QUEUE: usize = 8192;
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// What the network tells the event loop.
+#[derive(Debug)]
+pub enum PeerInput {
+    Message(Message),
+    SnapshotSent { to: NodeId, installed: bool },
+    Unreachable(NodeId),
+}
+
+struct Peer {
+    address: String,
+    queue: mpsc::Sender<Message>,
+    task: JoinHandle<()>,
+}
+
+/// The cluster this node belongs to, shared with the peer service. A node started in join
+/// mode learns it from the first leader that contacts it.
+#[derive(Clone, Default)]
+pub struct ClusterId(Arc<AtomicU64>);
+
+impl ClusterId {
+    pub fn new(id: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(id)))
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+    /// Adopts `id` if none is known yet. Returns the id now in force.
+    pub fn adopt(&self, id: u64) -> u64 {
+        match self
+            .0
+            .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => id,
+            Err(current) => current,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Peer tasks run on the node's multi-threaded runtime, not on the event loop's thread.
+    runtime: tokio::runtime::Handle,
+    id: NodeId,
+    cluster_id: ClusterId,
+    store: RaftStore,
+    inputs: mpsc::Sender<PeerInput>,
+    peers: Mutex<BTreeMap<NodeId, Peer>>,
+}
+
+impl Transport {
+    pub fn new(
+        id: NodeId,
+        cluster_id: ClusterId,
+        store: RaftStore,
+        inputs: mpsc::Sender<PeerInput>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                runtime: tokio::runtime::Handle::current(),
+                id,
+                cluster_id,
+                store,
+                inputs,
+                peers: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    fn peers(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Peer>> {
+        self.inner.peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens connections to new members and closes those to removed ones.
+    pub fn update_peers(&self, membership: &Membership) {
+        let mut peers = self.peers();
+        peers.retain(|id, peer| {
+            let keep = membership.address(*id) == Some(peer.address.as_str());
+            if !keep {
+                peer.task.abort();
+            }
+            keep
+        });
+        for id in membership.members() {
+            if id == self.inner.id || peers.contains_key(&id) {
+                continue;
+            }
+            let Some(address) = membership.address(id) else {
+                continue;
+            };
+            let (queue, rx) = mpsc::channel(PEER_QUEUE);
+            let task = self.inner.runtime.spawn(peer_stream(
+                self.inner.clone(),
+                id,
+                address.to_string(),
+                rx,
+            ));
+            peers.insert(
+                id,
+                Peer {
+                    address: address.to_string(),
+                    queue,
+                    task,
+                },
+            );
+        }
+    }
+
+    pub fn send_all(&self, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        let peers = self.peers();
+        for message in messages {
+            let to = message.to;
+            let Some(peer) = peers.get(&to) else { continue };
+            if message.msg_type() == MessageType::Snapshot {
+                self.inner.runtime.spawn(send_snapshot(
+                    self.inner.clone(),
+                    to,
+                    peer.address.clone(),
+                    message,
+                ));
+                continue;
+            }
+            if peer.queue.try_send(message).is_err() {
+                let _ = self.inner.inputs.try_send(PeerInput::Unreachable(to));
+            }
+        }
+    }
+
+    pub fn shutdown(&self) {
+        for (_, peer) in std::mem::take(&mut *self.peers()) {
+            peer.task.abort();
+        }
+    }
+}
+
+async fn connect(
+    address: &str,
+) -> Result<RaftClient<tonic::transport::Channel>, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5));
+    Ok(RaftClient::new(endpoint.connect().await?))
+}
+
+async fn peer_stream(
+    inner: Arc<Inner>,
+    to: NodeId,
+    address: String,
+    mut queue: mpsc::Receiver<Message>,
+) {
+    loop {
+        match connect(&address).await {
+            Ok(mut client) => {
+                let (tx, rx) = mpsc::channel::<PeerEnvelope>(1024);
+                let mut call = inner
+                    .runtime
+                    .spawn(async move { client.stream(ReceiverStream::new(rx)).await });
+                loop {
+                    tokio::select! {
+                        message = queue.recv() => {
+                            let Some(message) = message else {
+                                call.abort();
+                                return;
+                            };
+                            let envelope = PeerEnvelope {
+                                cluster_id: inner.cluster_id.get(),
+                                message: Some(message),
+                            };
+                            if tx.send(envelope).await.is_err() {
+                                break;
+                            }
+                        }
+                        outcome = &mut call => {
+                            if let Ok(Err(status)) = outcome {
+                                tracing::warn!(peer = to, %address, %status, "peer refused our messages");
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(peer = to, %address, error = %e, "cannot reach peer"),
+        }
+        let _ = inner.inputs.try_send(PeerInput::Unreachable(to));
+        tokio::time::sleep(RECONNECT_BACKOFF).await;
+        // Drop what queued up while the peer was away; the core resends what matters.
+        while queue.try_recv().is_ok() {}
+    }
+}
+
+async fn send_snapshot(inner: Arc<Inner>, to: NodeId, address: String, mut message: Message) {
+    let installed = match transfer_snapshot(&inner, &address, &mut message).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(peer = to, %address, error = %e, "sending snapshot failed");
+            false
+        }
+    };
+    let _ = inner
+        .inputs
+        .send(PeerInput::SnapshotSent { to, installed })
+        .await;
+}
+
+async fn transfer_snapshot(
+    inner: &Inner,
+    address: &str,
+    message: &mut Message,
+) -> Result<(), String> {
+    let (meta, data) = inner.store.snapshot().map_err(|e| e.to_string())?;
+    // The stored snapshot is the newest; the core accepts any snapshot at or past the one it
+    // asked for.
+    message.snapshot = Some(Snapshot {
+        metadata: Some(meta),
+        data: Bytes::new(),
+    });
+    let data = Bytes::from(data);
+    let mut chunks = vec![SnapshotChunk {
+        envelope: Some(PeerEnvelope {
+            cluster_id: inner.cluster_id.get(),
+            message: Some(message.clone()),
+        }),
+        data: Bytes::new(),
+    }];
+    let mut offset = 0;
+    while offset < data.len() {
+        let end = (offset + SNAPSHOT_CHUNK_BYTES).min(data.len());
+        chunks.push(SnapshotChunk {
+            envelope: None,
+            data: data.slice(offset..end),
+        });
+        offset = end;
+    }
+    let mut client = connect(address).await.map_err(|e| e.to_string())?;
+    client
+        .install_snapshot(tokio_stream::iter(chunks))
+        .await
+        .map_err(|status| status.to_string())?;
+    Ok(())
+}
