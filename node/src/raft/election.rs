@@ -28,7 +28,7 @@ impl Raft {
         self.broadcast_pending = false;
         // Reads this node was confirming as leader can no longer be confirmed.
         self.failed_reads
-            .extend(self.reads_before_first_commit.drain(..));
+            .append(&mut self.reads_before_first_commit);
         self.failed_reads
             .extend(self.pending_reads.drain(..).map(|read| read.request));
     }

@@ -184,7 +184,7 @@ mod tests {
     fn quorum_and_commit_index_follow_the_voters() {
         let m = Membership::new([1, 2, 3], [4], BTreeMap::new());
         assert_eq!(m.quorum(), 2);
-        assert!(m.has_quorum(&[1, 4, 9]) == false);
+        assert!(!m.has_quorum(&[1, 4, 9]));
         assert!(m.has_quorum(&[1, 3]));
         // Learner 4 holds everything but does not count.
         let matched = |id| match id {

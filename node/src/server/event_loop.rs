@@ -183,7 +183,7 @@ impl EventLoop {
 
     fn on_peer_input(&mut self, input: PeerInput) {
         match input {
-            PeerInput::Message(message) => self.raft.step(message),
+            PeerInput::Message(message) => self.raft.step(*message),
             PeerInput::SnapshotSent { to, installed } => self.raft.report_snapshot(to, installed),
             PeerInput::Unreachable(to) => self.raft.report_unreachable(to),
         }

@@ -50,7 +50,7 @@ impl PeerService {
 
     async fn deliver(&self, message: Message) -> Result<(), Status> {
         self.inputs
-            .send(PeerInput::Message(message))
+            .send(PeerInput::Message(Box::new(message)))
             .await
             .map_err(|_| Status::unavailable("the node is shutting down"))
     }

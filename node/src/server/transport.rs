@@ -31,7 +31,7 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 /// What the network tells the event loop.
 #[derive(Debug)]
 pub enum PeerInput {
-    Message(Message),
+    Message(Box<Message>),
     SnapshotSent { to: NodeId, installed: bool },
     Unreachable(NodeId),
 }
