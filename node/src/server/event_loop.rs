@@ -54,9 +54,9 @@ pub struct EventLoop {
     /// Proposals waiting to be applied: log index to (term, reply).
     proposals: BTreeMap<LogIndex, (Term, oneshot::Sender<Result<Applied, ServiceError>>)>,
     /// Linearizable reads not yet given a read-index request.
-    new_reads: Vec<oneshot::Sender<Result<(), ServiceError>>>,
+    new_reads: Vec<oneshot::Sender<Result<u64, ServiceError>>>,
     /// Read-index requests in flight: request id to the reads sharing it.
-    confirming_reads: BTreeMap<u64, Vec<oneshot::Sender<Result<(), ServiceError>>>>,
+    confirming_reads: BTreeMap<u64, Vec<oneshot::Sender<Result<u64, ServiceError>>>>,
     /// Reads confirmed at an index, waiting for the state machine to get there.
     reads_waiting_apply: Vec<(LogIndex, oneshot::Sender<Result<(), ServiceError>>)>,
     next_read_request: u64,
@@ -201,12 +201,14 @@ impl EventLoop {
                     }
                 }
             }
-            ClientRequest::Read { barrier, reply } => match barrier {
+            ClientRequest::WaitApplied { index, reply } => {
+                self.reads_waiting_apply.push((index, reply));
+            }
+            ClientRequest::ReadIndex { barrier, reply } => match barrier {
                 ReadBarrier::Linearizable => self.new_reads.push(reply),
                 ReadBarrier::Lease => {
                     if self.raft.has_lease(self.settings.lease_ticks) {
-                        let index = self.raft.lease_read_index();
-                        self.reads_waiting_apply.push((index, reply));
+                        let _ = reply.send(Ok(self.raft.lease_read_index()));
                     } else if self.raft.role() == Role::Leader {
                         let _ = reply.send(Err(ServiceError::NoLease));
                     } else {
@@ -315,8 +317,9 @@ impl EventLoop {
         self.apply(ready.committed_entries)?;
         for read in ready.read_states {
             if let Some(replies) = self.confirming_reads.remove(&read.request) {
-                self.reads_waiting_apply
-                    .extend(replies.into_iter().map(|reply| (read.index, reply)));
+                for reply in replies {
+                    let _ = reply.send(Ok(read.index));
+                }
             }
         }
         for request in ready.failed_reads {

@@ -1,33 +1,30 @@
 //! The client KV API, served on localhost for the application beside the node.
 
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use prost::Message as _;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::config::DefaultReadPolicy;
 use super::event_loop::EventBatch;
+use super::frontend::Frontend;
 use super::limits::Limits;
-use super::requests::{Applied, ClientRequest, ReadBarrier, ServiceError};
 use super::status::NodeStatus;
-use crate::kv::{Command, CommandOutcome, KvError, KvStore};
+use crate::kv::{KvError, KvStore};
 use crate::proto::kv_server::Kv;
 use crate::proto::{
     CompareAndSwapRequest, CompareAndSwapResponse, DeleteRequest, DeleteResponse, Event,
-    GetRequest, GetResponse, PutRequest, PutResponse, ReadPolicy, ResponseHeader, ScanRequest,
-    ScanResponse, WatchRequest, WatchResponse,
+    GetRequest, GetResponse, PutRequest, PutResponse, ResponseHeader, RoleEvent, ScanRequest,
+    ScanResponse, WatchRequest, WatchResponse, WatchRoleRequest,
 };
+use crate::raft::Role;
 
 pub struct KvService {
-    pub requests: mpsc::Sender<ClientRequest>,
+    pub frontend: Arc<Frontend>,
     pub kv: Arc<RwLock<KvStore>>,
     pub status: watch::Receiver<NodeStatus>,
     pub events: broadcast::Sender<EventBatch>,
     pub limits: Limits,
-    pub default_read_policy: DefaultReadPolicy,
 }
 
 fn kv_status(e: KvError) -> Status {
@@ -42,96 +39,19 @@ fn lock_poisoned() -> Status {
     Status::internal("state machine lock poisoned")
 }
 
-fn expires_at(ttl_ms: u64) -> i64 {
-    if ttl_ms == 0 {
-        return 0;
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    now.saturating_add(ttl_ms.min(i64::MAX as u64) as i64)
-}
-
-impl KvService {
-    fn header(&self, revision: i64) -> Option<ResponseHeader> {
-        let status = self.status.borrow();
-        Some(ResponseHeader {
-            cluster_id: status.cluster_id,
-            member_id: status.id,
-            revision,
-            raft_term: status.term,
-        })
-    }
-
-    async fn propose(&self, command: Command) -> Result<Applied, Status> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(ClientRequest::Propose { command, reply })
-            .await
-            .map_err(|_| Status::from(ServiceError::ShuttingDown))?;
-        match answer.await {
-            Ok(result) => result.map_err(Status::from),
-            Err(_) => Err(ServiceError::ShuttingDown.into()),
-        }
-    }
-
-    /// Waits until a read under `policy` may be served from this node's state.
-    async fn read_barrier(&self, policy: i32) -> Result<(), Status> {
-        let policy = ReadPolicy::try_from(policy)
-            .map_err(|_| Status::invalid_argument(format!("unknown read policy {policy}")))?;
-        let barrier = match (policy, self.default_read_policy) {
-            (ReadPolicy::Eventual, _) | (ReadPolicy::Unspecified, DefaultReadPolicy::Eventual) => {
-                return Ok(())
-            }
-            (ReadPolicy::Lease, _) | (ReadPolicy::Unspecified, DefaultReadPolicy::Lease) => {
-                ReadBarrier::Lease
-            }
-            _ => ReadBarrier::Linearizable,
-        };
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(ClientRequest::Read { barrier, reply })
-            .await
-            .map_err(|_| Status::from(ServiceError::ShuttingDown))?;
-        match answer.await {
-            Ok(result) => result.map_err(Status::from),
-            Err(_) => Err(ServiceError::ShuttingDown.into()),
-        }
-    }
-}
-
-fn unexpected(outcome: &CommandOutcome) -> Status {
-    Status::internal(format!("unexpected outcome {outcome:?}"))
-}
-
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let request = request.into_inner();
-        self.limits.check_request(request.encoded_len())?;
-        self.limits.check_key(&request.key)?;
-        self.limits.check_value(&request.value)?;
-        let command = Command::put(
-            request.key,
-            request.value,
-            expires_at(request.ttl_ms),
-            request.prev_kv,
-        );
-        let applied = self.propose(command).await?;
-        match applied.outcome {
-            CommandOutcome::Put { revision, prev_kv } => Ok(Response::new(PutResponse {
-                header: self.header(revision),
-                prev_kv,
-            })),
-            other => Err(unexpected(&other)),
-        }
+        self.frontend
+            .put(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let request = request.into_inner();
         self.limits.check_key(&request.key)?;
-        self.read_barrier(request.read_policy).await?;
+        self.frontend.read_barrier(request.read_policy).await?;
         let kv = self.kv.read().map_err(|_| lock_poisoned())?;
         let found = kv
             .get(&request.key)
@@ -139,7 +59,7 @@ impl Kv for KvService {
         let revision = kv.revision();
         drop(kv);
         Ok(Response::new(GetResponse {
-            header: self.header(revision),
+            header: self.frontend.header(revision),
             kv: found,
         }))
     }
@@ -148,58 +68,20 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
-        let request = request.into_inner();
-        self.limits.check_key(&request.key)?;
-        let applied = self
-            .propose(Command::delete(request.key, request.prev_kv))
-            .await?;
-        match applied.outcome {
-            CommandOutcome::Delete {
-                revision,
-                deleted,
-                prev_kv,
-            } => Ok(Response::new(DeleteResponse {
-                header: self.header(revision),
-                deleted,
-                prev_kv,
-            })),
-            other => Err(unexpected(&other)),
-        }
+        self.frontend
+            .delete(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn compare_and_swap(
         &self,
         request: Request<CompareAndSwapRequest>,
     ) -> Result<Response<CompareAndSwapResponse>, Status> {
-        let request = request.into_inner();
-        self.limits.check_request(request.encoded_len())?;
-        self.limits.check_key(&request.key)?;
-        self.limits.check_value(&request.new_value)?;
-        let compare = request
-            .compare
-            .filter(|c| c.target.is_some())
-            .ok_or_else(|| {
-                Status::invalid_argument("compare must name a value, a mod_revision or absent")
-            })?;
-        let command = Command::compare_and_swap(
-            request.key,
-            compare,
-            request.new_value,
-            expires_at(request.ttl_ms),
-        );
-        let applied = self.propose(command).await?;
-        match applied.outcome {
-            CommandOutcome::CompareAndSwap {
-                succeeded,
-                revision,
-                current,
-            } => Ok(Response::new(CompareAndSwapResponse {
-                header: self.header(revision),
-                succeeded,
-                current,
-            })),
-            other => Err(unexpected(&other)),
-        }
+        self.frontend
+            .compare_and_swap(request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn scan(&self, request: Request<ScanRequest>) -> Result<Response<ScanResponse>, Status> {
@@ -211,7 +93,7 @@ impl Kv for KvService {
                 self.limits.max_key_bytes
             )));
         }
-        self.read_barrier(request.read_policy).await?;
+        self.frontend.read_barrier(request.read_policy).await?;
         let limit = match request.limit {
             0 => self.limits.max_scan_limit,
             n => n.min(self.limits.max_scan_limit),
@@ -223,10 +105,48 @@ impl Kv for KvService {
         let revision = kv.revision();
         drop(kv);
         Ok(Response::new(ScanResponse {
-            header: self.header(revision),
+            header: self.frontend.header(revision),
             kvs,
             continuation: continuation.into(),
         }))
+    }
+
+    type WatchRoleStream = ReceiverStream<Result<RoleEvent, Status>>;
+
+    async fn watch_role(
+        &self,
+        _: Request<WatchRoleRequest>,
+    ) -> Result<Response<Self::WatchRoleStream>, Status> {
+        let mut status = self.status.clone();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut last: Option<RoleEvent> = None;
+            loop {
+                let event = {
+                    let current = status.borrow_and_update();
+                    RoleEvent {
+                        is_leader: current.role == Role::Leader,
+                        term: current.term,
+                        leader_id: current.leader,
+                        member_id: current.id,
+                    }
+                };
+                if last.as_ref() != Some(&event) {
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                    last = Some(event);
+                }
+                tokio::select! {
+                    changed = status.changed() => if changed.is_err() {
+                        let _ = tx.send(Err(Status::unavailable("the node is shutting down"))).await;
+                        return;
+                    },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     type WatchStream = ReceiverStream<Result<WatchResponse, Status>>;

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use super::admin_service::AdminService;
 use super::config::{ConfigError, NodeConfig};
 use super::event_loop::{EventLoop, LoopParts, LoopSettings};
+use super::frontend::{Frontend, FrontendTiming};
 use super::kv_service::KvService;
 use super::limits::Limits;
 use super::peer_service::PeerService;
@@ -298,19 +299,32 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         max_request_bytes: config.max_request_bytes,
         max_scan_limit: config.max_scan_limit,
     };
+    let election_timeout = Duration::from_millis(config.tick_ms * config.election_ticks);
+    let frontend = Arc::new(Frontend::new(
+        requests_tx.clone(),
+        status_rx.clone(),
+        limits,
+        config.default_read_policy,
+        FrontendTiming {
+            // Long enough for an election or two; a request never waits longer for a leader.
+            leader_wait: election_timeout * 3,
+            request_timeout: Duration::from_secs(10),
+        },
+        cluster_id.clone(),
+    ));
     let kv_service = KvServer::new(KvService {
-        requests: requests_tx.clone(),
+        frontend: frontend.clone(),
         kv: kv.clone(),
         status: status_rx.clone(),
         events: events_tx,
         limits,
-        default_read_policy: config.default_read_policy,
     })
     .max_decoding_message_size(limits.transport_limit());
     let admin = AdminServer::new(AdminService {
         status: status_rx.clone(),
     });
     let peer = RaftServer::new(PeerService {
+        frontend,
         node_id: config.id,
         cluster_id,
         store,

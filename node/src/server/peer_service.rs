@@ -1,18 +1,26 @@
 //! The receiving end of the peer Raft API: checks that each message belongs to this cluster
 //! and hands it to the event loop.
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::frontend::Frontend;
 use super::raft_store::{Identity, RaftStore};
+use super::requests::ReadBarrier;
 use super::transport::{ClusterId, PeerInput};
 use crate::proto::raft_server::Raft;
-use crate::proto::{Message, PeerAck, PeerEnvelope, SnapshotChunk};
+use crate::proto::{
+    ForwardWriteRequest, ForwardWriteResponse, Message, PeerAck, PeerEnvelope, ReadIndexRequest,
+    ReadIndexResponse, ReadPolicy, SnapshotChunk,
+};
 use crate::raft::NodeId;
 
 pub struct PeerService {
+    pub frontend: Arc<Frontend>,
     pub node_id: NodeId,
     pub cluster_id: ClusterId,
     pub store: RaftStore,
@@ -22,6 +30,18 @@ pub struct PeerService {
 impl PeerService {
     /// A joining node adopts the cluster of the first leader that reaches it, and records it
     /// so that it refuses every other cluster from then on, across restarts too.
+    /// Forwarded requests come from members only: the cluster must already be known.
+    fn check_request_cluster(&self, cluster_id: u64) -> Result<(), Status> {
+        let ours = self.cluster_id.get();
+        if ours == 0 || cluster_id != ours {
+            return Err(Status::failed_precondition(format!(
+                "request for cluster {cluster_id:x}, but node {} belongs to cluster {ours:x}",
+                self.node_id
+            )));
+        }
+        Ok(())
+    }
+
     fn check_cluster(&self, envelope: &PeerEnvelope) -> Result<(), Status> {
         let ours = self.cluster_id.get();
         if ours == 0 && envelope.cluster_id != 0 {
@@ -100,5 +120,34 @@ impl Raft for PeerService {
         snapshot.data = data.freeze();
         self.deliver(message).await?;
         Ok(Response::new(PeerAck {}))
+    }
+
+    async fn forward_write(
+        &self,
+        request: Request<ForwardWriteRequest>,
+    ) -> Result<Response<ForwardWriteResponse>, Status> {
+        let request = request.into_inner();
+        self.check_request_cluster(request.cluster_id)?;
+        let inner = request
+            .request
+            .ok_or_else(|| Status::invalid_argument("forwarded write without a request"))?;
+        let response = self.frontend.execute(inner, true).await?;
+        Ok(Response::new(ForwardWriteResponse {
+            response: Some(response),
+        }))
+    }
+
+    async fn read_index(
+        &self,
+        request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
+        let request = request.into_inner();
+        self.check_request_cluster(request.cluster_id)?;
+        let barrier = match request.read_policy() {
+            ReadPolicy::Lease => ReadBarrier::Lease,
+            _ => ReadBarrier::Linearizable,
+        };
+        let index = self.frontend.local_read_index(barrier).await?;
+        Ok(Response::new(ReadIndexResponse { index }))
     }
 }

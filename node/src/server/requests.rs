@@ -21,9 +21,15 @@ pub enum ClientRequest {
         command: Command,
         reply: oneshot::Sender<Result<Applied, ServiceError>>,
     },
-    /// Answers once this node's state machine is fresh enough for the barrier.
-    Read {
+    /// Leader only: answers with the index a read under `barrier` must wait for, once
+    /// leadership is confirmed (a quorum round, or the lease).
+    ReadIndex {
         barrier: ReadBarrier,
+        reply: oneshot::Sender<Result<u64, ServiceError>>,
+    },
+    /// Answers once this node's state machine has applied `index`.
+    WaitApplied {
+        index: u64,
         reply: oneshot::Sender<Result<(), ServiceError>>,
     },
 }

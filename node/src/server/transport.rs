@@ -209,8 +209,14 @@ async fn peer_stream(
                             }
                         }
                         outcome = &mut call => {
-                            if let Ok(Err(status)) = outcome {
-                                tracing::warn!(peer = to, %address, %status, "peer refused our messages");
+                            match outcome {
+                                Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {
+                                    tracing::warn!(peer = to, %address, message = status.message(), "peer refused our messages");
+                                }
+                                Ok(Err(status)) => {
+                                    tracing::debug!(peer = to, %address, %status, "lost the stream to a peer");
+                                }
+                                _ => {}
                             }
                             break;
                         }

@@ -1,0 +1,391 @@
+//! What every client request goes through, whichever node it reaches: validation, then
+//! execution here if this node leads, or forwarding to the leader over the peer network.
+//!
+//! An application only ever talks to its own node on localhost, so a follower or learner
+//! serves the whole API: writes are forwarded to the leader and its answer returned;
+//! linearizable and lease reads ask the leader for a read index and are served here once this
+//! node has applied that far (Raft dissertation §6.4.1); eventual reads are served here at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+use super::config::DefaultReadPolicy;
+use super::limits::Limits;
+use super::requests::{Applied, ClientRequest, ReadBarrier, ServiceError};
+use super::status::NodeStatus;
+use crate::kv::{Command, CommandOutcome};
+use crate::proto::forward_write_request::Request as ForwardedRequest;
+use crate::proto::forward_write_response::Response as ForwardedResponse;
+use crate::proto::raft_client::RaftClient;
+use crate::proto::{
+    CompareAndSwapRequest, CompareAndSwapResponse, DeleteRequest, DeleteResponse,
+    ForwardWriteRequest, PutRequest, PutResponse, ReadIndexRequest, ReadPolicy, ResponseHeader,
+};
+use crate::raft::{NodeId, Role};
+
+/// Timing of waits that must end in an answer rather than hang.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontendTiming {
+    /// How long a request waits for a leader to be known before failing with UNAVAILABLE.
+    pub leader_wait: Duration,
+    /// How long a forwarded request or a read waiting for this node to catch up may take.
+    pub request_timeout: Duration,
+}
+
+pub struct Frontend {
+    pub requests: mpsc::Sender<ClientRequest>,
+    pub status: watch::Receiver<NodeStatus>,
+    pub limits: Limits,
+    pub default_read_policy: DefaultReadPolicy,
+    pub timing: FrontendTiming,
+    pub cluster_id: super::transport::ClusterId,
+    leaders: Mutex<HashMap<String, RaftClient<Channel>>>,
+}
+
+fn now_unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The deadline of a key written now with `ttl_ms`, by this (the leader's) clock.
+fn expires_at(ttl_ms: u64) -> i64 {
+    match ttl_ms {
+        0 => 0,
+        ttl => now_unix_ms().saturating_add(ttl.min(i64::MAX as u64) as i64),
+    }
+}
+
+fn unexpected(outcome: &CommandOutcome) -> Status {
+    Status::internal(format!("unexpected outcome {outcome:?}"))
+}
+
+impl Frontend {
+    pub fn new(
+        requests: mpsc::Sender<ClientRequest>,
+        status: watch::Receiver<NodeStatus>,
+        limits: Limits,
+        default_read_policy: DefaultReadPolicy,
+        timing: FrontendTiming,
+        cluster_id: super::transport::ClusterId,
+    ) -> Self {
+        Self {
+            requests,
+            status,
+            limits,
+            default_read_policy,
+            timing,
+            cluster_id,
+            leaders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn header(&self, revision: i64) -> Option<ResponseHeader> {
+        let status = self.status.borrow();
+        Some(ResponseHeader {
+            cluster_id: status.cluster_id,
+            member_id: status.id,
+            revision,
+            raft_term: status.term,
+        })
+    }
+
+    fn is_leader(&self) -> bool {
+        self.status.borrow().role == Role::Leader
+    }
+
+    async fn ask_loop<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, ServiceError>>) -> ClientRequest,
+    ) -> Result<T, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(make(reply))
+            .await
+            .map_err(|_| ServiceError::ShuttingDown)?;
+        answer.await.map_err(|_| ServiceError::ShuttingDown)?
+    }
+
+    async fn propose(&self, command: Command) -> Result<Applied, ServiceError> {
+        self.ask_loop(|reply| ClientRequest::Propose { command, reply })
+            .await
+    }
+
+    /// The leader's peer client, once a leader other than this node is known. Waits up to
+    /// `leader_wait` for an election to finish.
+    async fn leader_client(&self) -> Result<(NodeId, RaftClient<Channel>), ServiceError> {
+        let mut status = self.status.clone();
+        let wait = async {
+            loop {
+                {
+                    let current = status.borrow_and_update();
+                    if current.leader != 0 {
+                        return Some((
+                            current.leader,
+                            current.id,
+                            current.address_of(current.leader),
+                        ));
+                    }
+                }
+                if status.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        let Ok(Some((leader, me, address))) =
+            tokio::time::timeout(self.timing.leader_wait, wait).await
+        else {
+            return Err(ServiceError::NotLeader {
+                leader: None,
+                address: None,
+            });
+        };
+        if leader == me {
+            // We became leader meanwhile: the caller retries locally.
+            return Err(ServiceError::Rejected(
+                "leadership moved to this node; retry".into(),
+            ));
+        }
+        let address = address.ok_or(ServiceError::NotLeader {
+            leader: Some(leader),
+            address: None,
+        })?;
+        let mut leaders = self.leaders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = leaders.get(&address) {
+            return Ok((leader, client.clone()));
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| ServiceError::Rejected(format!("bad leader address {address}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        let client = RaftClient::new(endpoint.connect_lazy());
+        leaders.insert(address, client.clone());
+        Ok((leader, client))
+    }
+
+    async fn forward(&self, request: ForwardedRequest) -> Result<ForwardedResponse, Status> {
+        let (leader, mut client) = self.leader_client().await?;
+        let mut call = tonic::Request::new(ForwardWriteRequest {
+            cluster_id: self.cluster_id.get(),
+            request: Some(request),
+        });
+        call.set_timeout(self.timing.request_timeout);
+        let response = client.forward_write(call).await.map_err(|status| {
+            Status::new(
+                status.code(),
+                format!("forwarded to leader {leader}: {}", status.message()),
+            )
+        })?;
+        response
+            .into_inner()
+            .response
+            .ok_or_else(|| Status::internal("the leader sent an empty forward response"))
+    }
+
+    /// Executes a write here if this node leads; otherwise forwards it (unless it already was
+    /// forwarded to us, which means leadership moved on: the sender retries).
+    async fn write(
+        &self,
+        request: ForwardedRequest,
+        forwarded: bool,
+    ) -> Result<ForwardedResponse, Status> {
+        if !forwarded && !self.is_leader() {
+            return self.forward(request).await;
+        }
+        let command = match &request {
+            ForwardedRequest::Put(put) => Command::put(
+                put.key.clone(),
+                put.value.clone(),
+                expires_at(put.ttl_ms),
+                put.prev_kv,
+            ),
+            ForwardedRequest::Delete(delete) => Command::delete(delete.key.clone(), delete.prev_kv),
+            ForwardedRequest::CompareAndSwap(cas) => {
+                let compare = cas
+                    .compare
+                    .clone()
+                    .filter(|c| c.target.is_some())
+                    .ok_or_else(|| {
+                        Status::invalid_argument(
+                            "compare must name a value, a mod_revision or absent",
+                        )
+                    })?;
+                Command::compare_and_swap(
+                    cas.key.clone(),
+                    compare,
+                    cas.new_value.clone(),
+                    expires_at(cas.ttl_ms),
+                )
+            }
+        };
+        let applied = match self.propose(command).await {
+            Ok(applied) => applied,
+            Err(ServiceError::NotLeader { .. }) if !forwarded => {
+                return self.forward(request).await
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let response = match (request, applied.outcome) {
+            (ForwardedRequest::Put(_), CommandOutcome::Put { revision, prev_kv }) => {
+                ForwardedResponse::Put(PutResponse {
+                    header: self.header(revision),
+                    prev_kv,
+                })
+            }
+            (
+                ForwardedRequest::Delete(_),
+                CommandOutcome::Delete {
+                    revision,
+                    deleted,
+                    prev_kv,
+                },
+            ) => ForwardedResponse::Delete(DeleteResponse {
+                header: self.header(revision),
+                deleted,
+                prev_kv,
+            }),
+            (
+                ForwardedRequest::CompareAndSwap(_),
+                CommandOutcome::CompareAndSwap {
+                    succeeded,
+                    revision,
+                    current,
+                },
+            ) => ForwardedResponse::CompareAndSwap(CompareAndSwapResponse {
+                header: self.header(revision),
+                succeeded,
+                current,
+            }),
+            (_, other) => return Err(unexpected(&other)),
+        };
+        Ok(response)
+    }
+
+    fn validate(&self, request: &ForwardedRequest) -> Result<(), Status> {
+        match request {
+            ForwardedRequest::Put(put) => {
+                self.limits.check_request(put.encoded_len())?;
+                self.limits.check_key(&put.key)?;
+                self.limits.check_value(&put.value)
+            }
+            ForwardedRequest::Delete(delete) => self.limits.check_key(&delete.key),
+            ForwardedRequest::CompareAndSwap(cas) => {
+                self.limits.check_request(cas.encoded_len())?;
+                self.limits.check_key(&cas.key)?;
+                self.limits.check_value(&cas.new_value)
+            }
+        }
+    }
+
+    /// A write from a client of this node, or one forwarded to us by a follower.
+    pub async fn execute(
+        &self,
+        request: ForwardedRequest,
+        forwarded: bool,
+    ) -> Result<ForwardedResponse, Status> {
+        self.validate(&request)?;
+        self.write(request, forwarded).await
+    }
+
+    pub async fn put(&self, request: PutRequest) -> Result<PutResponse, Status> {
+        match self.execute(ForwardedRequest::Put(request), false).await? {
+            ForwardedResponse::Put(response) => Ok(response),
+            _ => Err(Status::internal("mismatched response to a put")),
+        }
+    }
+
+    pub async fn delete(&self, request: DeleteRequest) -> Result<DeleteResponse, Status> {
+        match self
+            .execute(ForwardedRequest::Delete(request), false)
+            .await?
+        {
+            ForwardedResponse::Delete(response) => Ok(response),
+            _ => Err(Status::internal("mismatched response to a delete")),
+        }
+    }
+
+    pub async fn compare_and_swap(
+        &self,
+        request: CompareAndSwapRequest,
+    ) -> Result<CompareAndSwapResponse, Status> {
+        match self
+            .execute(ForwardedRequest::CompareAndSwap(request), false)
+            .await?
+        {
+            ForwardedResponse::CompareAndSwap(response) => Ok(response),
+            _ => Err(Status::internal(
+                "mismatched response to a compare-and-swap",
+            )),
+        }
+    }
+
+    fn barrier(&self, policy: i32) -> Result<Option<ReadBarrier>, Status> {
+        let policy = ReadPolicy::try_from(policy)
+            .map_err(|_| Status::invalid_argument(format!("unknown read policy {policy}")))?;
+        Ok(match (policy, self.default_read_policy) {
+            (ReadPolicy::Eventual, _) | (ReadPolicy::Unspecified, DefaultReadPolicy::Eventual) => {
+                None
+            }
+            (ReadPolicy::Lease, _) | (ReadPolicy::Unspecified, DefaultReadPolicy::Lease) => {
+                Some(ReadBarrier::Lease)
+            }
+            _ => Some(ReadBarrier::Linearizable),
+        })
+    }
+
+    /// Leader only: the index a read must wait for, once leadership is confirmed.
+    pub async fn local_read_index(&self, barrier: ReadBarrier) -> Result<u64, ServiceError> {
+        self.ask_loop(|reply| ClientRequest::ReadIndex { barrier, reply })
+            .await
+    }
+
+    async fn remote_read_index(&self, barrier: ReadBarrier) -> Result<u64, Status> {
+        let (leader, mut client) = self.leader_client().await?;
+        let policy = match barrier {
+            ReadBarrier::Linearizable => ReadPolicy::Linearizable,
+            ReadBarrier::Lease => ReadPolicy::Lease,
+        };
+        let mut call = tonic::Request::new(ReadIndexRequest {
+            cluster_id: self.cluster_id.get(),
+            read_policy: policy as i32,
+        });
+        call.set_timeout(self.timing.request_timeout);
+        let response = client.read_index(call).await.map_err(|status| {
+            Status::new(
+                status.code(),
+                format!("read index from leader {leader}: {}", status.message()),
+            )
+        })?;
+        Ok(response.into_inner().index)
+    }
+
+    /// Waits until a read under `policy` may be served from this node's state.
+    pub async fn read_barrier(&self, policy: i32) -> Result<(), Status> {
+        let Some(barrier) = self.barrier(policy)? else {
+            return Ok(());
+        };
+        let index = if self.is_leader() {
+            match self.local_read_index(barrier).await {
+                Ok(index) => index,
+                Err(ServiceError::NotLeader { .. }) => self.remote_read_index(barrier).await?,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            self.remote_read_index(barrier).await?
+        };
+        let wait = self.ask_loop(|reply| ClientRequest::WaitApplied { index, reply });
+        match tokio::time::timeout(self.timing.request_timeout, wait).await {
+            Ok(result) => result.map_err(Status::from),
+            Err(_) => Err(Status::unavailable(format!(
+                "this node has not applied up to the read index {index} in time; it may be cut off from the leader"
+            ))),
+        }
+    }
+}
