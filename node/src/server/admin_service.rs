@@ -1,18 +1,109 @@
 //! The admin API: status and membership as this node sees them.
 
-use tokio::sync::watch;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
 use tonic::{Request, Response, Status};
 
+use super::frontend::Frontend;
+use super::requests::{ClientRequest, MembershipRequest, ServiceError};
 use super::status::NodeStatus;
 use crate::proto::admin_server::Admin;
 use crate::proto::{
-    Member, MemberListRequest, MemberListResponse, MemberRole, RaftRole, StatusRequest,
-    StatusResponse,
+    AddLearnerRequest, Member, MemberListRequest, MemberListResponse, MemberRole,
+    MembershipResponse, PromoteLearnerRequest, RaftRole, RemoveMemberRequest, StatusRequest,
+    StatusResponse, TransferLeadershipRequest, TransferLeadershipResponse,
 };
-use crate::raft::Role;
+use crate::raft::{NodeId, Role};
+
+/// Who may change the cluster through this listener.
+#[derive(Clone)]
+pub struct AdminAuth {
+    /// The shared admin token (from a Kubernetes Secret), if configured.
+    pub token: Option<String>,
+    /// This listener is bound to loopback only.
+    pub loopback: bool,
+}
+
+impl AdminAuth {
+    /// Without a token, changes are accepted only over loopback, from this machine or pod.
+    fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(token) = &self.token else {
+            return match self.loopback {
+                true => Ok(()),
+                false => Err(Status::permission_denied(
+                    "membership changes on this listener need an admin token; configure admin_token_file",
+                )),
+            };
+        };
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(_) => Err(Status::unauthenticated("the admin token does not match")),
+            None => Err(Status::unauthenticated(
+                "this call needs the admin token in metadata `authorization: Bearer <token>`",
+            )),
+        }
+    }
+}
+
+/// Compares without an early exit, so response times do not reveal how much of a guess matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 pub struct AdminService {
     pub status: watch::Receiver<NodeStatus>,
+    pub frontend: Arc<Frontend>,
+    pub auth: AdminAuth,
+    /// Default for PromoteLearner's max_lag.
+    pub promote_max_lag: u64,
+    /// How long a leadership transfer may take before the call reports failure.
+    pub transfer_timeout: Duration,
+}
+
+impl AdminService {
+    async fn change(
+        &self,
+        change: MembershipRequest,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.frontend
+            .requests
+            .send(ClientRequest::ChangeMembership { change, reply })
+            .await
+            .map_err(|_| Status::from(ServiceError::ShuttingDown))?;
+        let index = answer
+            .await
+            .map_err(|_| Status::from(ServiceError::ShuttingDown))?
+            .map_err(not_leader_is_precondition)?;
+        let status = self.status.borrow().clone();
+        Ok(Response::new(MembershipResponse {
+            index,
+            members: members(&status),
+        }))
+    }
+}
+
+/// Admin calls are not forwarded: the caller (operator, CLI) should talk to the leader it is
+/// told about.
+fn not_leader_is_precondition(e: ServiceError) -> Status {
+    match e {
+        ServiceError::NotLeader { .. } => Status::failed_precondition(e.to_string()),
+        other => other.into(),
+    }
+}
+
+fn check_id(id: NodeId) -> Result<(), Status> {
+    match id {
+        0 => Err(Status::invalid_argument("node_id must be at least 1")),
+        _ => Ok(()),
+    }
 }
 
 fn members(status: &NodeStatus) -> Vec<Member> {
@@ -73,5 +164,101 @@ impl Admin for AdminService {
             leader_id: status.leader,
             members: members(&status),
         }))
+    }
+
+    async fn add_learner(
+        &self,
+        request: Request<AddLearnerRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        self.auth.check(&request)?;
+        let request = request.into_inner();
+        check_id(request.node_id)?;
+        if request.peer_address.is_empty() || !request.peer_address.contains(':') {
+            return Err(Status::invalid_argument(format!(
+                "peer_address must be host:port, got `{}`",
+                request.peer_address
+            )));
+        }
+        self.change(MembershipRequest::AddLearner {
+            id: request.node_id,
+            address: request.peer_address,
+        })
+        .await
+    }
+
+    async fn promote_learner(
+        &self,
+        request: Request<PromoteLearnerRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        self.auth.check(&request)?;
+        let request = request.into_inner();
+        check_id(request.node_id)?;
+        let max_lag = match request.max_lag {
+            0 => self.promote_max_lag,
+            n => n,
+        };
+        self.change(MembershipRequest::Promote {
+            id: request.node_id,
+            max_lag,
+        })
+        .await
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<RemoveMemberRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        self.auth.check(&request)?;
+        let request = request.into_inner();
+        check_id(request.node_id)?;
+        self.change(MembershipRequest::Remove {
+            id: request.node_id,
+            force: request.force,
+        })
+        .await
+    }
+
+    async fn transfer_leadership(
+        &self,
+        request: Request<TransferLeadershipRequest>,
+    ) -> Result<Response<TransferLeadershipResponse>, Status> {
+        self.auth.check(&request)?;
+        let request = request.into_inner();
+        let (reply, answer) = oneshot::channel();
+        self.frontend
+            .requests
+            .send(ClientRequest::TransferLeadership {
+                target: request.target_id,
+                reply,
+            })
+            .await
+            .map_err(|_| Status::from(ServiceError::ShuttingDown))?;
+        let target = answer
+            .await
+            .map_err(|_| Status::from(ServiceError::ShuttingDown))?
+            .map_err(not_leader_is_precondition)?;
+        let mut status = self.status.clone();
+        let wait = async {
+            loop {
+                {
+                    let current = status.borrow_and_update();
+                    if current.leader == target {
+                        return Some(current.term);
+                    }
+                }
+                if status.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        match tokio::time::timeout(self.transfer_timeout, wait).await {
+            Ok(Some(term)) => Ok(Response::new(TransferLeadershipResponse {
+                leader_id: target,
+                term,
+            })),
+            _ => Err(Status::deadline_exceeded(format!(
+                "leadership did not move to node {target} in time; it may be behind or unreachable"
+            ))),
+        }
     }
 }

@@ -76,6 +76,12 @@ pub struct NodeConfig {
     /// A lease read is served only if a quorum answered within this many ticks; keep it below
     /// `election_ticks` by a margin for clock drift between nodes.
     pub lease_ticks: u64,
+    /// A file holding the admin token (a mounted Kubernetes Secret). Membership changes need
+    /// it as `authorization: Bearer <token>`; without it they are accepted on a loopback
+    /// client listener only.
+    pub admin_token_file: Option<PathBuf>,
+    /// How many entries behind the commit index a learner may be and still be promoted.
+    pub promote_max_lag: u64,
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `dengine=debug`.
     pub log_level: String,
@@ -104,6 +110,8 @@ impl Default for NodeConfig {
             max_scan_limit: 10_000,
             default_read_policy: DefaultReadPolicy::Linearizable,
             lease_ticks: 8,
+            admin_token_file: None,
+            promote_max_lag: 1_000,
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
         }
@@ -167,6 +175,9 @@ pub struct NodeFlags {
     /// Read policy when a request names none [default: linearizable].
     #[arg(long, env = "DENGINE_DEFAULT_READ_POLICY", value_enum)]
     pub default_read_policy: Option<DefaultReadPolicy>,
+    /// File with the admin token for membership changes.
+    #[arg(long, env = "DENGINE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Log format [default: text].
     #[arg(long, env = "DENGINE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -251,6 +262,9 @@ impl NodeConfig {
         if f.advertise_peer.is_some() {
             self.advertise_peer = f.advertise_peer.clone();
         }
+        if f.admin_token_file.is_some() {
+            self.admin_token_file = f.admin_token_file.clone();
+        }
         if f.initial_cluster.is_some() {
             self.initial_cluster = f.initial_cluster.clone();
         }
@@ -314,6 +328,25 @@ impl NodeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Reads the admin token, if one is configured.
+    pub fn admin_token(&self) -> Result<Option<String>, ConfigError> {
+        let Some(path) = &self.admin_token_file else {
+            return Ok(None);
+        };
+        let token = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err(invalid(
+                "admin_token_file",
+                format!("{} is empty", path.display()),
+            ));
+        }
+        Ok(Some(token))
     }
 
     pub fn data_dir(&self) -> PathBuf {

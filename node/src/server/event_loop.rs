@@ -15,12 +15,12 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
 use super::raft_store::RaftStore;
-use super::requests::{Applied, ClientRequest, ReadBarrier, ServiceError};
+use super::requests::{Applied, ClientRequest, MembershipRequest, ReadBarrier, ServiceError};
 use super::status::NodeStatus;
 use super::transport::{PeerInput, Transport};
 use crate::kv::{Command, KvStore};
-use crate::proto::{ConfChange, Entry, EntryType, Event, SnapshotMetadata};
-use crate::raft::{LogIndex, Membership, Raft, Ready, Role, Term};
+use crate::proto::{ConfChange, ConfChangeType, Entry, EntryType, Event, SnapshotMetadata};
+use crate::raft::{LogIndex, Membership, NodeId, Raft, Ready, Role, Term};
 use crate::storage::{Durability, StorageError, WriteBatch};
 
 /// Most requests drained from a channel in one iteration, so ticks are never starved.
@@ -33,6 +33,7 @@ const EXPIRY_SCAN_TICKS: u64 = 5;
 pub struct LoopSettings {
     pub tick: Duration,
     pub lease_ticks: u64,
+    pub election_ticks: u64,
     pub snapshot_every: u64,
     pub snapshot_keep_entries: u64,
     pub cluster_id: u64,
@@ -53,6 +54,8 @@ pub struct EventLoop {
     events: broadcast::Sender<EventBatch>,
     /// Proposals waiting to be applied: log index to (term, reply).
     proposals: BTreeMap<LogIndex, (Term, oneshot::Sender<Result<Applied, ServiceError>>)>,
+    /// Membership changes waiting to be applied: log index to (term, reply).
+    conf_proposals: BTreeMap<LogIndex, (Term, oneshot::Sender<Result<u64, ServiceError>>)>,
     /// Linearizable reads not yet given a read-index request.
     new_reads: Vec<oneshot::Sender<Result<u64, ServiceError>>>,
     /// Read-index requests in flight: request id to the reads sharing it.
@@ -107,6 +110,7 @@ impl EventLoop {
             status: parts.status,
             events: parts.events,
             proposals: BTreeMap::new(),
+            conf_proposals: BTreeMap::new(),
             new_reads: Vec::new(),
             confirming_reads: BTreeMap::new(),
             reads_waiting_apply: Vec::new(),
@@ -201,6 +205,19 @@ impl EventLoop {
                     }
                 }
             }
+            ClientRequest::ChangeMembership { change, reply } => {
+                match self.propose_membership(change) {
+                    Ok((index, term)) => {
+                        self.conf_proposals.insert(index, (term, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            ClientRequest::TransferLeadership { target, reply } => {
+                let _ = reply.send(self.transfer_leadership(target));
+            }
             ClientRequest::WaitApplied { index, reply } => {
                 self.reads_waiting_apply.push((index, reply));
             }
@@ -217,6 +234,107 @@ impl EventLoop {
                 }
             },
         }
+    }
+
+    fn healthy(&self, id: NodeId) -> bool {
+        id == self.raft.id()
+            || self
+                .raft
+                .status()
+                .peers
+                .iter()
+                .any(|p| p.id == id && p.ticks_since_contact <= self.settings.election_ticks)
+    }
+
+    fn propose_membership(
+        &mut self,
+        request: MembershipRequest,
+    ) -> Result<(LogIndex, Term), ServiceError> {
+        if self.raft.role() != Role::Leader {
+            return Err(self.not_leader());
+        }
+        let status = self.raft.status();
+        let change = match request {
+            MembershipRequest::AddLearner { id, address } => ConfChange {
+                change_type: ConfChangeType::AddLearner as i32,
+                node_id: id,
+                address,
+            },
+            MembershipRequest::Promote { id, max_lag } => {
+                if !status.membership.is_learner(id) {
+                    return Err(ServiceError::Invalid(format!("node {id} is not a learner")));
+                }
+                let peer = status.peers.iter().find(|p| p.id == id);
+                let matched = peer.map_or(0, |p| p.matched);
+                let behind = status.commit.saturating_sub(matched);
+                if behind > max_lag {
+                    return Err(ServiceError::Rejected(format!(
+                        "learner {id} is {behind} entries behind the commit index {} (at most {max_lag} allowed); wait for it to catch up",
+                        status.commit
+                    )));
+                }
+                if !self.healthy(id) {
+                    return Err(ServiceError::Rejected(format!(
+                        "learner {id} has not been heard from within an election timeout"
+                    )));
+                }
+                ConfChange {
+                    change_type: ConfChangeType::PromoteLearner as i32,
+                    node_id: id,
+                    address: String::new(),
+                }
+            }
+            MembershipRequest::Remove { id, force } => {
+                if status.membership.is_voter(id) && !force {
+                    let remaining: Vec<NodeId> = status
+                        .membership
+                        .voters()
+                        .iter()
+                        .copied()
+                        .filter(|&v| v != id)
+                        .collect();
+                    let healthy = remaining.iter().filter(|&&v| self.healthy(v)).count();
+                    let quorum = remaining.len() / 2 + 1;
+                    if healthy < quorum {
+                        return Err(ServiceError::Rejected(format!(
+                            "removing node {id} would leave {healthy} healthy voters of {}, fewer than a quorum of {quorum}; use force to remove anyway",
+                            remaining.len()
+                        )));
+                    }
+                }
+                ConfChange {
+                    change_type: ConfChangeType::RemoveNode as i32,
+                    node_id: id,
+                    address: String::new(),
+                }
+            }
+        };
+        self.raft
+            .propose_conf_change(change)
+            .map_err(|e| self.propose_error(e))
+    }
+
+    fn transfer_leadership(&mut self, target: NodeId) -> Result<NodeId, ServiceError> {
+        if self.raft.role() != Role::Leader {
+            return Err(self.not_leader());
+        }
+        let status = self.raft.status();
+        let target = match target {
+            0 => status
+                .peers
+                .iter()
+                .filter(|p| p.id != status.id && status.membership.is_voter(p.id))
+                .max_by_key(|p| (p.matched, std::cmp::Reverse(p.ticks_since_contact)))
+                .map(|p| p.id)
+                .ok_or_else(|| {
+                    ServiceError::Rejected("there is no other voter to hand leadership to".into())
+                })?,
+            id => id,
+        };
+        self.raft
+            .transfer_leadership(target)
+            .map_err(|e| self.propose_error(e))?;
+        Ok(target)
     }
 
     fn propose_error(&self, e: crate::raft::ProposeError) -> ServiceError {
@@ -350,6 +468,12 @@ impl EventLoop {
         );
         self.applied_term = meta.term;
         self.transport.update_peers(&self.applied_membership);
+        let later_changes = self.conf_proposals.split_off(&(meta.index + 1));
+        for (_, (_, reply)) in std::mem::replace(&mut self.conf_proposals, later_changes) {
+            let _ = reply.send(Err(ServiceError::Rejected(
+                "the membership change was superseded by a snapshot; check the member list".into(),
+            )));
+        }
         // Proposals at or below the snapshot can no longer be matched to their outcome.
         let pending = std::mem::take(&mut self.proposals);
         for (index, (term, reply)) in pending {
@@ -415,6 +539,15 @@ impl EventLoop {
         // Proposals whose index was applied without a command of theirs (overwritten by a
         // no-op or a membership change of a newer leader) were dropped.
         let last = entries.last().map_or(0, |e| e.index);
+        let later_changes = self.conf_proposals.split_off(&(last + 1));
+        for (index, (term, reply)) in std::mem::replace(&mut self.conf_proposals, later_changes) {
+            let applied_as_ours = terms.get(&index) == Some(&term);
+            let _ = reply.send(if applied_as_ours {
+                Ok(index)
+            } else {
+                Err(ServiceError::Dropped)
+            });
+        }
         let still_pending = self.proposals.split_off(&(last + 1));
         for (_, (_, reply)) in std::mem::replace(&mut self.proposals, still_pending) {
             let _ = reply.send(Err(ServiceError::Dropped));
@@ -513,6 +646,9 @@ impl EventLoop {
     }
 
     fn fail_everything(&mut self, error: ServiceError) {
+        for (_, (_, reply)) in std::mem::take(&mut self.conf_proposals) {
+            let _ = reply.send(Err(error.clone()));
+        }
         for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
             let _ = reply.send(Err(error.clone()));
         }

@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use super::admin_service::AdminService;
+use super::admin_service::{AdminAuth, AdminService};
 use super::config::{ConfigError, NodeConfig};
 use super::event_loop::{EventLoop, LoopParts, LoopSettings};
 use super::frontend::{Frontend, FrontendTiming};
@@ -268,6 +268,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         settings: LoopSettings {
             tick: Duration::from_millis(config.tick_ms),
             lease_ticks: config.lease_ticks,
+            election_ticks: config.election_ticks,
             snapshot_every: config.snapshot_every,
             snapshot_keep_entries: config.snapshot_keep_entries,
             cluster_id: cluster_id.get(),
@@ -320,11 +321,23 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         limits,
     })
     .max_decoding_message_size(limits.transport_limit());
-    let admin = AdminServer::new(AdminService {
-        status: status_rx.clone(),
-    });
+    let admin_token = config.admin_token()?;
+    let admin = |loopback: bool| {
+        AdminServer::new(AdminService {
+            status: status_rx.clone(),
+            frontend: frontend.clone(),
+            auth: AdminAuth {
+                token: admin_token.clone(),
+                loopback,
+            },
+            promote_max_lag: config.promote_max_lag,
+            transfer_timeout: election_timeout * 2,
+        })
+    };
+    let client_admin = admin(client_address.ip().is_loopback());
+    let peer_admin = admin(peer_address.ip().is_loopback());
     let peer = RaftServer::new(PeerService {
-        frontend,
+        frontend: frontend.clone(),
         node_id: config.id,
         cluster_id,
         store,
@@ -345,7 +358,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         tonic::transport::Server::builder()
             .timeout(Duration::from_secs(60))
             .add_service(kv_service)
-            .add_service(admin.clone())
+            .add_service(client_admin)
             .add_service(health_service)
             .add_service(reflection)
             .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), async move {
@@ -356,7 +369,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let peer_server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(peer)
-            .add_service(admin)
+            .add_service(peer_admin)
             .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), async move {
                 let _ = peer_shutdown.changed().await;
             }),

@@ -27,10 +27,41 @@ pub enum ClientRequest {
         barrier: ReadBarrier,
         reply: oneshot::Sender<Result<u64, ServiceError>>,
     },
+    /// Leader only: proposes a membership change; answers with its log index once applied.
+    ChangeMembership {
+        change: MembershipRequest,
+        reply: oneshot::Sender<Result<u64, ServiceError>>,
+    },
+    /// Leader only: starts handing leadership to `target` (0: the most up-to-date voter);
+    /// answers with the target chosen.
+    TransferLeadership {
+        target: NodeId,
+        reply: oneshot::Sender<Result<NodeId, ServiceError>>,
+    },
     /// Answers once this node's state machine has applied `index`.
     WaitApplied {
         index: u64,
         reply: oneshot::Sender<Result<(), ServiceError>>,
+    },
+}
+
+/// A membership change asked for through the admin API.
+#[derive(Debug, Clone)]
+pub enum MembershipRequest {
+    AddLearner {
+        id: NodeId,
+        address: String,
+    },
+    /// Refused unless the learner is within `max_lag` entries of the commit index and was
+    /// heard from within an election timeout.
+    Promote {
+        id: NodeId,
+        max_lag: u64,
+    },
+    /// Refused when the healthy voters left would be fewer than a quorum, unless forced.
+    Remove {
+        id: NodeId,
+        force: bool,
     },
 }
 
@@ -51,6 +82,8 @@ pub enum ServiceError {
     },
     #[error("{0}")]
     Rejected(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error(
         "leadership changed before the request committed; it was not applied and may be retried"
     )]
@@ -78,6 +111,8 @@ impl ServiceError {
                 leader,
                 address: leader.and_then(address),
             },
+            ProposeError::Membership(e) => ServiceError::Invalid(e.to_string()),
+            ProposeError::NotAVoter(_) => ServiceError::Invalid(error.to_string()),
             other => ServiceError::Rejected(other.to_string()),
         }
     }
@@ -98,6 +133,7 @@ impl From<ServiceError> for tonic::Status {
             | ServiceError::NoLease
             | ServiceError::ShuttingDown => tonic::Status::unavailable(message),
             ServiceError::Rejected(_) => tonic::Status::failed_precondition(message),
+            ServiceError::Invalid(_) => tonic::Status::invalid_argument(message),
             ServiceError::Storage(_) => tonic::Status::internal(message),
         }
     }
