@@ -25,7 +25,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Starts a local cluster of several nodes on this machine, one process each (client
-    /// ports 2379, 22379, 32379, ...; peer ports 2380, 22380, 32380, ...). Ctrl-C stops all.
+    /// ports 2379, 22379, 32379, ...; peer ports 2380, 22380, 32380, ...; probes and metrics
+    /// 2381, 22381, 32381, ...). Ctrl-C stops all.
     LocalCluster {
         /// How many nodes.
         #[arg(long, default_value_t = 3)]
@@ -111,6 +112,8 @@ async fn local_cluster(size: u64, data_dir: std::path::PathBuf) -> Result<(), St
             .arg(format!("127.0.0.1:{}", port(i, 2379)))
             .arg("--peer-listen")
             .arg(format!("127.0.0.1:{}", port(i, 2380)))
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{}", port(i, 2381)))
             .arg("--initial-cluster")
             .arg(&initial_cluster)
             .arg("--cluster-token")

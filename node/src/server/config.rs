@@ -41,6 +41,8 @@ pub struct NodeConfig {
     pub client_listen: SocketAddr,
     /// Where peers reach this node's Raft and admin API.
     pub peer_listen: SocketAddr,
+    /// Probes (`/livez`, `/readyz`, `/startupz`) and Prometheus `/metrics`, over HTTP.
+    pub metrics_listen: SocketAddr,
     /// The address peers should use for this node (a DNS name in Kubernetes). Default: the
     /// peer listen address.
     pub advertise_peer: Option<String>,
@@ -94,6 +96,7 @@ impl Default for NodeConfig {
             data_dir: None,
             client_listen: "127.0.0.1:2379".parse().expect("valid literal"),
             peer_listen: "127.0.0.1:2380".parse().expect("valid literal"),
+            metrics_listen: "127.0.0.1:2381".parse().expect("valid literal"),
             advertise_peer: None,
             initial_cluster: None,
             join: false,
@@ -136,6 +139,9 @@ pub struct NodeFlags {
     /// Peer (Raft and admin) address [default: 127.0.0.1:2380].
     #[arg(long, env = "DENGINE_PEER_LISTEN")]
     pub peer_listen: Option<SocketAddr>,
+    /// Probes and metrics over HTTP [default: 127.0.0.1:2381].
+    #[arg(long, env = "DENGINE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// The address peers use for this node [default: the peer listen address].
     #[arg(long, env = "DENGINE_ADVERTISE_PEER")]
     pub advertise_peer: Option<String>,
@@ -243,6 +249,7 @@ impl NodeConfig {
             id,
             client_listen,
             peer_listen,
+            metrics_listen,
             tick_ms,
             election_ticks,
             heartbeat_ticks,

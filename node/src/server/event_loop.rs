@@ -14,6 +14,8 @@ use prost::Message as _;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
+use super::metrics::Metrics;
+use super::probes::Pulse;
 use super::raft_store::RaftStore;
 use super::requests::{Applied, ClientRequest, MembershipRequest, ReadBarrier, ServiceError};
 use super::status::NodeStatus;
@@ -43,6 +45,8 @@ pub struct LoopSettings {
 pub type EventBatch = Arc<Vec<Event>>;
 
 pub struct EventLoop {
+    metrics: Arc<Metrics>,
+    pulse: Pulse,
     raft: Raft,
     kv: Arc<RwLock<KvStore>>,
     store: RaftStore,
@@ -75,6 +79,8 @@ pub struct EventLoop {
 }
 
 pub struct LoopParts {
+    pub metrics: Arc<Metrics>,
+    pub pulse: Pulse,
     pub raft: Raft,
     pub kv: Arc<RwLock<KvStore>>,
     pub store: RaftStore,
@@ -100,6 +106,8 @@ impl EventLoop {
         let snapshot_index = parts.raft.snapshot_metadata().index;
         let applied_term = parts.raft.snapshot_metadata().term;
         Self {
+            metrics: parts.metrics,
+            pulse: parts.pulse,
             raft: parts.raft,
             kv: parts.kv,
             store: parts.store,
@@ -178,6 +186,7 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         self.ticks += 1;
+        self.pulse.beat();
         self.raft.tick();
         if self.raft.role() == Role::Leader && self.ticks % EXPIRY_SCAN_TICKS == 0 {
             self.propose_expiries();
@@ -198,6 +207,7 @@ impl EventLoop {
             ClientRequest::Propose { command, reply } => {
                 match self.raft.propose(command.to_bytes().into()) {
                     Ok((index, term)) => {
+                        self.metrics.proposals.inc();
                         self.proposals.insert(index, (term, reply));
                     }
                     Err(e) => {
@@ -428,7 +438,14 @@ impl EventLoop {
             if let Some(last) = ready.entries.last() {
                 self.last_stored = last.index;
             }
+            let started = std::time::Instant::now();
             self.store.write(batch, Durability::Sync)?;
+            self.metrics
+                .fsync_seconds
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .fsync_batch_entries
+                .observe(ready.entries.len() as f64);
         }
 
         self.transport.send_all(ready.messages_after_persist);
@@ -623,6 +640,8 @@ impl EventLoop {
             bytes = data.len(),
             "snapshot taken, log compacted"
         );
+        self.metrics.snapshots.inc();
+        self.metrics.snapshot_bytes.set(data.len() as i64);
         self.snapshot_index = applied;
         self.raft.compact(meta, self.settings.snapshot_keep_entries);
         Ok(())

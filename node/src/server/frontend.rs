@@ -7,7 +7,8 @@
 //! node has applied that far (Raft dissertation §6.4.1); eventual reads are served here at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
@@ -17,6 +18,7 @@ use tonic::Status;
 
 use super::config::DefaultReadPolicy;
 use super::limits::Limits;
+use super::metrics::{Metrics, OperationLabels};
 use super::requests::{Applied, ClientRequest, ReadBarrier, ServiceError};
 use super::status::NodeStatus;
 use crate::kv::{Command, CommandOutcome};
@@ -45,6 +47,7 @@ pub struct Frontend {
     pub default_read_policy: DefaultReadPolicy,
     pub timing: FrontendTiming,
     pub cluster_id: super::transport::ClusterId,
+    pub metrics: Arc<Metrics>,
     leaders: Mutex<HashMap<String, RaftClient<Channel>>>,
 }
 
@@ -75,6 +78,7 @@ impl Frontend {
         default_read_policy: DefaultReadPolicy,
         timing: FrontendTiming,
         cluster_id: super::transport::ClusterId,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             requests,
@@ -83,6 +87,7 @@ impl Frontend {
             default_read_policy,
             timing,
             cluster_id,
+            metrics,
             leaders: Mutex::new(HashMap::new()),
         }
     }
@@ -171,6 +176,7 @@ impl Frontend {
     }
 
     async fn forward(&self, request: ForwardedRequest) -> Result<ForwardedResponse, Status> {
+        self.metrics.forwarded.inc();
         let (leader, mut client) = self.leader_client().await?;
         let mut call = tonic::Request::new(ForwardWriteRequest {
             cluster_id: self.cluster_id.get(),
@@ -291,7 +297,22 @@ impl Frontend {
         forwarded: bool,
     ) -> Result<ForwardedResponse, Status> {
         self.validate(&request)?;
-        self.write(request, forwarded).await
+        let operation = match &request {
+            ForwardedRequest::Put(_) => "put",
+            ForwardedRequest::Delete(_) => "delete",
+            ForwardedRequest::CompareAndSwap(_) => "compare_and_swap",
+        };
+        let started = Instant::now();
+        let result = self.write(request, forwarded).await;
+        if result.is_ok() && !forwarded {
+            self.metrics
+                .proposal_seconds
+                .get_or_create(&OperationLabels {
+                    operation: operation.to_string(),
+                })
+                .observe(started.elapsed().as_secs_f64());
+        }
+        result
     }
 
     pub async fn put(&self, request: PutRequest) -> Result<PutResponse, Status> {
@@ -371,6 +392,7 @@ impl Frontend {
         let Some(barrier) = self.barrier(policy)? else {
             return Ok(());
         };
+        let started = Instant::now();
         let index = if self.is_leader() {
             match self.local_read_index(barrier).await {
                 Ok(index) => index,
@@ -380,6 +402,9 @@ impl Frontend {
         } else {
             self.remote_read_index(barrier).await?
         };
+        self.metrics
+            .read_index_seconds
+            .observe(started.elapsed().as_secs_f64());
         let wait = self.ask_loop(|reply| ClientRequest::WaitApplied { index, reply });
         match tokio::time::timeout(self.timing.request_timeout, wait).await {
             Ok(result) => result.map_err(Status::from),

@@ -15,7 +15,9 @@ use super::event_loop::{EventLoop, LoopParts, LoopSettings};
 use super::frontend::{Frontend, FrontendTiming};
 use super::kv_service::KvService;
 use super::limits::Limits;
+use super::metrics::Metrics;
 use super::peer_service::PeerService;
+use super::probes::{ProbeState, Pulse};
 use super::raft_store::{Identity, RaftStore};
 use super::requests::ClientRequest;
 use super::status::NodeStatus;
@@ -53,11 +55,13 @@ pub struct NodeHandle {
     pub id: u64,
     pub client_address: SocketAddr,
     pub peer_address: SocketAddr,
+    pub metrics_address: SocketAddr,
     pub status: watch::Receiver<NodeStatus>,
     pub requests: mpsc::Sender<ClientRequest>,
     shutdown: watch::Sender<bool>,
     event_loop: Option<std::thread::JoinHandle<Result<(), StorageError>>>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    probe_server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl NodeHandle {
@@ -88,6 +92,11 @@ impl NodeHandle {
                 Ok(Err(e)) => result = Err(NodeError::Server(e.to_string())),
                 Err(e) if !e.is_cancelled() => result = Err(NodeError::Server(e.to_string())),
                 _ => {}
+            }
+        }
+        if let Some(probes) = self.probe_server.take() {
+            if let Ok(Err(e)) = probes.await {
+                result = Err(NodeError::Server(format!("probe server: {e}")));
             }
         }
         if let Some(thread) = self.event_loop.take() {
@@ -197,6 +206,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
 
     let kv = KvStore::open(engine.clone(), config.history_retention)?;
     let state = store.load()?;
+    let state_commit = state.hard_state.commit;
     let last_stored = state.snapshot.index + state.entries.len() as u64;
     // Membership as of the applied index: the snapshot's, then changes up to `applied`.
     let mut applied_membership = Membership::from_conf_state(
@@ -247,6 +257,16 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         tracing::warn!(%client_address, "the client API listens beyond loopback: anyone who can reach it can read and write every key");
     }
 
+    let startup_commit = state_commit;
+    let metrics_listener = bind(config.metrics_listen).await?;
+    let metrics_address = metrics_listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            address: config.metrics_listen,
+            source,
+        })?;
+    let metrics = Arc::new(Metrics::new());
+    let pulse = Pulse::new();
     let kv = Arc::new(RwLock::new(kv));
     let (requests_tx, requests_rx) = mpsc::channel(16 * 1024);
     let (peer_tx, peer_rx) = mpsc::channel(16 * 1024);
@@ -255,12 +275,16 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let transport = Transport::new(
         config.id,
+        config.advertise_peer(),
         cluster_id.clone(),
         store.clone(),
         peer_tx.clone(),
     );
 
+    let peer_transport = transport.clone();
     let event_loop = EventLoop::new(LoopParts {
+        metrics: metrics.clone(),
+        pulse: pulse.clone(),
         raft,
         kv: kv.clone(),
         store: store.clone(),
@@ -312,6 +336,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             request_timeout: Duration::from_secs(10),
         },
         cluster_id.clone(),
+        metrics.clone(),
     ));
     let kv_service = KvServer::new(KvService {
         frontend: frontend.clone(),
@@ -338,6 +363,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let peer_admin = admin(peer_address.ip().is_loopback());
     let peer = RaftServer::new(PeerService {
         frontend: frontend.clone(),
+        transport: peer_transport,
         node_id: config.id,
         cluster_id,
         store,
@@ -374,7 +400,22 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 let _ = peer_shutdown.changed().await;
             }),
     );
-    tracing::info!(id = config.id, %client_address, %peer_address, data_dir = %data_dir.display(), "node started");
+    let probes = super::probes::router(ProbeState {
+        status: status_rx.clone(),
+        metrics,
+        pulse,
+        startup_commit,
+        stall_limit: Duration::from_secs(10).max(election_timeout * 5),
+    });
+    let mut probes_shutdown = shutdown_tx.subscribe();
+    let probe_server = tokio::spawn(async move {
+        axum::serve(metrics_listener, probes)
+            .with_graceful_shutdown(async move {
+                let _ = probes_shutdown.changed().await;
+            })
+            .await
+    });
+    tracing::info!(id = config.id, %client_address, %peer_address, %metrics_address, data_dir = %data_dir.display(), "node started");
     Ok(NodeHandle {
         id: config.id,
         client_address,
@@ -383,6 +424,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         requests: requests_tx,
         shutdown: shutdown_tx,
         event_loop: Some(event_loop),
+        metrics_address,
         servers: vec![client_server, peer_server],
+        probe_server: Some(probe_server),
     })
 }

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::frontend::Frontend;
 use super::raft_store::{Identity, RaftStore};
 use super::requests::ReadBarrier;
-use super::transport::{ClusterId, PeerInput};
+use super::transport::{ClusterId, PeerInput, Transport};
 use crate::proto::raft_server::Raft;
 use crate::proto::{
     ForwardWriteRequest, ForwardWriteResponse, Message, PeerAck, PeerEnvelope, ReadIndexRequest,
@@ -21,6 +21,7 @@ use crate::raft::NodeId;
 
 pub struct PeerService {
     pub frontend: Arc<Frontend>,
+    pub transport: Transport,
     pub node_id: NodeId,
     pub cluster_id: ClusterId,
     pub store: RaftStore,
@@ -87,6 +88,8 @@ impl Raft for PeerService {
             let envelope = envelope?;
             self.check_cluster(&envelope)?;
             if let Some(message) = envelope.message {
+                self.transport
+                    .learn_peer(message.from, &envelope.from_address);
                 self.deliver(message).await?;
             }
         }

@@ -72,6 +72,8 @@ pub struct Transport {
 }
 
 struct Inner {
+    /// This node's advertised peer address, sent with every message.
+    address: String,
     /// Peer tasks run on the node's multi-threaded runtime, not on the event loop's thread.
     runtime: tokio::runtime::Handle,
     id: NodeId,
@@ -84,12 +86,14 @@ struct Inner {
 impl Transport {
     pub fn new(
         id: NodeId,
+        address: String,
         cluster_id: ClusterId,
         store: RaftStore,
         inputs: mpsc::Sender<PeerInput>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                address,
                 runtime: tokio::runtime::Handle::current(),
                 id,
                 cluster_id,
@@ -121,22 +125,41 @@ impl Transport {
             let Some(address) = membership.address(id) else {
                 continue;
             };
-            let (queue, rx) = mpsc::channel(PEER_QUEUE);
-            let task = self.inner.runtime.spawn(peer_stream(
-                self.inner.clone(),
-                id,
-                address.to_string(),
-                rx,
-            ));
-            peers.insert(
-                id,
-                Peer {
-                    address: address.to_string(),
-                    queue,
-                    task,
-                },
-            );
+            self.spawn_peer(&mut peers, id, address);
         }
+    }
+
+    /// Opens a connection to a peer that is not (yet) in the applied membership, such as the
+    /// leader that is adding this node. Membership updates close it again if it is not a
+    /// member then.
+    pub fn learn_peer(&self, id: NodeId, address: &str) {
+        if id == self.inner.id || address.is_empty() {
+            return;
+        }
+        let mut peers = self.peers();
+        if peers.get(&id).is_some_and(|p| p.address == address) {
+            return;
+        }
+        if let Some(old) = peers.remove(&id) {
+            old.task.abort();
+        }
+        self.spawn_peer(&mut peers, id, address);
+    }
+
+    fn spawn_peer(&self, peers: &mut BTreeMap<NodeId, Peer>, id: NodeId, address: &str) {
+        let (queue, rx) = mpsc::channel(PEER_QUEUE);
+        let task =
+            self.inner
+                .runtime
+                .spawn(peer_stream(self.inner.clone(), id, address.to_string(), rx));
+        peers.insert(
+            id,
+            Peer {
+                address: address.to_string(),
+                queue,
+                task,
+            },
+        );
     }
 
     pub fn send_all(&self, messages: Vec<Message>) {
@@ -203,6 +226,7 @@ async fn peer_stream(
                             let envelope = PeerEnvelope {
                                 cluster_id: inner.cluster_id.get(),
                                 message: Some(message),
+                                from_address: inner.address.clone(),
                             };
                             if tx.send(envelope).await.is_err() {
                                 break;
@@ -263,6 +287,7 @@ async fn transfer_snapshot(
         envelope: Some(PeerEnvelope {
             cluster_id: inner.cluster_id.get(),
             message: Some(message.clone()),
+            from_address: inner.address.clone(),
         }),
         data: Bytes::new(),
     }];
