@@ -36,8 +36,8 @@ pub struct Raft {
     pub(super) role: Role,
     pub(super) log: RaftLog,
     pub(super) membership: Membership,
-    /// Membership changes are applied up to this index.
-    pub(super) membership_index: LogIndex,
+    /// The index of the latest membership change in the log (the snapshot's index if none).
+    pub(super) conf_index: LogIndex,
     /// The latest snapshot the state machine took, sent to followers that fell behind it.
     pub(super) snapshot_meta: SnapshotMetadata,
     /// Leader only: every member's replication progress, this node's own included.
@@ -131,7 +131,7 @@ impl Raft {
             vote: hard_state.vote,
             leader: 0,
             role: Role::Follower,
-            membership_index: snapshot.index,
+            conf_index: snapshot.index,
             membership,
             snapshot_meta: snapshot,
             log,
@@ -156,7 +156,7 @@ impl Raft {
             prev_soft_state: soft,
             config,
         };
-        raft.apply_committed_membership();
+        raft.refresh_membership();
         raft.reset_election_timer();
         raft
     }
@@ -342,7 +342,7 @@ impl Raft {
                 Role::Follower => self.step_follower(m),
             },
         }
-        self.apply_committed_membership();
+        self.step_down_if_removed();
     }
 
     /// Term bookkeeping common to every role (Raft §5.1, plus pre-vote and check-quorum as in
@@ -436,6 +436,9 @@ impl Raft {
         let (index, term) =
             self.append_entry(EntryType::ConfChange, Bytes::from(change.encode_to_vec()));
         self.pending_conf_index = index;
+        // The new configuration is in force from now on, on this leader as on every follower
+        // that appends it.
+        self.refresh_membership();
         Ok((index, term))
     }
 
@@ -604,38 +607,47 @@ impl Raft {
             if self.maybe_commit() {
                 self.broadcast_pending = true;
             }
-            self.apply_committed_membership();
+            self.step_down_if_removed();
         }
     }
 
-    /// Applies membership changes in newly committed entries: a change takes effect when its
-    /// entry commits, on every node alike.
-    pub(super) fn apply_committed_membership(&mut self) {
-        let committed = self.log.committed();
-        while self.membership_index < committed {
-            let index = self.membership_index + 1;
+    /// Recomputes the configuration from the snapshot's and every membership change in the
+    /// log, committed or not (dissertation §4.1: a server uses the latest configuration in its
+    /// log). Called when a change is appended, or the log is truncated or replaced.
+    pub(super) fn refresh_membership(&mut self) {
+        let meta = &self.snapshot_meta;
+        let mut membership = Membership::from_conf_state(
+            &meta.conf_state.clone().unwrap_or_default(),
+            meta.addresses.clone().into_iter().collect(),
+        );
+        let mut conf_index = meta.index;
+        let from = meta.index.max(self.log.snapshot_index()) + 1;
+        for index in from..=self.log.last_index() {
             let Some(entry) = self.log.entry(index) else {
-                // Compacted, or covered by an installed snapshot whose configuration is
-                // already in force.
-                self.membership_index = index.max(self.log.snapshot_index());
                 continue;
             };
-            if entry.entry_type() == EntryType::ConfChange {
-                match ConfChange::decode(entry.data.as_ref()) {
-                    Ok(change) => self.on_membership_change(&change),
-                    Err(e) => tracing::error!(index, error = %e, "undecodable membership change"),
-                }
+            if entry.entry_type() != EntryType::ConfChange {
+                continue;
             }
-            self.membership_index = index;
+            conf_index = index;
+            match ConfChange::decode(entry.data.as_ref()) {
+                // A change that does not fit is ignored the same way on every replica.
+                Ok(change) => {
+                    if let Err(e) = membership.apply(&change) {
+                        tracing::warn!(index, error = %e, "membership change ignored");
+                    }
+                }
+                Err(e) => tracing::error!(index, error = %e, "undecodable membership change"),
+            }
+        }
+        self.conf_index = conf_index;
+        if membership != self.membership {
+            self.membership = membership;
+            self.on_membership_change();
         }
     }
 
-    fn on_membership_change(&mut self, change: &ConfChange) {
-        if let Err(e) = self.membership.apply(change) {
-            // Every replica refuses the same change the same way, so they stay in agreement.
-            tracing::warn!(error = %e, "committed membership change ignored");
-            return;
-        }
+    fn on_membership_change(&mut self) {
         if self.role != Role::Leader {
             return;
         }
@@ -647,18 +659,28 @@ impl Raft {
                 .or_insert_with(|| Progress::new(next, max_inflight));
         }
         let members = self.membership.clone();
-        self.progress.retain(|id, _| members.contains(*id));
+        // The leader keeps its own progress even when removing itself: it still holds the
+        // log, it just no longer counts towards a majority.
+        let id = self.id;
+        self.progress
+            .retain(|peer, _| *peer == id || members.contains(*peer));
         if self.transfer_target.is_some_and(|t| !members.is_voter(t)) {
             self.transfer_target = None;
-        }
-        if !members.is_voter(self.id) {
-            // A leader removed (or demoted) steps down once the change commits (§4.2.2).
-            self.become_follower(self.term, 0);
-            return;
         }
         // A smaller quorum may commit more right away.
         if self.maybe_commit() {
             self.broadcast_pending = true;
+        }
+    }
+
+    /// §4.2.2: a leader that is not in the configuration steps down once that configuration
+    /// has committed; until then it keeps replicating it.
+    pub(super) fn step_down_if_removed(&mut self) {
+        if self.role == Role::Leader
+            && !self.membership.is_voter(self.id)
+            && self.log.committed() >= self.conf_index
+        {
+            self.become_follower(self.term, 0);
         }
     }
 }

@@ -1,8 +1,7 @@
 //! The receiving side of replication: appends, heartbeats and snapshots (Raft figure 2).
 
 use super::core::Raft;
-use super::membership::Membership;
-use crate::proto::{Message, MessageType};
+use crate::proto::{EntryType, Message, MessageType};
 
 impl Raft {
     pub(super) fn step_follower(&mut self, m: Message) {
@@ -40,10 +39,18 @@ impl Raft {
             return;
         }
         let (prev_index, prev_term, commit) = (m.index, m.log_term, m.commit);
-        match self
+        let truncations = self.log.truncations();
+        let has_conf_change = m
+            .entries
+            .iter()
+            .any(|e| e.entry_type() == EntryType::ConfChange);
+        let appended = self
             .log
-            .maybe_append(prev_index, prev_term, commit, m.entries)
-        {
+            .maybe_append(prev_index, prev_term, commit, m.entries);
+        if has_conf_change || self.log.truncations() != truncations {
+            self.refresh_membership();
+        }
+        match appended {
             Some(last_matching) => self.send(Message {
                 msg_type: MessageType::AppendResponse as i32,
                 to: m.from,
@@ -96,13 +103,9 @@ impl Raft {
             self.log.commit_to(meta.index);
             meta.index
         } else {
-            self.membership = Membership::from_conf_state(
-                &meta.conf_state.clone().unwrap_or_default(),
-                meta.addresses.clone().into_iter().collect(),
-            );
-            self.membership_index = meta.index;
             self.snapshot_meta = meta.clone();
             self.log.restore_snapshot(snapshot);
+            self.refresh_membership();
             meta.index
         };
         self.send(Message {

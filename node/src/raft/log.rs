@@ -23,6 +23,8 @@ pub struct RaftLog {
     stable: LogIndex,
     /// A snapshot received from the leader, not yet handed out for installing.
     pending_snapshot: Option<Snapshot>,
+    /// How many times a suffix was truncated: the configuration must then be recomputed.
+    truncations: u64,
 }
 
 impl RaftLog {
@@ -45,6 +47,7 @@ impl RaftLog {
             applied: applied.clamp(snapshot_index, committed),
             stable: last,
             pending_snapshot: None,
+            truncations: 0,
         }
     }
 
@@ -65,6 +68,10 @@ impl RaftLog {
             .last()
             .map(|e| e.term)
             .unwrap_or(self.snapshot_term)
+    }
+
+    pub fn truncations(&self) -> u64 {
+        self.truncations
     }
 
     pub fn committed(&self) -> LogIndex {
@@ -187,6 +194,7 @@ impl RaftLog {
         let keep = (index - self.snapshot_index - 1) as usize;
         self.entries.truncate(keep);
         self.stable = self.stable.min(index - 1);
+        self.truncations += 1;
     }
 
     /// For fast back-off: the largest index at or below `index` whose term is at most `term`,

@@ -67,8 +67,11 @@ pub struct EventLoop {
     /// Reads confirmed at an index, waiting for the state machine to get there.
     reads_waiting_apply: Vec<(LogIndex, oneshot::Sender<Result<(), ServiceError>>)>,
     next_read_request: u64,
-    /// Membership as of the applied index (the core's runs ahead, at the commit index).
+    /// Membership as of the applied index, for snapshots (the core's is the latest in the
+    /// log, committed or not).
     applied_membership: Membership,
+    /// The membership the transport last connected to: the core's latest.
+    connected_membership: Membership,
     applied_term: Term,
     /// The last log index stored on disk.
     last_stored: LogIndex,
@@ -124,6 +127,7 @@ impl EventLoop {
             reads_waiting_apply: Vec::new(),
             next_read_request: 1,
             applied_membership: parts.applied_membership,
+            connected_membership: Membership::default(),
             applied_term,
             last_stored: parts.last_stored,
             snapshot_index,
@@ -139,7 +143,7 @@ impl EventLoop {
         // After a pause (SIGSTOP, a long GC-like stall), every missed tick is processed before
         // any request, so a lease is never judged by a clock that stood still.
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        self.transport.update_peers(self.raft.membership());
+        self.connect_to_members();
         if self.raft.membership().voters().len() == 1
             && self.raft.membership().is_voter(self.raft.id())
         {
@@ -398,13 +402,21 @@ impl EventLoop {
     }
 
     fn process_ready(&mut self) -> Result<(), StorageError> {
+        let mut worked = false;
         while self.raft.has_ready() {
+            worked = true;
             let ready = self.raft.ready();
+            self.connect_to_members();
             self.carry_out(ready)?;
             self.raft.advance();
             self.maybe_snapshot()?;
         }
         self.serve_applied_reads();
+        if worked {
+            // Status readers (admin API, probes, role watch) see every change, not only at
+            // the next tick.
+            self.publish_status();
+        }
         Ok(())
     }
 
@@ -467,6 +479,15 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Keeps a connection to every member of the latest configuration, so a learner added a
+    /// moment ago gets its first appends before the change is even committed.
+    fn connect_to_members(&mut self) {
+        if self.raft.membership() != &self.connected_membership {
+            self.connected_membership = self.raft.membership().clone();
+            self.transport.update_peers(&self.connected_membership);
+        }
+    }
+
     fn install_snapshot(
         &mut self,
         meta: &SnapshotMetadata,
@@ -484,7 +505,6 @@ impl EventLoop {
             meta.addresses.clone().into_iter().collect(),
         );
         self.applied_term = meta.term;
-        self.transport.update_peers(&self.applied_membership);
         let later_changes = self.conf_proposals.split_off(&(meta.index + 1));
         for (_, (_, reply)) in std::mem::replace(&mut self.conf_proposals, later_changes) {
             let _ = reply.send(Err(ServiceError::Rejected(
@@ -582,8 +602,7 @@ impl EventLoop {
                 if let Err(e) = self.applied_membership.apply(&change) {
                     tracing::warn!(index = entry.index, error = %e, "membership change ignored");
                 } else {
-                    tracing::info!(index = entry.index, ?change, "membership changed");
-                    self.transport.update_peers(&self.applied_membership);
+                    tracing::info!(index = entry.index, ?change, "membership change applied");
                 }
             }
             Err(e) => {

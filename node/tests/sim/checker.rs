@@ -134,6 +134,14 @@ impl Checker {
         self.acked.iter().map(|(w, _)| *w)
     }
 
+    /// The log index an acknowledged write was committed at.
+    pub fn acked_index(&self, write: u64) -> LogIndex {
+        self.acked
+            .iter()
+            .find(|(w, _)| *w == write)
+            .map_or(0, |(_, index)| *index)
+    }
+
     /// How many writes were acknowledged so far (a read started now must see them all).
     pub fn acked_max_index(&self) -> usize {
         self.acked.len()

@@ -436,6 +436,20 @@ impl Sim {
         }
     }
 
+    /// Every acknowledged write is in the state machine of each of `nodes` (once applied).
+    pub fn assert_no_acknowledged_write_lost_on(&self, nodes: &[NodeId]) {
+        for id in nodes {
+            let node = &self.nodes[id];
+            for write in self.checker.acked_writes() {
+                assert!(
+                    node.has_write(write) || node.applied_index() < self.checker.acked_index(write),
+                    "seed {}: acknowledged write {write} missing on node {id}",
+                    self.seed
+                );
+            }
+        }
+    }
+
     pub fn describe(&self) -> String {
         self.nodes
             .values()

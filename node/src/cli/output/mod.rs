@@ -1,9 +1,9 @@
 //! Rendering results as text or JSON, and writing them to standard output.
 //!
 //! Keys and values are bytes. Valid UTF-8 is printed as is; anything else as `0x` and lowercase
-//! hex, so that binary data never corrupts a terminal and JSON output stays valid. The two can
-//! collide (the text "0xff" and the byte 0xff print alike); `--help` says so, and a user storing
-//! binary keys should read them with `-o json` knowing this rule.
+//! hex, so that binary data never corrupts a terminal and JSON output stays valid. The text
+//! "0xff" and the byte 0xff print alike: a deliberate trade for readable output, documented in
+//! `--help`.
 
 mod table;
 
