@@ -1,0 +1,57 @@
+//! Running the `dengine` CLI binary.
+
+use std::process::Stdio;
+
+use super::wait::DEADLINE;
+
+/// What one CLI invocation printed and how it exited.
+#[derive(Debug)]
+pub struct CliRun {
+    /// None when killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// Panics with everything the command printed unless it exited with `code`.
+    pub fn expect_code(&self, code: i32, what: &str) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "{what}: expected exit status {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn expect_success(&self, what: &str) -> &Self {
+        self.expect_code(0, what)
+    }
+}
+
+/// Runs `dengine ARGS`, isolated from `DENGINE_*` settings in the caller's environment.
+pub async fn dengine(args: &[&str]) -> CliRun {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dengine"));
+    command.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("DENGINE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(DEADLINE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("dengine {args:?} did not finish within {DEADLINE:?}"))
+        .expect("run the dengine binary");
+    CliRun {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

@@ -1,0 +1,31 @@
+//! Waiting on conditions with a generous deadline.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// How long any condition may take before the test fails. Generous: the machine running the
+/// tests may be slow and busy, and a condition that holds returns at once anyway.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+/// How often a condition is checked.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// Polls `probe` every [`POLL`] until it returns `Ok`, and returns that value. Panics after
+/// [`DEADLINE`] with `what` and the last observation (the `Err` of the last probe), so a
+/// timeout says what was seen instead of only what was expected.
+pub async fn wait_for<T, F, Fut>(what: impl Display, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let start = Instant::now();
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(observed) if start.elapsed() >= DEADLINE => {
+                panic!("timed out after {DEADLINE:?} waiting for {what}; last observed: {observed}")
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
