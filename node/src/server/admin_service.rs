@@ -82,7 +82,12 @@ impl AdminService {
             .await
             .map_err(|_| Status::from(ServiceError::ShuttingDown))?
             .map_err(not_leader_is_precondition)?;
-        let status = self.status.borrow().clone();
+        // The answer was sent while applying; the status with the change follows at once.
+        let mut status_rx = self.status.clone();
+        let status = match status_rx.wait_for(|s| s.applied >= index).await {
+            Ok(status) => status.clone(),
+            Err(_) => return Err(ServiceError::ShuttingDown.into()),
+        };
         Ok(Response::new(MembershipResponse {
             index,
             members: members(&status),

@@ -65,6 +65,15 @@ pub struct GlobalArgs {
     /// How fresh a read (get, scan) must be; the server's default when omitted
     #[arg(long, global = true, value_enum)]
     pub consistency: Option<Consistency>,
+
+    /// File holding the admin token, for member add/promote/remove and move-leader
+    #[arg(
+        long,
+        global = true,
+        env = "DENGINE_ADMIN_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub admin_token_file: Option<std::path::PathBuf>,
 }
 
 impl GlobalArgs {
@@ -122,6 +131,16 @@ pub enum Command {
     /// The endpoints themselves
     #[command(subcommand)]
     Endpoint(EndpointCommand),
+    /// Hand leadership to another voter (the most up-to-date one when no ID is given)
+    MoveLeader(MoveLeaderArgs),
+}
+
+/// `move-leader [ID]`.
+#[derive(Debug, Args)]
+pub struct MoveLeaderArgs {
+    /// The voter to lead next
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    pub id: Option<u64>,
 }
 
 /// `put KEY VALUE`.
@@ -254,6 +273,32 @@ pub struct WatchArgs {
 pub enum MemberCommand {
     /// List the members: ID, ROLE (voter/learner), PEER ADDRESS, IS LEADER
     List,
+    /// Add a node (started with --join) as a learner: it receives the log but does not vote
+    Add {
+        /// The new node's id (never reused)
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// Where peers reach it, host:port
+        peer_address: String,
+    },
+    /// Make a caught-up learner a voter
+    Promote {
+        /// The learner's id
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// Entries it may lag behind the commit index; the server's default when omitted
+        #[arg(long)]
+        max_lag: Option<u64>,
+    },
+    /// Remove a member; refused if the healthy voters left would be fewer than a quorum
+    Remove {
+        /// The member's id
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// Remove even if it leaves fewer healthy voters than a quorum
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `endpoint ...`.

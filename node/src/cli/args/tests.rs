@@ -301,7 +301,41 @@ fn member_and_endpoint_subcommands() {
         rejected(&["member"]),
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
-    assert_eq!(rejected(&["member", "add"]), ErrorKind::InvalidSubcommand);
+    assert_eq!(
+        rejected(&["member", "add"]),
+        ErrorKind::MissingRequiredArgument
+    );
+    assert_eq!(
+        rejected(&["member", "evict", "2"]),
+        ErrorKind::InvalidSubcommand
+    );
+    assert!(matches!(
+        parse(&["member", "add", "4", "n4:2380"]).command,
+        Command::Member(MemberCommand::Add { id: 4, ref peer_address }) if peer_address == "n4:2380"
+    ));
+    assert!(matches!(
+        parse(&["member", "promote", "4", "--max-lag", "10"]).command,
+        Command::Member(MemberCommand::Promote {
+            id: 4,
+            max_lag: Some(10)
+        })
+    ));
+    assert!(matches!(
+        parse(&["member", "remove", "4", "--force"]).command,
+        Command::Member(MemberCommand::Remove { id: 4, force: true })
+    ));
+    assert_eq!(
+        rejected(&["member", "remove", "0"]),
+        ErrorKind::ValueValidation
+    );
+    assert!(matches!(
+        parse(&["move-leader"]).command,
+        Command::MoveLeader(MoveLeaderArgs { id: None })
+    ));
+    assert!(matches!(
+        parse(&["move-leader", "3"]).command,
+        Command::MoveLeader(MoveLeaderArgs { id: Some(3) })
+    ));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! One file per command: build the request, make the call, render the answer.
 
+mod admin;
 mod cas;
 mod del;
 mod endpoint;
@@ -29,6 +30,8 @@ pub async fn execute(cli: Cli) -> Result<Outcome, CliError> {
         Command::Member(MemberCommand::List) => {
             member::list(&connect(&global).await?, global.output).await
         }
+        Command::Member(change) => admin::change_membership(&global, change).await,
+        Command::MoveLeader(args) => admin::move_leader(&global, args.id).await,
         // Asks every endpoint, so it connects to each itself.
         Command::Endpoint(EndpointCommand::Status) => endpoint::status(&global).await,
     }
