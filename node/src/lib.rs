@@ -6,6 +6,7 @@
 //! - [`proto`]: the wire and log formats, and the gRPC services.
 //! - [`cli`]: the `dengine` command-line client.
 
+pub mod backup;
 pub mod cli;
 pub mod kv;
 pub mod proto;

@@ -3,17 +3,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::frontend::Frontend;
+use super::raft_store::RaftStore;
 use super::requests::{ClientRequest, MembershipRequest, ServiceError};
 use super::status::NodeStatus;
 use crate::proto::admin_server::Admin;
 use crate::proto::{
-    AddLearnerRequest, Member, MemberListRequest, MemberListResponse, MemberRole,
-    MembershipResponse, PromoteLearnerRequest, RaftRole, RemoveMemberRequest, StatusRequest,
-    StatusResponse, TransferLeadershipRequest, TransferLeadershipResponse,
+    AddLearnerRequest, BackupChunk, BackupHeader, BackupRequest, Member, MemberListRequest,
+    MemberListResponse, MemberRole, MembershipResponse, PromoteLearnerRequest, RaftRole,
+    RemoveMemberRequest, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    TransferLeadershipRequest, TransferLeadershipResponse,
 };
 use crate::raft::{NodeId, Role};
 
@@ -65,9 +68,27 @@ pub struct AdminService {
     pub promote_max_lag: u64,
     /// How long a leadership transfer may take before the call reports failure.
     pub transfer_timeout: Duration,
+    /// Where backups read the stored snapshot from.
+    pub store: RaftStore,
 }
 
+/// Backup data goes out in pieces of this size.
+const BACKUP_CHUNK_BYTES: usize = 1 << 20;
+
 impl AdminService {
+    async fn snapshot_now(&self) -> Result<(u64, u64), Status> {
+        let (reply, answer) = oneshot::channel();
+        self.frontend
+            .requests
+            .send(ClientRequest::SnapshotNow { reply })
+            .await
+            .map_err(|_| Status::from(ServiceError::ShuttingDown))?;
+        answer
+            .await
+            .map_err(|_| Status::from(ServiceError::ShuttingDown))?
+            .map_err(Status::from)
+    }
+
     async fn change(
         &self,
         change: MembershipRequest,
@@ -265,5 +286,60 @@ impl Admin for AdminService {
                 "leadership did not move to node {target} in time; it may be behind or unreachable"
             ))),
         }
+    }
+
+    async fn snapshot(
+        &self,
+        request: Request<SnapshotRequest>,
+    ) -> Result<Response<SnapshotResponse>, Status> {
+        self.auth.check(&request)?;
+        let (index, bytes) = self.snapshot_now().await?;
+        Ok(Response::new(SnapshotResponse { index, bytes }))
+    }
+
+    type BackupStream = ReceiverStream<Result<BackupChunk, Status>>;
+
+    async fn backup(
+        &self,
+        request: Request<BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        self.auth.check(&request)?;
+        // A fresh snapshot, so the backup is as recent as this node's applied state.
+        self.snapshot_now().await?;
+        let (metadata, data) = self
+            .store
+            .snapshot()
+            .map_err(|e| Status::internal(format!("reading the snapshot: {e}")))?;
+        let header = BackupHeader {
+            format: crate::backup::FORMAT,
+            cluster_id: self.status.borrow().cluster_id,
+            metadata: Some(metadata),
+            data_bytes: data.len() as u64,
+            checksum: crate::backup::checksum(&data),
+        };
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let data = bytes::Bytes::from(data);
+            let first = BackupChunk {
+                header: Some(header),
+                data: bytes::Bytes::new(),
+            };
+            if tx.send(Ok(first)).await.is_err() {
+                return;
+            }
+            let mut offset = 0;
+            while offset < data.len() {
+                let end = (offset + BACKUP_CHUNK_BYTES).min(data.len());
+                let chunk = BackupChunk {
+                    header: None,
+                    data: data.slice(offset..end),
+                };
+                if tx.send(Ok(chunk)).await.is_err() {
+                    return;
+                }
+                offset = end;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

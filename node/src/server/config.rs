@@ -51,6 +51,9 @@ pub struct NodeConfig {
     pub initial_cluster: Option<String>,
     /// Start without bootstrapping: wait until a leader adds this node as a learner.
     pub join: bool,
+    /// Found the new cluster from this backup (`dengine snapshot save`) instead of an empty
+    /// state. Only used on an empty data directory; every founding member gets the same file.
+    pub restore_from: Option<PathBuf>,
     /// A name that makes the cluster id of a new cluster unique; founding members must agree.
     pub cluster_token: String,
     /// Length of one Raft tick in milliseconds.
@@ -100,6 +103,7 @@ impl Default for NodeConfig {
             advertise_peer: None,
             initial_cluster: None,
             join: false,
+            restore_from: None,
             cluster_token: "dengine".to_string(),
             tick_ms: 100,
             election_ticks: 10,
@@ -151,6 +155,9 @@ pub struct NodeFlags {
     /// Join an existing cluster instead of founding one.
     #[arg(long, env = "DENGINE_JOIN")]
     pub join: bool,
+    /// Found the new cluster from a backup file (only on an empty data directory).
+    #[arg(long, env = "DENGINE_RESTORE_FROM")]
+    pub restore_from: Option<PathBuf>,
     /// Makes a new cluster's id unique [default: dengine].
     #[arg(long, env = "DENGINE_CLUSTER_TOKEN")]
     pub cluster_token: Option<String>,
@@ -269,6 +276,9 @@ impl NodeConfig {
         if f.advertise_peer.is_some() {
             self.advertise_peer = f.advertise_peer.clone();
         }
+        if f.restore_from.is_some() {
+            self.restore_from = f.restore_from.clone();
+        }
         if f.admin_token_file.is_some() {
             self.admin_token_file = f.admin_token_file.clone();
         }
@@ -326,6 +336,12 @@ impl NodeConfig {
         }
         if self.history_retention == 0 {
             return Err(invalid("history_retention", "must be at least 1"));
+        }
+        if self.join && self.restore_from.is_some() {
+            return Err(invalid(
+                "restore_from",
+                "founds a new cluster, so it cannot be combined with join",
+            ));
         }
         let members = self.founding_members()?;
         if !self.join && !members.contains_key(&self.id) {

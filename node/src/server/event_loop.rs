@@ -76,6 +76,7 @@ pub struct EventLoop {
     /// The last log index stored on disk.
     last_stored: LogIndex,
     snapshot_index: LogIndex,
+    snapshot_bytes: u64,
     ticks: u64,
     /// Keys with an Expire proposal in flight, so each is proposed once.
     expiring: HashSet<Vec<u8>>,
@@ -131,6 +132,7 @@ impl EventLoop {
             applied_term,
             last_stored: parts.last_stored,
             snapshot_index,
+            snapshot_bytes: 0,
             ticks: 0,
             expiring: HashSet::new(),
         }
@@ -231,6 +233,15 @@ impl EventLoop {
             }
             ClientRequest::TransferLeadership { target, reply } => {
                 let _ = reply.send(self.transfer_leadership(target));
+            }
+            ClientRequest::SnapshotNow { reply } => {
+                let result = self.snapshot(true).map_err(ServiceError::from);
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "snapshot failed");
+                }
+                let _ = reply.send(
+                    result.map(|taken| taken.unwrap_or((self.snapshot_index, self.snapshot_bytes))),
+                );
             }
             ClientRequest::WaitApplied { index, reply } => {
                 self.reads_waiting_apply.push((index, reply));
@@ -626,9 +637,19 @@ impl EventLoop {
     }
 
     fn maybe_snapshot(&mut self) -> Result<(), StorageError> {
+        self.snapshot(false).map(|_| ())
+    }
+
+    /// Takes a snapshot at the applied index when `snapshot_every` entries were applied since
+    /// the last one, or, when `now`, whenever anything was. Returns (index, bytes) if taken.
+    fn snapshot(&mut self, now: bool) -> Result<Option<(u64, u64)>, StorageError> {
         let applied = self.raft.log().applied();
-        if applied < self.snapshot_index + self.settings.snapshot_every {
-            return Ok(());
+        let due = match now {
+            true => applied > self.snapshot_index,
+            false => applied >= self.snapshot_index + self.settings.snapshot_every,
+        };
+        if !due {
+            return Ok(None);
         }
         let data = {
             let kv = self
@@ -661,9 +682,10 @@ impl EventLoop {
         );
         self.metrics.snapshots.inc();
         self.metrics.snapshot_bytes.set(data.len() as i64);
+        self.snapshot_bytes = data.len() as u64;
         self.snapshot_index = applied;
         self.raft.compact(meta, self.settings.snapshot_keep_entries);
-        Ok(())
+        Ok(Some((applied, self.snapshot_bytes)))
     }
 
     fn publish_status(&self) {

@@ -17,4 +17,4 @@ pub mod status;
 mod transport;
 
 pub use config::{NodeConfig, NodeFlags};
-pub use node::{start, NodeError, NodeHandle};
+pub use node::{restore_data_dir, start, NodeError, NodeHandle};

@@ -115,7 +115,11 @@ impl NodeHandle {
 
 /// Checks the data directory's identity against the configuration, initialising a new one.
 /// Returns the cluster id (0 for a joining node that has not been contacted yet).
-fn establish_identity(config: &NodeConfig, store: &RaftStore) -> Result<u64, NodeError> {
+fn establish_identity(
+    config: &NodeConfig,
+    store: &RaftStore,
+    kv: &mut KvStore,
+) -> Result<u64, NodeError> {
     let data_dir = config.data_dir().display().to_string();
     match store.identity()? {
         Some(identity) => {
@@ -146,6 +150,7 @@ fn establish_identity(config: &NodeConfig, store: &RaftStore) -> Result<u64, Nod
             })?;
             Ok(0)
         }
+        None if config.restore_from.is_some() => restore(config, store, kv),
         None => {
             let cluster_id = config.new_cluster_id()?;
             let members: Vec<(u64, String)> = config.founding_members()?.into_iter().collect();
@@ -171,6 +176,78 @@ fn establish_identity(config: &NodeConfig, store: &RaftStore) -> Result<u64, Nod
             Ok(cluster_id)
         }
     }
+}
+
+/// Founds a new cluster whose state is a backup's: every founding member restores the same
+/// file, so they start identical, at the backup's index, with the new membership.
+fn restore(config: &NodeConfig, store: &RaftStore, kv: &mut KvStore) -> Result<u64, NodeError> {
+    let path = config
+        .restore_from
+        .as_deref()
+        .expect("checked by the caller");
+    let (header, data) =
+        crate::backup::read(path).map_err(|e| NodeError::Identity(e.to_string()))?;
+    let backup = header.metadata.unwrap_or_default();
+    let members = config.founding_members()?;
+    let meta = crate::proto::SnapshotMetadata {
+        index: backup.index,
+        term: backup.term,
+        conf_state: Some(crate::proto::ConfState {
+            voters: members.keys().copied().collect(),
+            learners: Vec::new(),
+        }),
+        addresses: members.clone().into_iter().collect(),
+    };
+    kv.restore(&data, meta.index)
+        .map_err(|e| NodeError::Identity(format!("restoring {}: {e}", path.display())))?;
+    let cluster_id = config.new_cluster_id()?;
+    store.initialise_from_snapshot(
+        Identity {
+            cluster_id,
+            node_id: config.id,
+        },
+        HardState {
+            term: meta.term.max(1),
+            vote: 0,
+            commit: meta.index,
+        },
+        &meta,
+        &data,
+    )?;
+    tracing::info!(
+        backup = %path.display(),
+        index = meta.index,
+        revision = kv.revision(),
+        cluster_id = format!("{cluster_id:x}"),
+        "founded a new cluster from a backup"
+    );
+    Ok(cluster_id)
+}
+
+/// Founds a data directory from a backup without starting a node (`dengine snapshot
+/// restore`): the node started on it later serves the restored state. Returns the cluster id.
+pub fn restore_data_dir(config: &NodeConfig) -> Result<u64, NodeError> {
+    config.validate()?;
+    if config.restore_from.is_none() {
+        return Err(NodeError::Identity("no backup file given".into()));
+    }
+    let data_dir = config.data_dir();
+    let occupied = std::fs::read_dir(&data_dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied {
+        return Err(NodeError::DataDir {
+            path: data_dir.display().to_string(),
+            message: "it is not empty; restore founds a new member and needs an empty directory"
+                .into(),
+        });
+    }
+    std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir {
+        path: data_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let engine: Arc<dyn Engine> = Arc::new(RocksEngine::open(&data_dir)?);
+    let store = RaftStore::new(engine.clone());
+    let mut kv = KvStore::open(engine, config.history_retention)?;
+    restore(config, &store, &mut kv)
 }
 
 fn raft_config(config: &NodeConfig) -> Config {
@@ -202,9 +279,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             })?,
         );
     let store = RaftStore::new(engine.clone());
-    let cluster_id = ClusterId::new(establish_identity(&config, &store)?);
-
-    let kv = KvStore::open(engine.clone(), config.history_retention)?;
+    let mut kv = KvStore::open(engine.clone(), config.history_retention)?;
+    let cluster_id = ClusterId::new(establish_identity(&config, &store, &mut kv)?);
     let state = store.load()?;
     let state_commit = state.hard_state.commit;
     let last_stored = state.snapshot.index + state.entries.len() as u64;
@@ -357,6 +433,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             },
             promote_max_lag: config.promote_max_lag,
             transfer_timeout: election_timeout * 2,
+            store: store.clone(),
         })
     };
     let client_admin = admin(client_address.ip().is_loopback());

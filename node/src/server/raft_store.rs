@@ -82,6 +82,22 @@ impl RaftStore {
         self.engine.write(batch, Durability::Sync)
     }
 
+    /// Founds a node from a snapshot (a restored backup): identity, hard state and snapshot in
+    /// one atomic write, and no log entries.
+    pub fn initialise_from_snapshot(
+        &self,
+        identity: Identity,
+        hard_state: HardState,
+        meta: &SnapshotMetadata,
+        data: &[u8],
+    ) -> StorageResult<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(Space::RaftState, IDENTITY, identity.encode_to_vec());
+        batch.put(Space::RaftState, HARD_STATE, hard_state.encode_to_vec());
+        self.stage_snapshot(&mut batch, meta, data, true);
+        self.engine.write(batch, Durability::Sync)
+    }
+
     pub fn load(&self) -> StorageResult<RaftState> {
         let hard_state = match self.engine.get(Space::RaftState, HARD_STATE)? {
             Some(bytes) => HardState::decode(bytes.as_slice())

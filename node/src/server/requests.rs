@@ -38,6 +38,11 @@ pub enum ClientRequest {
         target: NodeId,
         reply: oneshot::Sender<Result<NodeId, ServiceError>>,
     },
+    /// Takes a snapshot now (unless one exists at the applied index); answers with its index
+    /// and size.
+    SnapshotNow {
+        reply: oneshot::Sender<Result<(u64, u64), ServiceError>>,
+    },
     /// Answers once this node's state machine has applied `index`.
     WaitApplied {
         index: u64,

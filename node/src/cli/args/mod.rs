@@ -133,6 +133,44 @@ pub enum Command {
     Endpoint(EndpointCommand),
     /// Hand leadership to another voter (the most up-to-date one when no ID is given)
     MoveLeader(MoveLeaderArgs),
+    /// Backups: save one from a node, inspect one, restore one into a new data directory
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+/// `snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Stream a consistent snapshot of the endpoint's state into FILE (ask the leader for the
+    /// freshest)
+    Save {
+        /// Where to write the backup
+        file: std::path::PathBuf,
+    },
+    /// Print what a backup file holds, after checking it is complete and undamaged
+    Status {
+        /// The backup file
+        file: std::path::PathBuf,
+    },
+    /// Found a new member's data directory from a backup; run it on every founding member with
+    /// the same --initial-cluster, then start the nodes on those directories
+    Restore {
+        /// The backup file
+        file: std::path::PathBuf,
+        /// The new, empty data directory
+        #[arg(long)]
+        data_dir: std::path::PathBuf,
+        /// The member this directory is for
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// The new cluster's founding members, id=host:port,... (default: this member alone at
+        /// 127.0.0.1:2380)
+        #[arg(long)]
+        initial_cluster: Option<String>,
+        /// Makes the new cluster's id unique; must match the nodes' --cluster-token
+        #[arg(long, default_value = "dengine")]
+        cluster_token: String,
+    },
 }
 
 /// `move-leader [ID]`.

@@ -8,6 +8,7 @@ mod get;
 mod member;
 mod put;
 mod scan;
+mod snapshot;
 mod watch;
 
 use bytes::Bytes;
@@ -32,6 +33,7 @@ pub async fn execute(cli: Cli) -> Result<Outcome, CliError> {
         }
         Command::Member(change) => admin::change_membership(&global, change).await,
         Command::MoveLeader(args) => admin::move_leader(&global, args.id).await,
+        Command::Snapshot(command) => snapshot::run(&global, command).await,
         // Asks every endpoint, so it connects to each itself.
         Command::Endpoint(EndpointCommand::Status) => endpoint::status(&global).await,
     }
