@@ -51,6 +51,9 @@ fn init_tracing(format: LogFormat, filter: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Failpoints come from the FAILPOINTS environment variable; without the `failpoints`
+    // feature this does nothing.
+    let _failpoints = fail::FailScenario::setup();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -14,6 +14,7 @@ use prost::Message as _;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 
+use super::failpoints::failpoint;
 use super::metrics::Metrics;
 use super::probes::Pulse;
 use super::raft_store::RaftStore;
@@ -462,6 +463,7 @@ impl EventLoop {
                 self.last_stored = last.index;
             }
             let started = std::time::Instant::now();
+            failpoint!("log_append");
             self.store.write(batch, Durability::Sync)?;
             self.metrics
                 .fsync_seconds
@@ -469,6 +471,7 @@ impl EventLoop {
             self.metrics
                 .fsync_batch_entries
                 .observe(ready.entries.len() as f64);
+            failpoint!("after_log_append");
         }
 
         self.transport.send_all(ready.messages_after_persist);
@@ -504,6 +507,7 @@ impl EventLoop {
         meta: &SnapshotMetadata,
         data: &[u8],
     ) -> Result<(), StorageError> {
+        failpoint!("snapshot_install");
         let mut kv = self
             .kv
             .write()
@@ -540,6 +544,7 @@ impl EventLoop {
         if entries.is_empty() {
             return Ok(());
         }
+        failpoint!("apply");
         let mut items: Vec<(LogIndex, Option<Command>)> = Vec::with_capacity(entries.len());
         let mut terms = BTreeMap::new();
         for entry in &entries {
@@ -674,6 +679,7 @@ impl EventLoop {
         let mut batch = WriteBatch::new();
         self.store.stage_snapshot(&mut batch, &meta, &data, false);
         self.store.stage_compaction(&mut batch, cut);
+        failpoint!("snapshot_take");
         self.store.write(batch, Durability::Sync)?;
         tracing::info!(
             index = applied,

@@ -4,6 +4,7 @@
 mod admin_service;
 pub mod config;
 mod event_loop;
+pub mod failpoints;
 mod frontend;
 mod kv_service;
 mod limits;

@@ -1,0 +1,35 @@
+//! Failpoints at the places where a crash or an I/O error matters most, for fault tests.
+//!
+//! Built only with the `failpoints` feature; configured through the `FAILPOINTS` environment
+//! variable (see the `fail` crate), e.g. `FAILPOINTS='apply=3*off->return(crash)'`:
+//! - `return(crash)` aborts the process right there, as `kill -9` would;
+//! - `return` (or any other argument) fails the operation as a failing disk would.
+//!
+//! Names: `log_append` (before the log is written and fsynced), `after_log_append` (after the
+//! fsync, before acknowledgements are sent), `apply` (before committed entries are applied),
+//! `snapshot_install` (before a snapshot from the leader is installed), `snapshot_take`
+//! (before a snapshot is written and the log compacted).
+
+use crate::storage::StorageError;
+
+/// What an enabled failpoint does: abort the process, or fail like the disk.
+pub fn trigger(name: &str, argument: Option<String>) -> Result<(), StorageError> {
+    if argument.as_deref() == Some("crash") {
+        eprintln!("failpoint {name}: crashing");
+        std::process::abort();
+    }
+    Err(StorageError::Engine(format!(
+        "failpoint {name} injected an I/O error"
+    )))
+}
+
+/// Evaluates failpoint `$name` inside a function returning `Result<_, StorageError>`.
+macro_rules! failpoint {
+    ($name:literal) => {
+        fail::fail_point!($name, |argument| {
+            $crate::server::failpoints::trigger($name, argument).map(|()| unreachable!())
+        })
+    };
+}
+
+pub(crate) use failpoint;

@@ -1,0 +1,117 @@
+//! Crashes and disk errors at exact points in the node, through failpoints (the test suite
+//! builds the node with the `failpoints` feature).
+//!
+//! The node reads `FAILPOINTS` from its environment, which it inherits from this test process.
+//! That is why this file holds a single test: the variable is process-wide, and scenarios run
+//! one after another with it set only while their node starts.
+//!
+//! Runs only when built with `--features failpoints` (as `scripts/test` does).
+
+#![cfg(feature = "failpoints")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{get, wait_for, Cluster};
+use dengine::proto::{PutRequest, ReadPolicy};
+
+/// Starts `cluster`'s only node with `failpoints` configured.
+async fn start_with(cluster: &mut Cluster, failpoints: &str) {
+    std::env::set_var("FAILPOINTS", failpoints);
+    cluster.nodes[0].start().await;
+    std::env::remove_var("FAILPOINTS");
+}
+
+/// Writes keys until a write fails; returns the keys whose writes were acknowledged.
+async fn write_until_failure(cluster: &Cluster, prefix: &str) -> Vec<String> {
+    let mut kv = cluster.nodes[0].kv();
+    let mut acknowledged = Vec::new();
+    for i in 0..10_000 {
+        let key = format!("{prefix}{i:05}");
+        let mut request = tonic::Request::new(PutRequest {
+            key: key.clone().into(),
+            value: key.clone().into(),
+            ..Default::default()
+        });
+        request.set_timeout(Duration::from_secs(5));
+        match kv.put(request).await {
+            Ok(_) => acknowledged.push(key),
+            Err(_) => return acknowledged,
+        }
+    }
+    panic!("the failpoint never fired");
+}
+
+async fn assert_all_present(cluster: &Cluster, keys: &[String]) {
+    let mut kv = cluster.nodes[0].kv();
+    for key in keys {
+        let found = get(&mut kv, key, ReadPolicy::Linearizable).await;
+        assert_eq!(
+            found.kv.map(|kv| kv.value.to_vec()),
+            Some(key.as_bytes().to_vec()),
+            "acknowledged key {key} is missing after the restart"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_and_disk_errors_at_exact_points_lose_no_acknowledged_write() {
+    let mut cluster = Cluster::new(1, &[]);
+
+    // 1. A crash after entries are durable, before they are applied: the write in flight is
+    //    not acknowledged; everything acknowledged before it survives.
+    start_with(&mut cluster, "apply=40*off->return(crash)").await;
+    let acked = write_until_failure(&cluster, "apply-").await;
+    assert!(
+        acked.len() >= 10,
+        "only {} writes before the crash",
+        acked.len()
+    );
+    cluster.nodes[0].kill();
+    cluster.nodes[0].start().await;
+    cluster.wait_for_leader().await;
+    assert_all_present(&cluster, &acked).await;
+
+    // 2. A crash right after the fsync, before acknowledgements go out.
+    cluster.nodes[0].kill();
+    start_with(&mut cluster, "after_log_append=30*off->return(crash)").await;
+    let acked_after_fsync = write_until_failure(&cluster, "fsync-").await;
+    cluster.nodes[0].kill();
+    cluster.nodes[0].start().await;
+    cluster.wait_for_leader().await;
+    assert_all_present(&cluster, &acked).await;
+    assert_all_present(&cluster, &acked_after_fsync).await;
+
+    // 3. The disk fails on a log append (as when it is full): the node stops serving rather
+    //    than acknowledge what it could not store, and exits with an error.
+    cluster.nodes[0].kill();
+    start_with(&mut cluster, "log_append=30*off->return").await;
+    let acked_before_error = write_until_failure(&cluster, "disk-").await;
+    let status = cluster.nodes[0].terminate().await;
+    assert!(
+        !status.success(),
+        "a node whose disk failed must exit with an error, got {status}"
+    );
+    let log = cluster.nodes[0].log_tail(50);
+    assert!(
+        log.contains("storage failure") || log.contains("failpoint"),
+        "{log}"
+    );
+    cluster.nodes[0].start().await;
+    cluster.wait_for_leader().await;
+    assert_all_present(&cluster, &acked).await;
+    assert_all_present(&cluster, &acked_before_error).await;
+    wait_for("writes to work again after the restart", || async {
+        let mut kv = cluster.nodes[0].kv();
+        kv.put(PutRequest {
+            key: "again".into(),
+            value: "ok".into(),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })
+    .await;
+}
