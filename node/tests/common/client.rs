@@ -18,7 +18,9 @@ use super::wait::{DEADLINE, POLL};
 
 /// Errors after which a write may be retried: the node is not the leader, or is gone, or
 /// leadership changed under the request. A retried put writes the same value again, so a first
-/// attempt that did apply after all does no harm.
+/// attempt that did apply after all does no harm. FAILED_PRECONDITION is deliberately not
+/// among them: gRPC reserves it for "do not retry until the state is fixed", and a node that
+/// uses it for a transient condition should fail these tests.
 pub fn is_retryable(status: &Status) -> bool {
     matches!(
         status.code(),
@@ -28,6 +30,13 @@ pub fn is_retryable(status: &Status) -> bool {
             | Code::DeadlineExceeded
             | Code::Aborted
     )
+}
+
+/// This machine's clock in Unix milliseconds, as a node computes TTL deadlines.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Text as the bytes of a key or value.

@@ -17,8 +17,8 @@ mod wait;
 
 pub use cli::{dengine, CliRun};
 pub use client::{
-    assert_same_state, b, eventual_state, get, is_retryable, key_value_map, put, revision_of,
-    scan_all, store_revision, ClusterClients, Keys,
+    assert_same_state, b, eventual_state, get, is_retryable, key_value_map, now_unix_ms, put,
+    revision_of, scan_all, store_revision, ClusterClients, Keys,
 };
 pub use cluster::Cluster;
 pub use node::{Node, NodeExit, NodeSpec};

@@ -170,8 +170,8 @@ impl Node {
     }
 
     /// Starts the process and returns once it answers Admin.Status. A node that exits instead
-    /// fails the test with its output, except when its port was taken for a moment (another
-    /// process's outgoing connection may borrow it while the node is down): that is retried.
+    /// fails the test with its output, except when one of its ports is taken (by a process
+    /// that grabbed it while the node was down): that is retried for a while.
     pub async fn start(&mut self) {
         assert!(
             self.child.is_none(),
@@ -230,7 +230,7 @@ impl Node {
             if let Some(status) = self.try_wait() {
                 return Err(status);
             }
-            if self.status().await.is_ok() {
+            if self.status().await.is_ok_and(|s| self.is_itself(&s)) {
                 return Ok(());
             }
             assert!(
@@ -240,6 +240,20 @@ impl Node {
             );
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Whether a status comes from this node rather than from a stranger on its port (another
+    /// test's node, should the port have been taken while this one was down): it names this
+    /// node's id, and lists that id, if at all, at this node's peer address. (A joining node
+    /// lists no members until it is added; a removed one no longer lists itself.)
+    fn is_itself(&self, status: &StatusResponse) -> bool {
+        let peer = self.spec.peer_endpoint();
+        status.member_id == self.spec.id
+            && status
+                .members
+                .iter()
+                .filter(|m| m.id == self.spec.id)
+                .all(|m| m.peer_address == peer)
     }
 
     fn try_wait(&mut self) -> Option<ExitStatus> {
@@ -327,5 +341,6 @@ impl Drop for Node {
             let _ = child.kill();
             let _ = child.wait();
         }
+        super::ports::release(&[self.spec.client_port, self.spec.peer_port]);
     }
 }
