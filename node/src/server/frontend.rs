@@ -66,8 +66,11 @@ fn expires_at(ttl_ms: u64) -> i64 {
     }
 }
 
-fn unexpected(outcome: &CommandOutcome) -> Status {
-    Status::internal(format!("unexpected outcome {outcome:?}"))
+/// Why a write could not be forwarded.
+enum ForwardError {
+    /// This node is the leader now: write here instead.
+    LeaderIsHere,
+    Failed(Status),
 }
 
 impl Frontend {
@@ -153,10 +156,11 @@ impl Frontend {
             });
         };
         if leader == me {
-            // We became leader meanwhile: the caller retries locally.
-            return Err(ServiceError::Rejected(
-                "leadership moved to this node; retry".into(),
-            ));
+            // This node won an election meanwhile: the caller executes the request here.
+            return Err(ServiceError::NotLeader {
+                leader: Some(me),
+                address: None,
+            });
         }
         let address = address.ok_or(ServiceError::NotLeader {
             leader: Some(leader),
@@ -175,36 +179,71 @@ impl Frontend {
         Ok((leader, client))
     }
 
-    async fn forward(&self, request: ForwardedRequest) -> Result<ForwardedResponse, Status> {
+    async fn forward(&self, request: ForwardedRequest) -> Result<ForwardedResponse, ForwardError> {
+        let (leader, mut client) = match self.leader_client().await {
+            Ok(route) => route,
+            Err(ServiceError::NotLeader { leader, .. })
+                if leader == Some(self.status.borrow().id) =>
+            {
+                return Err(ForwardError::LeaderIsHere)
+            }
+            Err(e) => return Err(ForwardError::Failed(e.into())),
+        };
         self.metrics.forwarded.inc();
-        let (leader, mut client) = self.leader_client().await?;
         let mut call = tonic::Request::new(ForwardWriteRequest {
             cluster_id: self.cluster_id.get(),
             request: Some(request),
         });
         call.set_timeout(self.timing.request_timeout);
         let response = client.forward_write(call).await.map_err(|status| {
-            Status::new(
+            ForwardError::Failed(Status::new(
                 status.code(),
                 format!("forwarded to leader {leader}: {}", status.message()),
-            )
+            ))
         })?;
-        response
-            .into_inner()
-            .response
-            .ok_or_else(|| Status::internal("the leader sent an empty forward response"))
+        response.into_inner().response.ok_or_else(|| {
+            ForwardError::Failed(Status::internal(
+                "the leader sent an empty forward response",
+            ))
+        })
     }
 
-    /// Executes a write here if this node leads; otherwise forwards it (unless it already was
-    /// forwarded to us, which means leadership moved on: the sender retries).
+    /// Executes a write here if this node leads, otherwise forwards it to the leader. A write
+    /// forwarded to us is never forwarded again: if we no longer lead, the sender is told to
+    /// retry. Leadership can move while a request is on its way, so a few rounds are allowed.
     async fn write(
         &self,
         request: ForwardedRequest,
         forwarded: bool,
     ) -> Result<ForwardedResponse, Status> {
-        if !forwarded && !self.is_leader() {
-            return self.forward(request).await;
+        if forwarded {
+            return self.write_here(request).await.map_err(Status::from);
         }
+        const ROUNDS: usize = 3;
+        for _ in 0..ROUNDS {
+            if self.is_leader() {
+                match self.write_here(request.clone()).await {
+                    Err(ServiceError::NotLeader { .. }) => continue,
+                    other => return other.map_err(Status::from),
+                }
+            }
+            match self.forward(request.clone()).await {
+                // The leader we waited for is this node: go round and write here.
+                Err(ForwardError::LeaderIsHere) => continue,
+                Err(ForwardError::Failed(status)) => return Err(status),
+                Ok(response) => return Ok(response),
+            }
+        }
+        Err(Status::unavailable(
+            "leadership kept moving while the write was routed; it was not applied and may be retried",
+        ))
+    }
+
+    /// Proposes a write on this node, which must be the leader.
+    async fn write_here(
+        &self,
+        request: ForwardedRequest,
+    ) -> Result<ForwardedResponse, ServiceError> {
         let command = match &request {
             ForwardedRequest::Put(put) => Command::put(
                 put.key.clone(),
@@ -219,8 +258,8 @@ impl Frontend {
                     .clone()
                     .filter(|c| c.target.is_some())
                     .ok_or_else(|| {
-                        Status::invalid_argument(
-                            "compare must name a value, a mod_revision or absent",
+                        ServiceError::Invalid(
+                            "compare must name a value, a mod_revision or absent".into(),
                         )
                     })?;
                 Command::compare_and_swap(
@@ -231,13 +270,7 @@ impl Frontend {
                 )
             }
         };
-        let applied = match self.propose(command).await {
-            Ok(applied) => applied,
-            Err(ServiceError::NotLeader { .. }) if !forwarded => {
-                return self.forward(request).await
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let applied = self.propose(command).await?;
         let response = match (request, applied.outcome) {
             (ForwardedRequest::Put(_), CommandOutcome::Put { revision, prev_kv }) => {
                 ForwardedResponse::Put(PutResponse {
@@ -269,7 +302,11 @@ impl Frontend {
                 succeeded,
                 current,
             }),
-            (_, other) => return Err(unexpected(&other)),
+            (_, other) => {
+                return Err(ServiceError::Rejected(format!(
+                    "unexpected outcome {other:?}"
+                )))
+            }
         };
         Ok(response)
     }

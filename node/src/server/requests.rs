@@ -89,6 +89,8 @@ pub enum ServiceError {
     Rejected(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(
         "leadership changed before the request committed; it was not applied and may be retried"
     )]
@@ -139,7 +141,9 @@ impl From<ServiceError> for tonic::Status {
             | ServiceError::ShuttingDown => tonic::Status::unavailable(message),
             ServiceError::Rejected(_) => tonic::Status::failed_precondition(message),
             ServiceError::Invalid(_) => tonic::Status::invalid_argument(message),
-            ServiceError::Storage(_) => tonic::Status::internal(message),
+            ServiceError::Storage(_) | ServiceError::Internal(_) => {
+                tonic::Status::internal(message)
+            }
         }
     }
 }
