@@ -146,73 +146,34 @@ fn a_promotion_committed_just_before_the_leader_dies_still_leaves_a_quorum() {
     // 2 and 3 hear that it committed. If configurations took effect only at commit, 2 would
     // still need 1's vote and 3 would not campaign: no leader, although {2, 3} is a majority
     // of the committed configuration. Taking effect on append (dissertation §4.1) avoids it.
-    use dengine::proto::{ConfChange, ConfChangeType};
+    use dengine::proto::ConfChangeType::{AddLearner, PromoteLearner};
     for seed in seeds().into_iter().take(10) {
         let mut sim = Sim::new(seed, 1, Faults::none());
         sim.run(200, true);
-        for (id, promote) in [(2, true), (3, false)] {
+        for id in [2, 3] {
             sim.nodes.insert(id, sim::SimNode::joining(id, seed));
-            let change = ConfChange {
-                change_type: ConfChangeType::AddLearner as i32,
-                node_id: id,
-                address: format!("n{id}"),
-            };
-            sim.nodes
-                .get_mut(&1)
-                .unwrap()
-                .raft
-                .as_mut()
-                .unwrap()
-                .propose_conf_change(change)
-                .unwrap();
+            sim.propose_conf_change(1, AddLearner, id);
             sim.run(300, true);
-            if promote {
-                let change = ConfChange {
-                    change_type: ConfChangeType::PromoteLearner as i32,
-                    node_id: id,
-                    address: String::new(),
-                };
-                sim.nodes
-                    .get_mut(&1)
-                    .unwrap()
-                    .raft
-                    .as_mut()
-                    .unwrap()
-                    .propose_conf_change(change)
-                    .unwrap();
-                sim.run(300, true);
-            }
         }
-        let change = ConfChange {
-            change_type: ConfChangeType::PromoteLearner as i32,
-            node_id: 3,
-            address: String::new(),
-        };
-        let (index, _) = sim
-            .nodes
-            .get_mut(&1)
-            .unwrap()
-            .raft
-            .as_mut()
-            .unwrap()
-            .propose_conf_change(change)
-            .unwrap();
+        sim.propose_conf_change(1, PromoteLearner, 2);
+        sim.run(300, true);
+        let index = sim.propose_conf_change(1, PromoteLearner, 3);
         // Step until the leader has committed the promotion, then kill it at once.
+        let committed = |sim: &Sim| sim.nodes[&1].raft.as_ref().unwrap().log().committed();
         for _ in 0..1_000 {
             sim.step(false);
-            if sim.nodes[&1].raft.as_ref().unwrap().log().committed() >= index {
+            if committed(&sim) >= index {
                 break;
             }
         }
         assert!(
-            sim.nodes[&1].raft.as_ref().unwrap().log().committed() >= index,
-            "seed {seed}"
+            committed(&sim) >= index,
+            "seed {seed}: the promotion never committed"
         );
         sim.nodes.get_mut(&1).unwrap().crash();
         sim.run(2_000, true);
-        let leader = sim.leader();
         assert!(
-            matches!(leader, Some(2) | Some(3)),
+            matches!(sim.leader(), Some(2) | Some(3)),
             "seed {seed}: nodes 2 and 3 hold a majority of {{1, 2, 3}} but elected no leader; {}",
             sim.describe()
         );

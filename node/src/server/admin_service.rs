@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -77,15 +77,9 @@ const BACKUP_CHUNK_BYTES: usize = 1 << 20;
 
 impl AdminService {
     async fn snapshot_now(&self) -> Result<(u64, u64), Status> {
-        let (reply, answer) = oneshot::channel();
         self.frontend
-            .requests
-            .send(ClientRequest::SnapshotNow { reply })
+            .ask_loop(|reply| ClientRequest::SnapshotNow { reply })
             .await
-            .map_err(|_| Status::from(ServiceError::ShuttingDown))?;
-        answer
-            .await
-            .map_err(|_| Status::from(ServiceError::ShuttingDown))?
             .map_err(Status::from)
     }
 
@@ -93,15 +87,10 @@ impl AdminService {
         &self,
         change: MembershipRequest,
     ) -> Result<Response<MembershipResponse>, Status> {
-        let (reply, answer) = oneshot::channel();
-        self.frontend
-            .requests
-            .send(ClientRequest::ChangeMembership { change, reply })
+        let index = self
+            .frontend
+            .ask_loop(|reply| ClientRequest::ChangeMembership { change, reply })
             .await
-            .map_err(|_| Status::from(ServiceError::ShuttingDown))?;
-        let index = answer
-            .await
-            .map_err(|_| Status::from(ServiceError::ShuttingDown))?
             .map_err(not_leader_is_precondition)?;
         // The answer was sent while applying; the status with the change follows at once.
         let mut status_rx = self.status.clone();
@@ -250,35 +239,23 @@ impl Admin for AdminService {
     ) -> Result<Response<TransferLeadershipResponse>, Status> {
         self.auth.check(&request)?;
         let request = request.into_inner();
-        let (reply, answer) = oneshot::channel();
-        self.frontend
-            .requests
-            .send(ClientRequest::TransferLeadership {
+        let target = self
+            .frontend
+            .ask_loop(|reply| ClientRequest::TransferLeadership {
                 target: request.target_id,
                 reply,
             })
             .await
-            .map_err(|_| Status::from(ServiceError::ShuttingDown))?;
-        let target = answer
-            .await
-            .map_err(|_| Status::from(ServiceError::ShuttingDown))?
             .map_err(not_leader_is_precondition)?;
         let mut status = self.status.clone();
-        let wait = async {
-            loop {
-                {
-                    let current = status.borrow_and_update();
-                    if current.leader == target {
-                        return Some(current.term);
-                    }
-                }
-                if status.changed().await.is_err() {
-                    return None;
-                }
-            }
+        let moved = async move {
+            status
+                .wait_for(|s| s.leader == target)
+                .await
+                .map(|s| s.term)
         };
-        match tokio::time::timeout(self.transfer_timeout, wait).await {
-            Ok(Some(term)) => Ok(Response::new(TransferLeadershipResponse {
+        match tokio::time::timeout(self.transfer_timeout, moved).await {
+            Ok(Ok(term)) => Ok(Response::new(TransferLeadershipResponse {
                 leader_id: target,
                 term,
             })),

@@ -109,7 +109,8 @@ impl Frontend {
         self.status.borrow().role == Role::Leader
     }
 
-    async fn ask_loop<T>(
+    /// Sends a request to the event loop and awaits its answer.
+    pub async fn ask_loop<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, ServiceError>>) -> ClientRequest,
     ) -> Result<T, ServiceError> {
@@ -130,25 +131,16 @@ impl Frontend {
     /// `leader_wait` for an election to finish.
     async fn leader_client(&self) -> Result<(NodeId, RaftClient<Channel>), ServiceError> {
         let mut status = self.status.clone();
-        let wait = async {
-            loop {
-                {
-                    let current = status.borrow_and_update();
-                    if current.leader != 0 {
-                        return Some((
-                            current.leader,
-                            current.id,
-                            current.address_of(current.leader),
-                        ));
-                    }
-                }
-                if status.changed().await.is_err() {
-                    return None;
-                }
-            }
+        let known = async {
+            let current = status.wait_for(|s| s.leader != 0).await.ok()?;
+            Some((
+                current.leader,
+                current.id,
+                current.address_of(current.leader),
+            ))
         };
         let Ok(Some((leader, me, address))) =
-            tokio::time::timeout(self.timing.leader_wait, wait).await
+            tokio::time::timeout(self.timing.leader_wait, known).await
         else {
             return Err(ServiceError::NotLeader {
                 leader: None,

@@ -352,6 +352,29 @@ impl Sim {
         }
     }
 
+    /// Has node `leader` propose a membership change; returns its log index.
+    pub fn propose_conf_change(
+        &mut self,
+        leader: NodeId,
+        kind: ConfChangeType,
+        node_id: NodeId,
+    ) -> u64 {
+        let change = ConfChange {
+            change_type: kind as i32,
+            node_id,
+            address: format!("n{node_id}"),
+        };
+        let raft = self
+            .nodes
+            .get_mut(&leader)
+            .and_then(|n| n.raft.as_mut())
+            .expect("leader is up");
+        let (index, _) = raft
+            .propose_conf_change(change)
+            .unwrap_or_else(|e| panic!("seed {}: {e}", self.seed));
+        index
+    }
+
     /// Runs `steps` steps of the given world.
     pub fn run(&mut self, steps: u64, client_load: bool) {
         for _ in 0..steps {
