@@ -135,6 +135,11 @@ fn members(status: &NodeStatus) -> Vec<Member> {
             } as i32,
             match_index: m.matched,
             last_contact_ms: m.last_contact_ms,
+            // Lag is known where match indexes are: on the leader.
+            lag: match status.role {
+                Role::Leader => status.last_index.saturating_sub(m.matched),
+                _ => 0,
+            },
         })
         .collect()
 }

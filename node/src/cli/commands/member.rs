@@ -44,6 +44,8 @@ struct MemberView {
     match_index: u64,
     /// Known only when the answering node is the leader; 0 otherwise.
     last_contact_ms: u64,
+    /// Known only when the answering node is the leader; 0 otherwise.
+    lag: u64,
 }
 
 fn render(format: OutputFormat, response: &MemberListResponse) -> String {
@@ -74,6 +76,7 @@ fn render(format: OutputFormat, response: &MemberListResponse) -> String {
                     is_leader: is_leader(member),
                     match_index: member.match_index,
                     last_contact_ms: member.last_contact_ms,
+                    lag: member.lag,
                 })
                 .collect(),
         }),
@@ -91,6 +94,7 @@ mod tests {
             role: role.into(),
             match_index: 0,
             last_contact_ms: 0,
+            lag: 0,
         };
         MemberListResponse {
             cluster_id: 9,
