@@ -42,8 +42,15 @@ pub struct LoopSettings {
     pub cluster_id: u64,
 }
 
-/// Events of one apply batch, shared by every watcher.
-pub type EventBatch = Arc<Vec<Event>>;
+/// What watchers are told, shared by all of them.
+#[derive(Debug, Clone)]
+pub enum EventBatch {
+    /// The events of one apply batch, in revision order.
+    Events(Arc<Vec<Event>>),
+    /// The state machine was replaced by a snapshot at `revision`: the events between what a
+    /// watcher has seen and that revision are not available on this node.
+    Reset { revision: i64 },
+}
 
 pub struct EventLoop {
     metrics: Arc<Metrics>,
@@ -514,7 +521,10 @@ impl EventLoop {
             .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?;
         kv.restore(data, meta.index)
             .map_err(|e| StorageError::Engine(format!("installing snapshot: {e}")))?;
+        let revision = kv.revision();
         drop(kv);
+        // Watchers behind this point cannot be served the events in between: tell them.
+        let _ = self.events.send(EventBatch::Reset { revision });
         self.applied_membership = Membership::from_conf_state(
             &meta.conf_state.clone().unwrap_or_default(),
             meta.addresses.clone().into_iter().collect(),
@@ -522,7 +532,7 @@ impl EventLoop {
         self.applied_term = meta.term;
         let later_changes = self.conf_proposals.split_off(&(meta.index + 1));
         for (_, (_, reply)) in std::mem::replace(&mut self.conf_proposals, later_changes) {
-            let _ = reply.send(Err(ServiceError::Rejected(
+            let _ = reply.send(Err(ServiceError::OutcomeUnknown(
                 "the membership change was superseded by a snapshot; check the member list".into(),
             )));
         }
@@ -530,7 +540,7 @@ impl EventLoop {
         let pending = std::mem::take(&mut self.proposals);
         for (index, (term, reply)) in pending {
             if index <= meta.index {
-                let _ = reply.send(Err(ServiceError::Rejected(format!(
+                let _ = reply.send(Err(ServiceError::OutcomeUnknown(format!(
                     "the outcome of the write at index {index} (term {term}) was superseded by a snapshot; read the key to learn it"
                 ))));
             } else {
@@ -607,7 +617,7 @@ impl EventLoop {
         }
         if !batch.events.is_empty() {
             // No receivers is fine: nobody is watching.
-            let _ = self.events.send(Arc::new(batch.events));
+            let _ = self.events.send(EventBatch::Events(Arc::new(batch.events)));
         }
         Ok(())
     }

@@ -223,7 +223,20 @@ impl Kv for KvService {
             }
             loop {
                 match live.recv().await {
-                    Ok(batch) => {
+                    Ok(EventBatch::Reset { revision }) if revision > last_sent => {
+                        // This node jumped ahead by installing a snapshot: the events between
+                        // are gone here, as if compacted. The client resumes elsewhere or
+                        // re-reads and watches from the new revision.
+                        let _ = tx
+                            .send(Err(Status::out_of_range(format!(
+                                "this node installed a snapshot at revision {revision}; the events after revision {last_sent} up to it are not retained here; re-read and watch from revision {}",
+                                revision + 1
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Ok(EventBatch::Reset { .. }) => continue,
+                    Ok(EventBatch::Events(batch)) => {
                         let events: Vec<Event> = batch
                             .iter()
                             .filter(|e| revision_of(e) > last_sent && matches(e))

@@ -91,6 +91,9 @@ pub enum ServiceError {
     Invalid(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request may or may not have taken effect.
+    #[error("{0}")]
+    OutcomeUnknown(String),
     #[error(
         "leadership changed before the request committed; it was not applied and may be retried"
     )]
@@ -141,6 +144,7 @@ impl From<ServiceError> for tonic::Status {
             | ServiceError::ShuttingDown => tonic::Status::unavailable(message),
             ServiceError::Rejected(_) => tonic::Status::failed_precondition(message),
             ServiceError::Invalid(_) => tonic::Status::invalid_argument(message),
+            ServiceError::OutcomeUnknown(_) => tonic::Status::unknown(message),
             ServiceError::Storage(_) | ServiceError::Internal(_) => {
                 tonic::Status::internal(message)
             }

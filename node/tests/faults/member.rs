@@ -1,0 +1,272 @@
+//! One `node` process whose peers reach it through a proxy, and what the nemesis does to it.
+//!
+//! The harness's `Node` cannot be used here: it always passes `--peer-listen` at the address
+//! the cluster lists for the node (the proxy's), and checks that the member list shows the node
+//! there. A proxied node listens on a port of its own and advertises the proxy. So this type
+//! starts the process itself, from a `NodeSpec` whose peer port is the proxy's, with the
+//! listen address swapped for the real one.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dengine::proto::admin_client::AdminClient;
+use dengine::proto::{StatusRequest, StatusResponse};
+use tonic::transport::{Channel, Endpoint};
+
+use super::common::{NodeSpec, DEADLINE, POLL};
+
+/// What the nemesis has done to a member, as far as it knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Running,
+    /// SIGSTOP: the process exists, holds its ports, and does nothing.
+    Paused,
+    /// SIGKILL: gone until restarted.
+    Killed,
+}
+
+pub struct Member {
+    /// Peer port = the proxy's: what the cluster knows this node by.
+    pub spec: NodeSpec,
+    /// Where the process really listens for peers.
+    pub listen_port: u16,
+    child: Option<Child>,
+    condition: Condition,
+    /// How many times the process was started; clients read it around each request to tell
+    /// answers from different lifetimes apart.
+    lifetime: Arc<AtomicU64>,
+    admin: AdminClient<Channel>,
+}
+
+/// A lazy channel to a loopback port: a call to a stopped node fails, and the channel
+/// reconnects by itself once the node is back.
+pub fn channel(port: u16, timeout: Duration) -> Channel {
+    Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("a loopback URI is valid")
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .connect_lazy()
+}
+
+impl Member {
+    pub fn new(spec: NodeSpec, listen_port: u16) -> Self {
+        let admin = AdminClient::new(channel(spec.client_port, Duration::from_secs(2)));
+        Self {
+            spec,
+            listen_port,
+            child: None,
+            condition: Condition::Killed,
+            lifetime: Arc::new(AtomicU64::new(0)),
+            admin,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.spec.id
+    }
+
+    pub fn condition(&self) -> Condition {
+        self.condition
+    }
+
+    pub fn lifetime(&self) -> Arc<AtomicU64> {
+        self.lifetime.clone()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The harness's flags for the spec, listening on the real port and advertising the proxy.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = self.spec.args();
+        let listen = args
+            .iter()
+            .position(|a| a == "--peer-listen")
+            .expect("the harness passes --peer-listen");
+        args[listen + 1] = format!("127.0.0.1:{}", self.listen_port);
+        args.extend(["--advertise-peer".into(), self.spec.peer_endpoint()]);
+        args
+    }
+
+    pub async fn status(&self) -> Result<StatusResponse, tonic::Status> {
+        self.admin
+            .clone()
+            .status(StatusRequest {})
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Starts the process and returns once it answers as itself. Retries when a port was
+    /// taken for a moment (another process's outgoing connection may borrow it while the node
+    /// is down); any other early exit fails the test with the node's output.
+    pub async fn start(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "node {} is already running",
+            self.id()
+        );
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let offset = self.log_len();
+            self.spawn(attempt);
+            match self.wait_serving().await {
+                Ok(()) => return,
+                Err(status) => {
+                    let output = self.log_since(offset);
+                    if output.contains("cannot listen on") && attempt < ATTEMPTS {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                    panic!(
+                        "node {} exited at start ({status}) with {:?}:\n{output}",
+                        self.id(),
+                        self.args()
+                    );
+                }
+            }
+        }
+    }
+
+    fn spawn(&mut self, attempt: usize) {
+        self.note(&format!(
+            "===== faults: starting node {} (attempt {attempt}): {:?}",
+            self.id(),
+            self.args()
+        ));
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.spec.log_path)
+            .expect("open the node's log file");
+        let stderr = log.try_clone().expect("clone the log file handle");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_node"));
+        command.args(self.args());
+        // Settings in the environment of whoever runs the tests must not leak in.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("DENGINE_") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .env_remove("POD_NAME")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn the node binary");
+        self.child = Some(child);
+        self.condition = Condition::Running;
+        self.lifetime.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn wait_serving(&mut self) -> Result<(), ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    self.condition = Condition::Killed;
+                    return Err(status);
+                }
+            }
+            if self.status().await.is_ok_and(|s| s.member_id == self.id()) {
+                return Ok(());
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "node {} did not answer Admin.Status within {DEADLINE:?}",
+                self.id()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("node {} is not running", self.id()));
+        let _ = child.kill();
+        let _ = child.wait();
+        self.condition = Condition::Killed;
+        self.note(&format!(
+            "===== faults: node {} killed with SIGKILL",
+            self.id()
+        ));
+    }
+
+    /// SIGSTOP: the process freezes mid-whatever, sockets open.
+    pub fn pause(&mut self) {
+        self.signal("STOP");
+        self.condition = Condition::Paused;
+        self.note(&format!(
+            "===== faults: node {} paused (SIGSTOP)",
+            self.id()
+        ));
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self) {
+        self.signal("CONT");
+        self.condition = Condition::Running;
+        self.note(&format!(
+            "===== faults: node {} resumed (SIGCONT)",
+            self.id()
+        ));
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("node {} is not running", self.id()));
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{name} {pid} failed: {sent}");
+    }
+
+    pub fn note(&self, line: &str) {
+        if let Ok(mut log) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.spec.log_path)
+        {
+            let _ = writeln!(log, "{line}");
+        }
+    }
+
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.spec.log_path).map_or(0, |m| m.len())
+    }
+
+    fn log_since(&self, offset: u64) -> String {
+        let log = std::fs::read(&self.spec.log_path).unwrap_or_default();
+        let start = usize::try_from(offset).unwrap_or(0).min(log.len());
+        String::from_utf8_lossy(&log[start..]).into_owned()
+    }
+
+    /// The last `lines` lines of everything the node has written, over all its runs.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log_since(0);
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Clients, each talking to its own node's client port (as applications on the same machine
+//! do), issuing random writes of unique values, compare-and-swaps, deletes and reads under
+//! every read policy on a small key space, and recording every operation.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dengine::proto::compare::Target;
+use dengine::proto::kv_client::KvClient;
+use dengine::proto::{
+    Compare, CompareAndSwapRequest, DeleteRequest, GetRequest, PutRequest, ReadPolicy,
+    ResponseHeader,
+};
+use tonic::transport::Channel;
+
+use super::history::{classify, parse_value, Call, Clock, Op, Outcome, Policy, Ret, Value};
+use super::member::channel;
+use super::rng::Rng;
+
+/// How long a request may take before its outcome counts as unknown. Short enough that a
+/// client blocked on a paused or cut-off node moves on; long enough for an election.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Every key the workload touches lies under this prefix, so a prefix watch sees every write.
+pub const PREFIX: &str = "f/";
+
+pub fn keys(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("{PREFIX}k{i}")).collect()
+}
+
+/// What a client needs to run.
+pub struct Client {
+    pub id: usize,
+    pub node: u64,
+    pub kv: KvClient<Channel>,
+    /// The serving node's start count (see `Member::lifetime`).
+    pub lifetime: Arc<AtomicU64>,
+    pub keys: Vec<String>,
+    pub clock: Clock,
+    pub rng: Rng,
+}
+
+impl Client {
+    pub fn new(
+        id: usize,
+        node: u64,
+        client_port: u16,
+        lifetime: Arc<AtomicU64>,
+        keys: Vec<String>,
+        clock: Clock,
+        seed: u64,
+    ) -> Self {
+        Self {
+            id,
+            node,
+            // Its own connection: a client stuck on a paused node stalls no one else.
+            kv: KvClient::new(channel(client_port, REQUEST_DEADLINE)),
+            lifetime,
+            keys,
+            clock,
+            rng: Rng::fork(seed, 1_000 + id as u64),
+        }
+    }
+
+    /// Runs until `stop`, one operation at a time; returns them all.
+    pub async fn run(mut self, stop: Arc<AtomicBool>) -> Vec<Op> {
+        let mut ops = Vec::new();
+        // The last value this client saw for each key: what its compare-and-swaps expect.
+        let mut seen: HashMap<String, Option<Value>> = HashMap::new();
+        let mut sequence: Value = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let key = self.keys[self.rng.below(self.keys.len() as u64) as usize].clone();
+            sequence += 1;
+            // Unique across the run: the client in the high digits.
+            let value = (self.id as Value + 1) * 10_000_000 + sequence;
+            let call = match self.rng.weighted(&[25, 20, 8, 20, 12, 15]) {
+                0 => Call::Write { value },
+                1 => Call::Cas {
+                    expected: match self.rng.chance(75) {
+                        true => seen.get(&key).copied().flatten(),
+                        false => None,
+                    },
+                    new: value,
+                },
+                2 => Call::Delete,
+                3 => Call::Read {
+                    policy: Policy::Linearizable,
+                },
+                4 => Call::Read {
+                    policy: Policy::Lease,
+                },
+                _ => Call::Read {
+                    policy: Policy::Eventual,
+                },
+            };
+            let op = self.perform(&key, call).await;
+            if let Some(state) = state_seen(&op) {
+                seen.insert(key, state);
+            }
+            let failed = !op.is_ok();
+            ops.push(op);
+            if failed {
+                // The node is down, cut off or electing: give it a moment.
+                let pause = self.rng.between(20, 100);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        }
+        ops
+    }
+
+    /// Sends one request and records it.
+    pub async fn perform(&mut self, key: &str, call: Call) -> Op {
+        let lifetime_before = self.lifetime.load(Ordering::SeqCst);
+        let invoke = self.clock.now();
+        let answer = tokio::time::timeout(
+            REQUEST_DEADLINE + Duration::from_millis(500),
+            send(&mut self.kv, key, &call),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(tonic::Status::deadline_exceeded(
+                "no answer within the test's deadline",
+            ))
+        });
+        let complete = self.clock.now();
+        let lifetime_after = self.lifetime.load(Ordering::SeqCst);
+        let (outcome, revision) = match answer {
+            Ok((ret, header)) => (Outcome::Ok(ret), header.map(|h| h.revision)),
+            Err(status) => (classify(&status), None),
+        };
+        Op {
+            id: 0,
+            client: self.id,
+            node: self.node,
+            key: key.to_string(),
+            call,
+            invoke,
+            complete,
+            outcome,
+            revision,
+            lifetime: (lifetime_before, lifetime_after),
+        }
+    }
+}
+
+/// The key's state an answer revealed, to base the next compare-and-swap on.
+fn state_seen(op: &Op) -> Option<Option<Value>> {
+    match op.ret()? {
+        Ret::Write { .. } => op.written_value().map(Some),
+        Ret::Cas {
+            succeeded: true, ..
+        } => op.written_value().map(Some),
+        Ret::Cas { current, .. } => Some(*current),
+        Ret::Delete { .. } => Some(None),
+        Ret::Read { value } => Some(*value),
+    }
+}
+
+fn request<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(REQUEST_DEADLINE);
+    request
+}
+
+fn value_of(kv: Option<&dengine::proto::KeyValue>) -> Option<Value> {
+    kv.map(|kv| parse_value(&kv.value))
+}
+
+async fn send(
+    kv: &mut KvClient<Channel>,
+    key: &str,
+    call: &Call,
+) -> Result<(Ret, Option<ResponseHeader>), tonic::Status> {
+    let key = Bytes::copy_from_slice(key.as_bytes());
+    let encode = |value: Value| Bytes::from(value.to_string());
+    Ok(match call {
+        Call::Write { value } => {
+            let response = kv
+                .put(request(PutRequest {
+                    key,
+                    value: encode(*value),
+                    ttl_ms: 0,
+                    prev_kv: true,
+                }))
+                .await?
+                .into_inner();
+            let prev = value_of(response.prev_kv.as_ref());
+            (Ret::Write { prev }, response.header)
+        }
+        Call::Cas { expected, new } => {
+            let target = match expected {
+                Some(value) => Target::Value(encode(*value)),
+                None => Target::Absent(true),
+            };
+            let response = kv
+                .compare_and_swap(request(CompareAndSwapRequest {
+                    key,
+                    compare: Some(Compare {
+                        target: Some(target),
+                    }),
+                    new_value: encode(*new),
+                    ttl_ms: 0,
+                }))
+                .await?
+                .into_inner();
+            let ret = Ret::Cas {
+                succeeded: response.succeeded,
+                current: value_of(response.current.as_ref()),
+            };
+            (ret, response.header)
+        }
+        Call::Delete => {
+            let response = kv
+                .delete(request(DeleteRequest { key, prev_kv: true }))
+                .await?
+                .into_inner();
+            let ret = Ret::Delete {
+                deleted: response.deleted,
+                prev: value_of(response.prev_kv.as_ref()),
+            };
+            (ret, response.header)
+        }
+        Call::Read { policy } => {
+            let read_policy = match policy {
+                Policy::Linearizable => ReadPolicy::Linearizable,
+                Policy::Lease => ReadPolicy::Lease,
+                Policy::Eventual => ReadPolicy::Eventual,
+            };
+            let response = kv
+                .get(request(GetRequest {
+                    key,
+                    read_policy: read_policy.into(),
+                }))
+                .await?
+                .into_inner();
+            let value = value_of(response.kv.as_ref());
+            (Ret::Read { value }, response.header)
+        }
+    })
+}
