@@ -1,0 +1,161 @@
+use serde_json::json;
+
+use super::{broken_rules, manifest, with, without};
+
+fn assert_refused(broken: Vec<String>, field: &str, words: &str) {
+    assert!(
+        broken
+            .iter()
+            .any(|b| b.starts_with(field) && b.contains(words)),
+        "expected a broken rule at {field} saying {words:?}, got {broken:?}"
+    );
+}
+
+#[test]
+fn a_plain_manifest_passes_every_rule() {
+    assert_eq!(broken_rules(&manifest(), None), Vec::<String>::new());
+}
+
+#[test]
+fn a_manifest_with_every_field_passes_every_rule() {
+    let full = with(
+        manifest(),
+        "spec/app",
+        json!({
+            "metadata": { "labels": { "app": "orders" } },
+            "spec": {
+                "containers": [{ "name": "orders", "image": "shop/orders:1", "ports": [{ "containerPort": 8080 }] }],
+                "initContainers": [{ "name": "migrate", "image": "shop/orders:1" }],
+                "serviceAccountName": "orders"
+            }
+        }),
+    );
+    let full = with(
+        full,
+        "spec/ports",
+        json!({ "client": 3379, "peer": 3380, "metrics": 3381 }),
+    );
+    let full = with(full, "spec/defaultReadPolicy", json!("lease"));
+    let full = with(full, "spec/paused", json!(true));
+    let full = with(
+        full,
+        "spec/scheduling",
+        json!({ "spreadAcrossNodes": false, "tolerations": [{ "key": "dedicated", "operator": "Exists" }] }),
+    );
+    assert_eq!(broken_rules(&full, None), Vec::<String>::new());
+}
+
+#[test]
+fn ports_must_differ() {
+    let clash = with(
+        manifest(),
+        "spec/ports",
+        json!({ "client": 2380, "peer": 2380 }),
+    );
+    assert_refused(broken_rules(&clash, None), "spec.ports", "must all differ");
+}
+
+#[test]
+fn a_default_port_clashes_too() {
+    // Defaults apply before the rules, as in the API server: metrics defaults to 2381.
+    let clash = with(manifest(), "spec/ports", json!({ "client": 2381 }));
+    assert_refused(broken_rules(&clash, None), "spec.ports", "must all differ");
+}
+
+#[test]
+fn the_node_container_name_is_reserved() {
+    let app = json!({ "spec": { "containers": [{ "name": "dengine", "image": "x" }] } });
+    assert_refused(
+        broken_rules(&with(manifest(), "spec/app", app), None),
+        "spec.app.spec",
+        "taken by the node sidecar",
+    );
+
+    let init = json!({ "spec": {
+        "containers": [{ "name": "orders", "image": "x" }],
+        "initContainers": [{ "name": "dengine", "image": "x" }]
+    } });
+    assert_refused(
+        broken_rules(&with(manifest(), "spec/app", init), None),
+        "spec.app.spec",
+        "taken by the node sidecar",
+    );
+}
+
+#[test]
+fn storage_size_must_be_a_positive_quantity() {
+    for bad in ["ten gigabytes", "0", "-1Gi"] {
+        let manifest = with(manifest(), "spec/storage/size", json!(bad));
+        assert_refused(
+            broken_rules(&manifest, None),
+            "spec.storage.size",
+            "positive quantity",
+        );
+    }
+    for good in ["10Gi", "500M", "1"] {
+        let manifest = with(manifest(), "spec/storage/size", json!(good));
+        assert_eq!(
+            broken_rules(&manifest, None),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+}
+
+#[test]
+fn storage_class_cannot_change_after_creation() {
+    let old = manifest();
+    let changed = with(manifest(), "spec/storage/storageClassName", json!("slow"));
+    assert_refused(
+        broken_rules(&changed, Some(&old)),
+        "spec.storage.storageClassName",
+        "cannot change after creation",
+    );
+
+    let dropped = without(manifest(), "spec/storage/storageClassName");
+    assert_refused(
+        broken_rules(&dropped, Some(&old)),
+        "spec.storage.storageClassName",
+        "cannot change",
+    );
+
+    let added = manifest();
+    assert_refused(
+        broken_rules(&added, Some(&dropped)),
+        "spec.storage.storageClassName",
+        "cannot change",
+    );
+}
+
+#[test]
+fn storage_class_may_be_anything_at_creation_and_unchanged_later() {
+    let chosen = with(manifest(), "spec/storage/storageClassName", json!("slow"));
+    assert_eq!(broken_rules(&chosen, None), Vec::<String>::new());
+    assert_eq!(broken_rules(&chosen, Some(&chosen)), Vec::<String>::new());
+
+    let default_class = without(manifest(), "spec/storage/storageClassName");
+    assert_eq!(
+        broken_rules(&default_class, Some(&default_class)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn storage_size_cannot_change_after_creation() {
+    let old = manifest();
+    let grown = with(manifest(), "spec/storage/size", json!("20Gi"));
+    assert_refused(
+        broken_rules(&grown, Some(&old)),
+        "spec.storage.size",
+        "cannot change after creation",
+    );
+}
+
+#[test]
+fn other_fields_may_change() {
+    let old = manifest();
+    let new = with(manifest(), "spec/replicas", json!(5));
+    let new = with(new, "spec/version", json!("0.2.0"));
+    let new = with(new, "spec/storage/retainOnScaleDown", json!(true));
+    assert_eq!(broken_rules(&new, Some(&old)), Vec::<String>::new());
+}
