@@ -5,8 +5,11 @@
 //! values, compare-and-swap, delete and read under every read policy on a few keys, while a
 //! nemesis kills (`kill -9`) and restarts members, pauses them (SIGSTOP / SIGCONT) and cuts
 //! them off (their proxy refuses or swallows inbound connections: an asymmetric partition, see
-//! `faults/proxy.rs`). A watcher per node follows the whole prefix. At the end everything is
-//! healed and restarted, the members converge, every key is read through every node, and:
+//! `faults/proxy.rs`). While every member is healthy it also moves leadership, and replaces a
+//! voter (leader or not) by a new node: joined, caught up as a learner, promoted, and the old
+//! voter removed and stopped; its clients move to the new node. A watcher per node follows
+//! the whole prefix. At the end everything is healed and restarted, the members (as the
+//! membership now stands) converge, every key is read through every node, and:
 //! - writes, compare-and-swaps, deletes, linearizable and lease reads must be linearizable,
 //!   per key (`faults/linearizability.rs`); with the final reads in the history, this also
 //!   says that every acknowledged write is either visible or superseded by a later one;
@@ -73,7 +76,8 @@ use checks::Findings;
 use cluster::FaultCluster;
 use history::{Call, Clock, Op, Policy, Ret, Value};
 use nemesis::Nemesis;
-use workload::{Client, PREFIX};
+use watcher::Watchers;
+use workload::{Client, Roster, Seat, PREFIX};
 
 /// Settings that have no flag: snapshots often and few entries kept behind them, so members
 /// that were away catch up by snapshot, not only from the log.
@@ -130,9 +134,15 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let (finish, finish_watch) = watch::channel(None);
+    let roster = Roster::default();
+    let mut watchers = Watchers::new(clock, finish_watch, Duration::from_secs(10));
     let mut clients = Vec::new();
-    let mut watchers = Vec::new();
     for (index, member) in cluster.members.iter().enumerate() {
+        roster.push(Seat {
+            node: member.id(),
+            client_port: member.spec.client_port,
+            lifetime: member.lifetime(),
+        });
         for k in 0..CLIENTS_PER_NODE {
             let client = Client::new(
                 index * CLIENTS_PER_NODE + k,
@@ -143,19 +153,19 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
                 clock,
                 seed,
             );
-            clients.push(tokio::spawn(client.run(stop.clone())));
+            clients.push(tokio::spawn(client.run(
+                stop.clone(),
+                roster.clone(),
+                index,
+            )));
         }
-        watchers.push(tokio::spawn(watcher::run(
-            member.id(),
-            member.spec.client_port,
-            clock,
-            finish_watch.clone(),
-            Duration::from_secs(10),
-        )));
+        watchers.start(member.id(), member.spec.client_port, 1);
     }
 
     let mut nemesis = Nemesis::new(seed, clock, 2);
-    nemesis.run(&mut cluster, settings.duration).await;
+    nemesis
+        .run(&mut cluster, &roster, &mut watchers, settings.duration)
+        .await;
     nemesis.heal_everything(&mut cluster).await;
     stop.store(true, Ordering::SeqCst);
     let mut ops: Vec<Op> = Vec::new();
@@ -167,16 +177,18 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
     let (final_reads, final_state) = read_everything_everywhere(&cluster, &keys, clock, seed).await;
     ops.extend(final_reads);
     finish.send_replace(Some(revision));
-    let mut watch_logs = Vec::new();
-    for watcher in watchers {
-        watch_logs.push(watcher.await.expect("a watcher task panicked"));
-    }
+    let watch_logs = watchers.finish().await;
 
     ops.sort_by_key(|op| (op.invoke, op.client));
     for (id, op) in ops.iter_mut().enumerate() {
         op.id = id;
     }
     let mut findings = Findings::default();
+    for failure in &nemesis.failures {
+        findings
+            .violations
+            .push(format!("membership change: {failure}"));
+    }
     same_data_everywhere(&cluster, &final_state, &mut findings).await;
     checks::linearizable(&ops, &mut findings);
     checks::no_invented_or_refused_values(&ops, &watch_logs, &mut findings);

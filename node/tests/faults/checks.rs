@@ -177,8 +177,11 @@ pub fn read_revisions_monotonic(ops: &[Op], findings: &mut Findings) {
         if let Some(previous) = last.get(&op.client) {
             let previous_revision = previous.revision.unwrap_or(0);
             if revision < previous_revision {
-                let same_lifetime =
-                    previous.lifetime.0 == previous.lifetime.1 && op.lifetime == previous.lifetime;
+                // Lifetimes count per node: a client moved to another node (its own left
+                // the cluster) starts afresh.
+                let same_lifetime = previous.node == op.node
+                    && previous.lifetime.0 == previous.lifetime.1
+                    && op.lifetime == previous.lifetime;
                 let what = format!(
                     "client {} read revision {revision} after revision {previous_revision}:\n    {previous}\n    {op}",
                     op.client
@@ -187,7 +190,7 @@ pub fn read_revisions_monotonic(ops: &[Op], findings: &mut Findings) {
                     true => findings.violation(format!("{what}\n  (same node, same process)")),
                     false => findings
                         .notes
-                        .push(format!("{what}\n  (across a restart of the node)")),
+                        .push(format!("{what}\n  (across a restart or change of node)")),
                 }
             }
         }
@@ -257,7 +260,7 @@ pub fn watches(
     }
     let complete = logs
         .iter()
-        .any(|log| log.ended.is_none() && log.anomalies.is_empty());
+        .any(|log| log.from == 1 && log.ended.is_none() && log.anomalies.is_empty());
     if complete {
         let mut replayed: BTreeMap<String, Option<Value>> = BTreeMap::new();
         for (key, value, _) in merged.values() {

@@ -1,4 +1,6 @@
-//! Three (or more) proxied members founded together, in one temporary directory.
+//! Three (or more) proxied members founded together, in one temporary directory; members
+//! that join later (in `--join` mode, under ids never used before) and members removed from
+//! the cluster, whose logs are kept for the report.
 
 use std::time::Duration;
 
@@ -16,8 +18,14 @@ pub struct FaultCluster {
     pub members: Vec<Member>,
     /// `proxies[i]` stands in front of `members[i]`.
     pub proxies: Vec<Proxy>,
+    /// Members removed from the cluster, stopped, with their proxies.
+    pub retired: Vec<(Member, Proxy)>,
+    /// The id the next joining member gets: ids are never reused.
+    next_id: u64,
+    config_file: std::path::PathBuf,
+    extra_args: Vec<String>,
     /// Data and logs; removed when the cluster is dropped.
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl FaultCluster {
@@ -58,13 +66,66 @@ impl FaultCluster {
         let mut cluster = Self {
             members,
             proxies,
-            _dir: dir,
+            retired: Vec::new(),
+            next_id: size + 1,
+            config_file,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            dir,
         };
         for member in &mut cluster.members {
             member.start().await;
         }
         cluster.wait_for_leader().await;
         cluster
+    }
+
+    /// Starts a new node in `--join` mode, under an id never used before, behind a proxy of
+    /// its own, and appends it to `members`. Returns its index. It is not a member of the
+    /// cluster until the leader adds it.
+    pub async fn start_joiner(&mut self) -> usize {
+        let id = self.next_id;
+        self.next_id += 1;
+        let ports = free_ports(3);
+        let mut extra_args = self.extra_args.clone();
+        extra_args.push("--join".into());
+        let spec = NodeSpec {
+            id,
+            client_port: ports[0],
+            peer_port: ports[2],
+            data_dir: self.dir.path().join(format!("node-{id}")),
+            log_path: self.dir.path().join(format!("node-{id}.log")),
+            initial_cluster: None,
+            cluster_token: None,
+            config_file: Some(self.config_file.clone()),
+            extra_args,
+        };
+        self.proxies.push(Proxy::start(ports[2], ports[1]).await);
+        self.members.push(Member::new(spec, ports[1]));
+        let index = self.members.len() - 1;
+        self.members[index].start().await;
+        index
+    }
+
+    /// Stops the member at `index` (`kill -9`, if it runs) and moves it, with its proxy, to
+    /// `retired`: it is no longer part of the cluster.
+    pub fn retire(&mut self, index: usize) {
+        let mut member = self.members.remove(index);
+        let proxy = self.proxies.remove(index);
+        if member.condition() != Condition::Killed {
+            if member.condition() == Condition::Paused {
+                member.resume();
+            }
+            member.kill();
+        }
+        member.note(&format!(
+            "===== faults: node {} left the cluster and was stopped",
+            member.id()
+        ));
+        self.retired.push((member, proxy));
+    }
+
+    pub fn index_of(&self, id: u64) -> Option<usize> {
+        self.members.iter().position(|m| m.id() == id)
     }
 
     /// The member that says it leads, at the highest term, among those that answer.
@@ -169,7 +230,8 @@ impl Drop for FaultCluster {
         if !std::thread::panicking() {
             return;
         }
-        for member in &self.members {
+        let retired = self.retired.iter().map(|(m, _)| m);
+        for member in self.members.iter().chain(retired) {
             eprintln!(
                 "\n---------- node {} log ({}), last {LOG_LINES_ON_FAILURE} lines ----------\n{}",
                 member.id(),

@@ -94,6 +94,11 @@ impl Member {
         args
     }
 
+    /// An admin client for this node's client port (2 s per request).
+    pub fn admin(&self) -> AdminClient<Channel> {
+        self.admin.clone()
+    }
+
     pub async fn status(&self) -> Result<StatusResponse, tonic::Status> {
         self.admin
             .clone()

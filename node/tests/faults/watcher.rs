@@ -4,7 +4,8 @@
 //! Every write of the run is under the prefix and every write takes exactly one revision, so
 //! the events one watcher receives, over all its reconnections, must carry consecutive
 //! revisions from 1 on: no gap, no duplicate, nothing out of order. A resume refused with
-//! OUT_OF_RANGE (the history asked for was compacted) is allowed, and ends that watcher.
+//! OUT_OF_RANGE (the history asked for was compacted) is allowed, and ends that watcher. So
+//! does the removal of its node from the cluster (`Watchers::retire`).
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use dengine::proto::event::EventType;
 use dengine::proto::kv_client::KvClient;
 use dengine::proto::{StatusRequest, WatchRequest};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -38,8 +40,64 @@ pub struct WatchLog {
     /// Broken promises: gaps, duplicates, reordering.
     pub anomalies: Vec<String>,
     pub reconnects: usize,
+    /// The revision it started from: 1 for a watcher there from the start, later for one on
+    /// a node that joined during the run.
+    pub from: i64,
     /// Why the watcher ended early, if it did (a compacted resume).
     pub ended: Option<String>,
+}
+
+/// The run's watchers, one per node of the cluster as it is now, and those that ended with
+/// the removal of their node.
+pub struct Watchers {
+    clock: Clock,
+    finish: watch::Receiver<Option<i64>>,
+    grace: Duration,
+    running: Vec<(u64, watch::Sender<bool>, JoinHandle<WatchLog>)>,
+}
+
+impl Watchers {
+    pub fn new(clock: Clock, finish: watch::Receiver<Option<i64>>, grace: Duration) -> Self {
+        Self {
+            clock,
+            finish,
+            grace,
+            running: Vec::new(),
+        }
+    }
+
+    /// Starts a watcher through the node `node` at `client_port`, from revision `from`.
+    pub fn start(&mut self, node: u64, client_port: u16, from: i64) {
+        let (retire, retired) = watch::channel(false);
+        let task = tokio::spawn(run_until_retired(
+            node,
+            client_port,
+            self.clock,
+            self.finish.clone(),
+            self.grace,
+            retired,
+            from,
+        ));
+        self.running.push((node, retire, task));
+    }
+
+    /// Ends the watcher on `node`, which left the cluster.
+    pub fn retire(&mut self, node: u64) {
+        for (id, retire, _) in &self.running {
+            if *id == node {
+                retire.send_replace(true);
+            }
+        }
+    }
+
+    /// Every watcher's log, once each has finished.
+    pub async fn finish(self) -> Vec<WatchLog> {
+        let mut logs = Vec::new();
+        for (_, _retire, task) in self.running {
+            logs.push(task.await.expect("a watcher task panicked"));
+        }
+        logs
+    }
 }
 
 /// Watches through the node at `client_port` until `finish` names a revision and every event
@@ -51,17 +109,39 @@ pub async fn run(
     finish: watch::Receiver<Option<i64>>,
     grace: Duration,
 ) -> WatchLog {
+    let (_retire, retired) = watch::channel(false);
+    run_until_retired(node, client_port, clock, finish, grace, retired, 1).await
+}
+
+/// As `run` from revision `from`, and ends early once `retired` turns true.
+pub async fn run_until_retired(
+    node: u64,
+    client_port: u16,
+    clock: Clock,
+    finish: watch::Receiver<Option<i64>>,
+    grace: Duration,
+    retired: watch::Receiver<bool>,
+    from: i64,
+) -> WatchLog {
     // No request timeout on the channel: a watch is a stream that lives as long as it likes.
     let mut kv = KvClient::new(channel(client_port, Duration::from_secs(3_600)));
     let mut admin = AdminClient::new(channel(client_port, Duration::from_secs(1)));
     let mut log = WatchLog {
         node,
+        from,
         ..WatchLog::default()
     };
-    let mut next: i64 = 1;
+    let mut next: i64 = from;
     let mut finish_by: Option<tokio::time::Instant> = None;
     // Whether to stop now: everything up to the final revision arrived, or time is up.
     let mut done = |next: i64, log: &mut WatchLog| {
+        if *retired.borrow() {
+            log.ended = Some(format!(
+                "its node left the cluster, at revision {}",
+                next - 1
+            ));
+            return true;
+        }
         let Some(target) = *finish.borrow() else {
             return false;
         };

@@ -1,10 +1,14 @@
 //! Clients, each talking to its own node's client port (as applications on the same machine
 //! do), issuing random writes of unique values, compare-and-swaps, deletes and reads under
 //! every read policy on a small key space, and recording every operation.
+//!
+//! Which node a client talks to comes from a shared `Roster`, looked up before every
+//! operation: when the nemesis replaces a member, the clients of the removed node move to the
+//! new one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,6 +33,43 @@ pub const PREFIX: &str = "f/";
 
 pub fn keys(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("{PREFIX}k{i}")).collect()
+}
+
+/// A node clients can be attached to.
+#[derive(Clone)]
+pub struct Seat {
+    pub node: u64,
+    pub client_port: u16,
+    /// The node's start count (see `Member::lifetime`).
+    pub lifetime: Arc<AtomicU64>,
+}
+
+/// The nodes clients are attached to, one seat per original member; a replacement takes over
+/// the seat of the member it replaced.
+#[derive(Clone, Default)]
+pub struct Roster(Arc<Mutex<Vec<Seat>>>);
+
+impl Roster {
+    pub fn push(&self, seat: Seat) {
+        self.0.lock().expect("roster lock").push(seat);
+    }
+
+    pub fn seat(&self, index: usize) -> Seat {
+        let seats = self.0.lock().expect("roster lock");
+        seats[index % seats.len()].clone()
+    }
+
+    /// Moves whoever sat at node `old` to `new`; false if no seat was `old`'s.
+    pub fn replace(&self, old: u64, new: Seat) -> bool {
+        let mut seats = self.0.lock().expect("roster lock");
+        match seats.iter_mut().find(|s| s.node == old) {
+            Some(seat) => {
+                *seat = new;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// What a client needs to run.
@@ -65,13 +106,24 @@ impl Client {
         }
     }
 
-    /// Runs until `stop`, one operation at a time; returns them all.
-    pub async fn run(mut self, stop: Arc<AtomicBool>) -> Vec<Op> {
+    /// Attaches to `seat`'s node, with a connection of its own, unless already there.
+    fn attach(&mut self, seat: &Seat) {
+        if seat.node != self.node {
+            self.node = seat.node;
+            self.kv = KvClient::new(channel(seat.client_port, REQUEST_DEADLINE));
+            self.lifetime = seat.lifetime.clone();
+        }
+    }
+
+    /// Runs until `stop`, one operation at a time, each through the node at seat `seat` of
+    /// `roster` at that moment; returns them all.
+    pub async fn run(mut self, stop: Arc<AtomicBool>, roster: Roster, seat: usize) -> Vec<Op> {
         let mut ops = Vec::new();
         // The last value this client saw for each key: what its compare-and-swaps expect.
         let mut seen: HashMap<String, Option<Value>> = HashMap::new();
         let mut sequence: Value = 0;
         while !stop.load(Ordering::SeqCst) {
+            self.attach(&roster.seat(seat));
             let key = self.keys[self.rng.below(self.keys.len() as u64) as usize].clone();
             sequence += 1;
             // Unique across the run: the client in the high digits.
