@@ -267,7 +267,17 @@ impl Raft {
 
     /// Whether this node may become leader: only voters may.
     pub(super) fn promotable(&self) -> bool {
-        self.membership.is_voter(self.id)
+        self.membership.is_voter(self.id) && !self.config.awaiting_admission
+    }
+
+    /// Whether this node still waits to be added as a learner before it may vote.
+    pub fn awaiting_admission(&self) -> bool {
+        self.config.awaiting_admission
+    }
+
+    /// The index of the latest membership change in the log.
+    pub fn conf_index(&self) -> LogIndex {
+        self.conf_index
     }
 
     /// Advances logical time by one tick.
@@ -641,6 +651,17 @@ impl Raft {
             }
         }
         self.conf_index = conf_index;
+        // Admission is judged on the latest configuration only: a node that lost its disk
+        // replays the founding entries that once made it a learner, but the latest
+        // configuration still lists it as a voter. The leader promotes a learner only once it
+        // holds the latest configuration, so a real learner always sees itself as one.
+        if membership.is_learner(self.id) && self.config.awaiting_admission {
+            tracing::info!(
+                id = self.id,
+                "admitted as a learner; may vote once promoted"
+            );
+            self.config.awaiting_admission = false;
+        }
         if membership != self.membership {
             self.membership = membership;
             self.on_membership_change();

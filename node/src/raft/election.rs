@@ -157,9 +157,10 @@ impl Raft {
         } else {
             MessageType::VoteResponse
         };
-        let can_vote = self.vote == m.from
-            || (self.vote == 0 && self.leader == 0)
-            || (pre_vote && m.term > self.term);
+        let can_vote = !self.config.awaiting_admission
+            && (self.vote == m.from
+                || (self.vote == 0 && self.leader == 0)
+                || (pre_vote && m.term > self.term));
         if can_vote && self.log.is_up_to_date(m.index, m.log_term) {
             // A granted pre-vote answers in the candidate's future term, so the candidate can
             // tell it apart from stale answers.
@@ -228,5 +229,93 @@ impl Raft {
         if self.promotable() {
             self.campaign(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{ConfChange, ConfChangeType, Entry, EntryType, HardState, SnapshotMetadata};
+    use crate::raft::Config;
+    use prost::Message as _;
+
+    fn joined_empty(id: NodeId, entries: Vec<Entry>) -> Raft {
+        let mut config = Config::new(id);
+        config.awaiting_admission = true;
+        let commit = entries.len() as u64;
+        let hard_state = HardState {
+            term: 1,
+            vote: 0,
+            commit,
+        };
+        Raft::new(
+            config,
+            hard_state,
+            SnapshotMetadata::default(),
+            entries,
+            0,
+            1,
+        )
+    }
+
+    fn vote_request(from: NodeId, term: Term) -> Message {
+        Message {
+            msg_type: MessageType::Vote as i32,
+            from,
+            to: 3,
+            term,
+            index: 100,
+            log_term: 5,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_node_that_lost_its_disk_does_not_vote_under_its_old_voter_id() {
+        // Founded as {1, 2, 3}; node 3 comes back empty and replays the founding entries,
+        // which once made it a learner, but the latest configuration says voter.
+        let founding =
+            Raft::bootstrap_entries(&[(1, "a".into()), (2, "b".into()), (3, "c".into())]);
+        let mut raft = joined_empty(3, founding.clone());
+        assert!(raft.membership().is_voter(3));
+        assert!(raft.awaiting_admission());
+        raft.step(vote_request(1, 2));
+        let ready = raft.ready();
+        let answer = ready
+            .messages_after_persist
+            .iter()
+            .find(|m| m.msg_type() == MessageType::VoteResponse)
+            .expect("an answer");
+        assert!(
+            answer.reject,
+            "it must not grant a vote it may already have given"
+        );
+        for _ in 0..100 {
+            raft.tick();
+        }
+        assert_ne!(raft.role(), Role::Candidate);
+        assert_ne!(raft.role(), Role::PreCandidate);
+
+        // Once the cluster removes it and adds it back as a learner, it is admitted.
+        let mut entries = founding;
+        for (kind, index) in [
+            (ConfChangeType::RemoveNode, 7),
+            (ConfChangeType::AddLearner, 8),
+        ] {
+            let change = ConfChange {
+                change_type: kind as i32,
+                node_id: 3,
+                address: "c".into(),
+            };
+            entries.push(Entry {
+                term: 1,
+                index,
+                entry_type: EntryType::ConfChange as i32,
+                data: change.encode_to_vec().into(),
+            });
+        }
+        let raft = joined_empty(3, entries);
+        assert!(raft.membership().is_learner(3));
+        assert!(!raft.awaiting_admission());
     }
 }

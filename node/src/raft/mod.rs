@@ -65,6 +65,11 @@ pub struct Config {
     pub max_apply_bytes: usize,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// A node that joined with an empty log neither votes nor campaigns until the latest
+    /// configuration it holds lists it as a learner. Under an id that is still a voter (its
+    /// disk was lost and it came back empty) it would otherwise vote without the votes and
+    /// log it once had.
+    pub awaiting_admission: bool,
 }
 
 impl Config {
@@ -79,6 +84,7 @@ impl Config {
             max_apply_bytes: 4 << 20,
             pre_vote: true,
             check_quorum: true,
+            awaiting_admission: false,
         }
     }
 }

@@ -80,6 +80,8 @@ pub struct EventLoop {
     applied_membership: Membership,
     /// The membership the transport last connected to: the core's latest.
     connected_membership: Membership,
+    /// Whether storage still says this node awaits admission (see `raft::Config`).
+    awaiting_admission: bool,
     applied_term: Term,
     /// The last log index stored on disk.
     last_stored: LogIndex,
@@ -91,6 +93,8 @@ pub struct EventLoop {
 }
 
 pub struct LoopParts {
+    /// Whether storage marks this node as awaiting admission.
+    pub awaiting_admission_stored: bool,
     pub metrics: Arc<Metrics>,
     pub pulse: Pulse,
     pub raft: Raft,
@@ -137,6 +141,7 @@ impl EventLoop {
             next_read_request: 1,
             applied_membership: parts.applied_membership,
             connected_membership: Membership::default(),
+            awaiting_admission: parts.awaiting_admission_stored,
             applied_term,
             last_stored: parts.last_stored,
             snapshot_index,
@@ -299,6 +304,14 @@ impl EventLoop {
                 }
                 let peer = status.peers.iter().find(|p| p.id == id);
                 let matched = peer.map_or(0, |p| p.matched);
+                let configuration = self.raft.conf_index();
+                if matched < configuration {
+                    // It must hold the entry that made it a learner, or it could not know it
+                    // may vote once promoted.
+                    return Err(ServiceError::Rejected(format!(
+                        "learner {id} has not yet received the current configuration (index {configuration}, it holds {matched}); wait for it to catch up"
+                    )));
+                }
                 let behind = status.commit.saturating_sub(matched);
                 if behind > max_lag {
                     return Err(ServiceError::Rejected(format!(
@@ -427,6 +440,7 @@ impl EventLoop {
             let ready = self.raft.ready();
             self.connect_to_members();
             self.carry_out(ready)?;
+            self.record_admission()?;
             self.raft.advance();
             self.maybe_snapshot()?;
         }
@@ -496,6 +510,16 @@ impl EventLoop {
                     let _ = reply.send(Err(ServiceError::Dropped));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Persists that a node which joined empty has been added as a learner, so that after a
+    /// restart it may still vote once promoted (its log may by then show only the promotion).
+    fn record_admission(&mut self) -> Result<(), StorageError> {
+        if self.awaiting_admission && !self.raft.awaiting_admission() {
+            self.store.record_admitted()?;
+            self.awaiting_admission = false;
         }
         Ok(())
     }

@@ -144,6 +144,7 @@ fn establish_identity(
             Ok(identity.cluster_id)
         }
         None if config.join => {
+            store.record_awaiting_admission()?;
             store.record_identity(Identity {
                 cluster_id: 0,
                 node_id: config.id,
@@ -306,8 +307,11 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
         ^ u64::from(std::process::id());
+    let awaiting_admission = store.awaiting_admission()?;
+    let mut raft_settings = raft_config(&config);
+    raft_settings.awaiting_admission = awaiting_admission;
     let raft = Raft::new(
-        raft_config(&config),
+        raft_settings,
         state.hard_state,
         state.snapshot,
         state.entries,
@@ -359,6 +363,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
 
     let peer_transport = transport.clone();
     let event_loop = EventLoop::new(LoopParts {
+        awaiting_admission_stored: awaiting_admission,
         metrics: metrics.clone(),
         pulse: pulse.clone(),
         raft,

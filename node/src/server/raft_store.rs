@@ -15,6 +15,8 @@ const HARD_STATE: &[u8] = b"hard_state";
 const SNAPSHOT_META: &[u8] = b"snapshot_meta";
 const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
 const IDENTITY: &[u8] = b"identity";
+/// Present while a node that joined empty has not yet seen itself added as a learner.
+const AWAITING_ADMISSION: &[u8] = b"awaiting_admission";
 
 /// Which cluster and member a data directory belongs to, recorded when it is first used.
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
@@ -62,6 +64,26 @@ impl RaftStore {
     pub fn record_identity(&self, identity: Identity) -> StorageResult<()> {
         let mut batch = WriteBatch::new();
         batch.put(Space::RaftState, IDENTITY, identity.encode_to_vec());
+        self.engine.write(batch, Durability::Sync)
+    }
+
+    /// Marks a node that joins with an empty log: it may not vote until admitted.
+    pub fn record_awaiting_admission(&self) -> StorageResult<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(Space::RaftState, AWAITING_ADMISSION, Vec::new());
+        self.engine.write(batch, Durability::Sync)
+    }
+
+    pub fn awaiting_admission(&self) -> StorageResult<bool> {
+        Ok(self
+            .engine
+            .get(Space::RaftState, AWAITING_ADMISSION)?
+            .is_some())
+    }
+
+    pub fn record_admitted(&self) -> StorageResult<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(Space::RaftState, AWAITING_ADMISSION);
         self.engine.write(batch, Durability::Sync)
     }
 
