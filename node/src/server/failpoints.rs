@@ -12,23 +12,22 @@
 
 use crate::storage::StorageError;
 
-/// What an enabled failpoint does: abort the process, or fail like the disk.
-pub fn trigger(name: &str, argument: Option<String>) -> Result<(), StorageError> {
+/// What an enabled failpoint does: abort the process, or return the error a failing disk
+/// would.
+pub fn trigger(name: &str, argument: Option<String>) -> StorageError {
     if argument.as_deref() == Some("crash") {
         eprintln!("failpoint {name}: crashing");
         std::process::abort();
     }
-    Err(StorageError::Engine(format!(
-        "failpoint {name} injected an I/O error"
-    )))
+    StorageError::Engine(format!("failpoint {name} injected an I/O error"))
 }
 
 /// Evaluates failpoint `$name` inside a function returning `Result<_, StorageError>`.
 macro_rules! failpoint {
     ($name:literal) => {
-        fail::fail_point!($name, |argument| {
-            $crate::server::failpoints::trigger($name, argument).map(|()| unreachable!())
-        })
+        fail::fail_point!($name, |argument| Err($crate::server::failpoints::trigger(
+            $name, argument
+        )))
     };
 }
 
