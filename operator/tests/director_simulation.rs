@@ -8,9 +8,7 @@ mod simulation;
 
 use std::time::Duration;
 
-use dengine_operator::crd::{
-    Auth, DEngineClusterSpec, Ports, ReadPolicy, Scheduling, SecretKeyRef, Storage,
-};
+use dengine_operator::crd::DEngineClusterSpec;
 use dengine_operator::decide::{DegradedReason, NextAction};
 use dengine_operator::observed::NodeId;
 
@@ -22,29 +20,7 @@ const MAX_STEPS: usize = 600;
 const RANDOM_SEEDS: u64 = 200;
 
 fn spec(replicas: i32) -> DEngineClusterSpec {
-    DEngineClusterSpec {
-        replicas,
-        image: "ghcr.io/d-engine/dengine".to_string(),
-        version: "0.1.0".to_string(),
-        storage: Storage {
-            size: "1Gi".to_string(),
-            storage_class_name: None,
-            retain_on_scale_down: false,
-            retain_on_delete: true,
-        },
-        resources: Default::default(),
-        app: None,
-        ports: Ports::default(),
-        default_read_policy: ReadPolicy::Linearizable,
-        auth: Auth {
-            admin_token_secret: SecretKeyRef {
-                name: "admin".to_string(),
-                key: "token".to_string(),
-            },
-        },
-        scheduling: Scheduling::default(),
-        paused: false,
-    }
+    DEngineClusterSpec::example(replicas)
 }
 
 /// A new DEngineCluster: nothing exists yet.

@@ -139,3 +139,32 @@ impl DEngineClusterSpec {
         u32::try_from(self.replicas.clamp(1, MAX_REPLICAS)).unwrap_or(1)
     }
 }
+
+impl DEngineClusterSpec {
+    /// A small, valid spec with `replicas` members: the shape examples and tests start from.
+    pub fn example(replicas: i32) -> Self {
+        DEngineClusterSpec {
+            replicas,
+            image: "ghcr.io/d-engine/dengine".to_string(),
+            version: "0.1.0".to_string(),
+            storage: Storage {
+                size: "1Gi".to_string(),
+                storage_class_name: None,
+                retain_on_scale_down: false,
+                retain_on_delete: true,
+            },
+            resources: Default::default(),
+            app: None,
+            ports: Ports::default(),
+            default_read_policy: ReadPolicy::Linearizable,
+            auth: Auth {
+                admin_token_secret: SecretKeyRef {
+                    name: "admin".to_string(),
+                    key: "token".to_string(),
+                },
+            },
+            scheduling: Scheduling::default(),
+            paused: false,
+        }
+    }
+}

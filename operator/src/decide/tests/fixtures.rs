@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::crd::{Auth, DEngineClusterSpec, Ports, ReadPolicy, Scheduling, SecretKeyRef, Storage};
+use crate::crd::DEngineClusterSpec;
 use crate::decide::{decide, NextAction};
 use crate::observed::{
     ClusterView, Limits, MemberRole, MemberView, NodeId, ObjectsState, Observed, PodPhase,
@@ -13,29 +13,7 @@ use crate::observed::{
 pub const COMMIT: u64 = 50_000;
 
 pub fn spec(replicas: i32) -> DEngineClusterSpec {
-    DEngineClusterSpec {
-        replicas,
-        image: "ghcr.io/d-engine/dengine".to_string(),
-        version: "0.1.0".to_string(),
-        storage: Storage {
-            size: "1Gi".to_string(),
-            storage_class_name: None,
-            retain_on_scale_down: false,
-            retain_on_delete: true,
-        },
-        resources: Default::default(),
-        app: None,
-        ports: Ports::default(),
-        default_read_policy: ReadPolicy::Linearizable,
-        auth: Auth {
-            admin_token_secret: SecretKeyRef {
-                name: "admin".to_string(),
-                key: "token".to_string(),
-            },
-        },
-        scheduling: Scheduling::default(),
-        paused: false,
-    }
+    DEngineClusterSpec::example(replicas)
 }
 
 pub struct Fixture(pub Observed);
