@@ -6,12 +6,25 @@
 //! - [`observed`]: everything the operator can see of one cluster, in plain structs;
 //! - [`decide`]: the pure function from what is observed to the one next step. It keeps no
 //!   memory between calls, so an operator killed between any two steps resumes from what it
-//!   sees.
+//!   sees;
+//! - [`driver`]: observe, decide, take the step, through two small interfaces: the workload
+//!   (pods, volumes, objects) and the membership (the leader's Admin API, [`admin`]);
+//! - [`objects`]: the Kubernetes objects a cluster owns, built from its spec;
+//! - [`kubernetes`]: the workload as Kubernetes objects, and the controller;
+//! - [`leader_election`], [`metrics`], [`http`]: the operator process.
 
+pub mod admin;
 pub mod crd;
 pub mod crdgen;
 pub mod decide;
+pub mod driver;
 pub mod error;
+pub mod failpoints;
+pub mod http;
+pub mod kubernetes;
+pub mod leader_election;
+pub mod metrics;
+pub mod objects;
 pub mod observed;
 pub mod status;
 

@@ -2,8 +2,10 @@
 //! the versions, and the `Available`, `Progressing` and `Degraded` conditions.
 
 mod conditions;
+mod report;
 
 pub use conditions::{set_condition, ConditionType};
+pub use report::{report, report_error};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;

@@ -1,0 +1,300 @@
+//! The controller: one driver step per reconcile of a DEngineCluster, then its Event and, if it
+//! changed, its status.
+//!
+//! The controller watches the clusters, the StatefulSets they own and their pods. Status writes
+//! do not trigger reconciles (only spec changes, by generation, do), so a status that changes
+//! every time cannot make a hot loop; progress between steps comes from the requeue each step
+//! asks for and from the owned objects' watches.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{predicates, reflector, watcher, Controller, WatchStreamExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::{admin_token, event_for, KubeWorkload};
+use crate::admin::GrpcMembership;
+use crate::crd::DEngineCluster;
+use crate::decide::NextAction;
+use crate::driver::{self, Membership};
+use crate::metrics::Metrics;
+use crate::objects::{Names, MANAGER};
+use crate::observed::Limits;
+use crate::status::{report, report_error, DEngineClusterStatus};
+use crate::Error;
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// The namespaces to watch; empty for all.
+    pub namespaces: Vec<String>,
+    /// The operator's tolerances.
+    pub limits: Limits,
+    /// The timeout of each Admin API call.
+    pub admin_timeout: Duration,
+    /// This operator replica's name, in the Events it records.
+    pub instance: Option<String>,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub config: ControllerConfig,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>, config: ControllerConfig) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.to_string(),
+            instance: config.instance.clone(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            config,
+        }
+    }
+}
+
+/// Runs the controller until `shutdown` completes, one per watched namespace (or one for all).
+pub async fn run_controller(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config.namespaces.iter().cloned().map(Some).collect()
+    };
+    let runs = scopes
+        .into_iter()
+        .map(|namespace| run_scope(ctx.clone(), namespace, shutdown.clone()));
+    futures::future::join_all(runs).await;
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn run_scope(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = &ctx.client;
+    let ns = namespace.as_deref();
+    let (reader, writer) = reflector::store();
+    // Spec changes only: a status write must not wake the reconciler that wrote it.
+    let clusters = watcher(
+        api::<DEngineCluster>(client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    let pods_config = watcher::Config::default().labels("app.kubernetes.io/name=dengine");
+    Controller::for_stream(clusters, reader)
+        .owns(api::<StatefulSet>(client, ns), watcher::Config::default())
+        .watches(api::<Pod>(client, ns), pods_config, |pod| {
+            let instance = pod.labels().get("app.kubernetes.io/instance")?.clone();
+            let namespace = pod.namespace()?;
+            Some(ObjectRef::<DEngineCluster>::new(&instance).within(&namespace))
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// How soon to look again after `action`.
+pub fn requeue_after(action: &NextAction) -> Duration {
+    match action {
+        NextAction::Paused => Duration::from_secs(60),
+        NextAction::Done => Duration::from_secs(30),
+        NextAction::ReportDegraded { .. } => Duration::from_secs(15),
+        NextAction::WaitForPod { .. }
+        | NextAction::WaitForLeader
+        | NextAction::WaitForCatchUp { .. } => Duration::from_secs(3),
+        _ => Duration::from_secs(1),
+    }
+}
+
+/// One step for one cluster, through the nodes' Admin API.
+pub async fn reconcile(cluster: Arc<DEngineCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let timeout = ctx.config.admin_timeout;
+    reconcile_with(cluster, ctx, |token| {
+        GrpcMembership::new(Some(token), timeout)
+    })
+    .await
+}
+
+/// One step for one cluster, through the [`Membership`] that `membership` makes from the
+/// cluster's admin token (tests give a simulated one).
+pub async fn reconcile_with<M: Membership>(
+    cluster: Arc<DEngineCluster>,
+    ctx: Arc<Context>,
+    membership: impl FnOnce(String) -> M,
+) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = step(&cluster, &ctx, membership).await;
+    let action_label = match &result {
+        Ok(Some(action)) => action_name(action),
+        Ok(None) => "admin_token_missing",
+        Err(_) => "error",
+    };
+    ctx.metrics
+        .observe_reconcile(action_label, started.elapsed());
+    match result? {
+        Some(action) => Ok(Action::requeue(requeue_after(&action))),
+        None => Ok(Action::requeue(Duration::from_secs(15))),
+    }
+}
+
+/// Takes one step; `None` when no step could be taken for want of the admin token (reported
+/// in the status).
+async fn step<M: Membership>(
+    cluster: &Arc<DEngineCluster>,
+    ctx: &Context,
+    membership: impl FnOnce(String) -> M,
+) -> Result<Option<NextAction>, Error> {
+    let now = Timestamp::now();
+    let name = cluster.name_any();
+    let namespace = cluster
+        .namespace()
+        .ok_or_else(|| Error::Invalid(format!("{name} has no namespace")))?;
+    let names = Names::new(&name, &namespace);
+    let generation = cluster.metadata.generation;
+    let token = match admin_token(&ctx.client, cluster).await {
+        Ok(token) => token,
+        Err(Error::AdminToken(message)) => {
+            let status = report_error(
+                cluster.status.as_ref(),
+                "AdminTokenMissing",
+                &message,
+                generation,
+                Time(now),
+            );
+            write_status(ctx, cluster, status).await?;
+            publish(
+                ctx,
+                cluster,
+                Event {
+                    type_: EventType::Warning,
+                    reason: "AdminTokenMissing".into(),
+                    note: Some(message),
+                    action: "ReadAdminToken".into(),
+                    secondary: None,
+                },
+            )
+            .await;
+            return Ok(None);
+        }
+        Err(other) => return Err(other),
+    };
+    let workload = KubeWorkload::new(ctx.client.clone(), cluster.clone(), now)?;
+    let membership = membership(token);
+    let step = driver::step(&cluster.spec, &ctx.config.limits, &workload, &membership).await?;
+    tracing::info!(cluster = %name, namespace = %namespace, action = ?step.action, "step");
+    if let Some(event) = event_for(&step.action) {
+        publish(ctx, cluster, event).await;
+    }
+    let status = report(
+        cluster.status.as_ref(),
+        &step,
+        &names,
+        generation,
+        Time(now),
+    );
+    write_status(ctx, cluster, status).await?;
+    Ok(Some(step.action))
+}
+
+async fn publish(ctx: &Context, cluster: &DEngineCluster, event: Event) {
+    if let Err(error) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        tracing::warn!(%error, reason = %event.reason, "recording an Event failed");
+    }
+}
+
+/// Writes the status if it differs from what the resource holds.
+async fn write_status(
+    ctx: &Context,
+    cluster: &DEngineCluster,
+    status: DEngineClusterStatus,
+) -> Result<(), Error> {
+    if cluster.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let namespace = cluster.namespace().unwrap_or_default();
+    let clusters: Api<DEngineCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Server-side apply: fields the operator no longer reports (a leader that is gone) are
+    // removed, which a merge patch would leave behind.
+    let patch = json!({
+        "apiVersion": DEngineCluster::api_version(&()),
+        "kind": DEngineCluster::kind(&()),
+        "status": status,
+    });
+    clusters
+        .patch_status(
+            &cluster.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.metrics.status_writes.inc();
+    Ok(())
+}
+
+fn error_policy(cluster: Arc<DEngineCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(cluster = %cluster.name_any(), %error, "reconcile failed; retrying");
+    ctx.metrics.observe_failure(error);
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// The metric label of an action.
+pub fn action_name(action: &NextAction) -> &'static str {
+    match action {
+        NextAction::Paused => "paused",
+        NextAction::ApplyObjects => "apply_objects",
+        NextAction::Bootstrap => "bootstrap",
+        NextAction::ClaimVolume { .. } => "claim_volume",
+        NextAction::RecordFounded => "record_founded",
+        NextAction::WaitForPod { .. } => "wait_for_pod",
+        NextAction::WaitForLeader => "wait_for_leader",
+        NextAction::AddLearner { .. } => "add_learner",
+        NextAction::WaitForCatchUp { .. } => "wait_for_catch_up",
+        NextAction::PromoteLearner { .. } => "promote_learner",
+        NextAction::GrowStatefulSet { .. } => "grow",
+        NextAction::TransferLeadership { .. } => "transfer_leadership",
+        NextAction::RemoveMember { .. } => "remove_member",
+        NextAction::ShrinkStatefulSet { .. } => "shrink",
+        NextAction::ReplaceMember { .. } => "replace_member",
+        NextAction::UpgradePod { .. } => "upgrade_pod",
+        NextAction::ReportDegraded { .. } => "degraded",
+        NextAction::Done => "done",
+    }
+}

@@ -1,0 +1,18 @@
+//! The operator on Kubernetes: the [`Workload`](crate::driver::Workload) made of the objects a
+//! DEngineCluster owns, the controller that runs one driver step per reconcile, the Events it
+//! records and the status it writes.
+
+mod controller;
+mod events;
+mod observe;
+mod token;
+mod workload;
+
+pub use controller::{
+    action_name, reconcile, reconcile_with, requeue_after, run_controller, Context,
+    ControllerConfig,
+};
+pub use events::event_for;
+pub use observe::{pod_state, pod_version};
+pub use token::admin_token;
+pub use workload::KubeWorkload;

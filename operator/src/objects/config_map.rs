@@ -1,0 +1,29 @@
+//! The cluster's ConfigMap: the founding record.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use super::{owned_meta, with_spec_hash, Names};
+use crate::crd::DEngineCluster;
+
+/// The key every node reads as `DENGINE_JOIN` when it starts: `"false"` until the operator has
+/// recorded that the cluster was founded, `"true"` for ever after. Pod 0 bootstraps only while
+/// it reads `"false"`; any other pod refuses to bootstrap a cluster it is not the founder of.
+pub const JOIN_KEY: &str = "join";
+
+/// The ConfigMap, carrying the founding record as observed: building it never clears it.
+pub fn config_map(cluster: &DEngineCluster, founded: bool) -> ConfigMap {
+    let names = Names::new(
+        cluster.metadata.name.clone().unwrap_or_default(),
+        cluster.metadata.namespace.clone().unwrap_or_default(),
+    );
+    with_spec_hash(ConfigMap {
+        metadata: owned_meta(cluster, names.config_map()),
+        data: Some(BTreeMap::from([(
+            JOIN_KEY.to_string(),
+            founded.to_string(),
+        )])),
+        ..ConfigMap::default()
+    })
+}

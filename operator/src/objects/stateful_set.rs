@@ -1,0 +1,334 @@
+//! The StatefulSet: one pod per member, each running the node as a sidecar beside the
+//! application's containers.
+//!
+//! - `OnDelete` updates: a new template restarts nothing by itself; the operator deletes one
+//!   outdated pod at a time, in the order that never loses the quorum.
+//! - `Parallel` pod management: after an outage every member's pod must come back at once to
+//!   restore the quorum; `OrderedReady` would wait for pod 0 to be ready, which it cannot be
+//!   without a quorum.
+//! - The node reads whether to found or join from the ConfigMap when it starts
+//!   (`DENGINE_JOIN`), its id from its pod name, and the admin token from the Secret.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{owned_meta, selector_labels, with_spec_hash, Names, DATA_DIR, DATA_VOLUME, JOIN_KEY};
+use crate::crd::{DEngineCluster, NODE_CONTAINER_NAME};
+
+/// The user the node runs as: the images' non-root user.
+const NODE_USER: i64 = 65532;
+
+/// Where the admin token Secret is mounted.
+const ADMIN_TOKEN_DIR: &str = "/etc/dengine/admin";
+const ADMIN_TOKEN_VOLUME: &str = "admin-token";
+
+/// The StatefulSet with `replicas` pods. The operator alone changes replicas, one member at a
+/// time; everything else comes from the spec. The spec hash leaves replicas out, so that it
+/// tells only whether the rest is as the spec asks.
+pub fn stateful_set(cluster: &DEngineCluster, replicas: u32) -> StatefulSet {
+    let mut set = with_spec_hash(build(cluster));
+    if let Some(spec) = set.spec.as_mut() {
+        spec.replicas = Some(i32::try_from(replicas).unwrap_or(i32::MAX));
+    }
+    set
+}
+
+/// The StatefulSet with no pods.
+fn build(cluster: &DEngineCluster) -> StatefulSet {
+    let spec = &cluster.spec;
+    let names = names(cluster);
+    let whenever = |retain: bool| if retain { "Retain" } else { "Delete" }.to_string();
+    StatefulSet {
+        metadata: owned_meta(cluster, names.stateful_set()),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(0),
+            service_name: Some(names.peer_service()),
+            pod_management_policy: Some("Parallel".to_string()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".to_string()),
+                rolling_update: None,
+            }),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(cluster)),
+                ..LabelSelector::default()
+            },
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_scaled: Some(whenever(spec.storage.retain_on_scale_down)),
+                    when_deleted: Some(whenever(spec.storage.retain_on_delete)),
+                },
+            ),
+            template: pod_template(cluster),
+            volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some(DATA_VOLUME.to_string()),
+                    labels: Some(selector_labels(cluster)),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+                    storage_class_name: spec.storage.storage_class_name.clone(),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_string(),
+                            Quantity(spec.storage.size.clone()),
+                        )])),
+                        ..VolumeResourceRequirements::default()
+                    }),
+                    ..PersistentVolumeClaimSpec::default()
+                }),
+                ..PersistentVolumeClaim::default()
+            }]),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
+
+fn names(cluster: &DEngineCluster) -> Names {
+    Names::new(
+        cluster.metadata.name.clone().unwrap_or_default(),
+        cluster.metadata.namespace.clone().unwrap_or_default(),
+    )
+}
+
+/// The application's template with the node added: as a native sidecar (an init container
+/// that keeps running, started before and stopped after the application's containers) when the
+/// application brings containers, as the only container otherwise.
+fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
+    let app = cluster.spec.app.clone().unwrap_or_default().0;
+    let mut meta = app.metadata.unwrap_or_default();
+    let mut labels = meta.labels.take().unwrap_or_default();
+    labels.extend(selector_labels(cluster));
+    meta.labels = Some(labels);
+    // Fields of the application's metadata that a template may not carry.
+    meta.name = None;
+    meta.namespace = None;
+
+    let has_app = cluster.spec.app.is_some();
+    let mut pod = app.spec.unwrap_or_default();
+    let mut node = node_container(cluster, has_app);
+    if has_app {
+        node.restart_policy = Some("Always".to_string());
+        let mut init = vec![node];
+        init.extend(pod.init_containers.take().unwrap_or_default());
+        pod.init_containers = Some(init);
+    } else {
+        pod.containers = vec![node];
+    }
+    let mut volumes = pod.volumes.take().unwrap_or_default();
+    volumes.push(Volume {
+        name: ADMIN_TOKEN_VOLUME.to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(cluster.spec.auth.admin_token_secret.name.clone()),
+            items: Some(vec![KeyToPath {
+                key: cluster.spec.auth.admin_token_secret.key.clone(),
+                path: "token".to_string(),
+                mode: None,
+            }]),
+            default_mode: Some(0o440),
+            optional: None,
+        }),
+        ..Volume::default()
+    });
+    pod.volumes = Some(volumes);
+    // The data volume must be writable by the node's non-root user.
+    let security = pod
+        .security_context
+        .get_or_insert_with(PodSecurityContext::default);
+    security.fs_group.get_or_insert(NODE_USER);
+    pod.affinity = affinity(cluster);
+    if !cluster.spec.scheduling.tolerations.is_empty() {
+        let mut tolerations = pod.tolerations.take().unwrap_or_default();
+        tolerations.extend(cluster.spec.scheduling.tolerations.iter().cloned());
+        pod.tolerations = Some(tolerations);
+    }
+    PodTemplateSpec {
+        metadata: Some(meta),
+        spec: Some(pod),
+    }
+}
+
+/// The spec's affinity, with a required anti-affinity on the hostname when members are spread
+/// across Kubernetes nodes.
+fn affinity(cluster: &DEngineCluster) -> Option<Affinity> {
+    let scheduling = &cluster.spec.scheduling;
+    let mut affinity = scheduling.affinity.clone();
+    if scheduling.spread_across_nodes {
+        let term = PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(cluster)),
+                ..LabelSelector::default()
+            }),
+            topology_key: "kubernetes.io/hostname".to_string(),
+            ..PodAffinityTerm::default()
+        };
+        let anti = affinity
+            .get_or_insert_with(Affinity::default)
+            .pod_anti_affinity
+            .get_or_insert_with(PodAntiAffinity::default);
+        anti.required_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(term);
+    }
+    affinity
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn env_from_field(name: &str, field: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field.to_string(),
+                api_version: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String("metrics".to_string()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    }
+}
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port: port,
+        protocol: Some("TCP".to_string()),
+        ..ContainerPort::default()
+    }
+}
+
+/// The node container. Its client API listens on the pod's loopback interface when an
+/// application runs beside it, and on the pod network (behind the client Service) when not.
+fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
+    let spec = &cluster.spec;
+    let names = names(cluster);
+    let ports = &spec.ports;
+    let client_host = if has_app { "127.0.0.1" } else { "0.0.0.0" };
+    let founder = format!("1={}", names.peer_address(0, ports.peer));
+    Container {
+        name: NODE_CONTAINER_NAME.to_string(),
+        image: Some(spec.node_image()),
+        env: Some(vec![
+            env_from_field("POD_NAME", "metadata.name"),
+            env_from_field("POD_NAMESPACE", "metadata.namespace"),
+            env("DENGINE_DATA_DIR", DATA_DIR),
+            env(
+                "DENGINE_CLIENT_LISTEN",
+                format!("{client_host}:{}", ports.client),
+            ),
+            env("DENGINE_PEER_LISTEN", format!("0.0.0.0:{}", ports.peer)),
+            env(
+                "DENGINE_METRICS_LISTEN",
+                format!("0.0.0.0:{}", ports.metrics),
+            ),
+            env(
+                "DENGINE_ADVERTISE_PEER",
+                names.advertised_peer_template(ports.peer),
+            ),
+            env("DENGINE_INITIAL_CLUSTER", founder),
+            env("DENGINE_CLUSTER_TOKEN", names.cluster_token()),
+            EnvVar {
+                name: "DENGINE_JOIN".to_string(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    config_map_key_ref: Some(ConfigMapKeySelector {
+                        name: names.config_map(),
+                        key: JOIN_KEY.to_string(),
+                        optional: Some(false),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+            },
+            env(
+                "DENGINE_ADMIN_TOKEN_FILE",
+                format!("{ADMIN_TOKEN_DIR}/token"),
+            ),
+            env(
+                "DENGINE_DEFAULT_READ_POLICY",
+                spec.default_read_policy.as_flag(),
+            ),
+            env("DENGINE_LOG_FORMAT", "json"),
+        ]),
+        ports: Some(vec![
+            container_port("client", ports.client),
+            container_port("peer", ports.peer),
+            container_port("metrics", ports.metrics),
+        ]),
+        // Replaying a long log can take a while; the startup probe holds the others off.
+        startup_probe: Some(http_probe("/startupz", 2, 150)),
+        liveness_probe: Some(http_probe("/livez", 5, 6)),
+        readiness_probe: Some(http_probe("/readyz", 2, 2)),
+        resources: Some(spec.resources.clone()),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: DATA_VOLUME.to_string(),
+                mount_path: DATA_DIR.to_string(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: ADMIN_TOKEN_VOLUME.to_string(),
+                mount_path: ADMIN_TOKEN_DIR.to_string(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(NODE_USER),
+            run_as_group: Some(NODE_USER),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_string()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_string(),
+                localhost_profile: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+/// The pod spec of a built StatefulSet (for tests and status).
+pub fn pod_spec(set: &StatefulSet) -> Option<&PodSpec> {
+    set.spec.as_ref()?.template.spec.as_ref()
+}

@@ -1,0 +1,189 @@
+//! The built objects: what a user relies on in each.
+
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use kube::api::ObjectMeta;
+
+use super::*;
+use crate::crd::{AppTemplate, DEngineCluster, DEngineClusterSpec};
+
+fn cluster(spec: DEngineClusterSpec) -> DEngineCluster {
+    let mut cluster = DEngineCluster::new("orders", spec);
+    cluster.metadata = ObjectMeta {
+        name: Some("orders".into()),
+        namespace: Some("shop".into()),
+        uid: Some("uid-1".into()),
+        ..ObjectMeta::default()
+    };
+    cluster
+}
+
+fn with_app(mut spec: DEngineClusterSpec) -> DEngineClusterSpec {
+    spec.app = Some(AppTemplate(k8s_openapi::api::core::v1::PodTemplateSpec {
+        metadata: None,
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "app".into(),
+                image: Some("example/app:1".into()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+    }));
+    spec
+}
+
+fn env<'a>(container: &'a Container, name: &str) -> Option<&'a k8s_openapi::api::core::v1::EnvVar> {
+    container.env.as_ref()?.iter().find(|e| e.name == name)
+}
+
+#[test]
+fn with_an_app_the_node_is_a_native_sidecar_listening_on_loopback() {
+    let set = stateful_set(&cluster(with_app(DEngineClusterSpec::example(3))), 1);
+    let pod = pod_spec(&set).expect("a pod spec");
+    assert_eq!(pod.containers.len(), 1);
+    assert_eq!(pod.containers[0].name, "app");
+    let init = pod.init_containers.as_ref().expect("init containers");
+    let node = &init[0];
+    assert_eq!(node.name, "dengine");
+    assert_eq!(node.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(
+        env(node, "DENGINE_CLIENT_LISTEN").and_then(|e| e.value.as_deref()),
+        Some("127.0.0.1:2379")
+    );
+    assert!(client_service(&cluster(with_app(DEngineClusterSpec::example(3)))).is_none());
+}
+
+#[test]
+fn without_an_app_the_node_runs_alone_behind_a_client_service() {
+    let c = cluster(DEngineClusterSpec::example(3));
+    let set = stateful_set(&c, 1);
+    let pod = pod_spec(&set).expect("a pod spec");
+    assert_eq!(pod.containers.len(), 1);
+    assert_eq!(pod.containers[0].name, "dengine");
+    assert_eq!(pod.containers[0].restart_policy, None);
+    assert_eq!(
+        env(&pod.containers[0], "DENGINE_CLIENT_LISTEN").and_then(|e| e.value.as_deref()),
+        Some("0.0.0.0:2379")
+    );
+    let service = client_service(&c).expect("a client service");
+    assert_eq!(service.metadata.name.as_deref(), Some("orders-client"));
+}
+
+#[test]
+fn pods_are_restarted_only_by_the_operator_and_start_together() {
+    let set = stateful_set(&cluster(DEngineClusterSpec::example(3)), 2);
+    let spec = set.spec.as_ref().expect("spec");
+    assert_eq!(spec.replicas, Some(2));
+    assert_eq!(
+        spec.update_strategy
+            .as_ref()
+            .and_then(|s| s.type_.as_deref()),
+        Some("OnDelete")
+    );
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
+    assert_eq!(spec.service_name.as_deref(), Some("orders-peers"));
+}
+
+#[test]
+fn the_node_learns_founding_from_the_config_map_and_its_address_from_its_pod_name() {
+    let set = stateful_set(&cluster(DEngineClusterSpec::example(3)), 1);
+    let node = &pod_spec(&set).expect("pod").containers[0];
+    let join = env(node, "DENGINE_JOIN")
+        .and_then(|e| e.value_from.as_ref())
+        .and_then(|v| v.config_map_key_ref.as_ref())
+        .expect("DENGINE_JOIN from the ConfigMap");
+    assert_eq!(join.name, "orders-config");
+    assert_eq!(join.key, JOIN_KEY);
+    assert_eq!(
+        env(node, "DENGINE_ADVERTISE_PEER").and_then(|e| e.value.as_deref()),
+        Some("$(POD_NAME).orders-peers.shop.svc:2380")
+    );
+    assert_eq!(
+        env(node, "DENGINE_INITIAL_CLUSTER").and_then(|e| e.value.as_deref()),
+        Some("1=orders-0.orders-peers.shop.svc:2380")
+    );
+    assert_eq!(
+        env(node, "DENGINE_CLUSTER_TOKEN").and_then(|e| e.value.as_deref()),
+        Some("shop/orders")
+    );
+    let config = config_map(&cluster(DEngineClusterSpec::example(3)), false);
+    assert_eq!(
+        config
+            .data
+            .as_ref()
+            .and_then(|d| d.get(JOIN_KEY))
+            .map(String::as_str),
+        Some("false")
+    );
+}
+
+#[test]
+fn the_disruption_budget_keeps_a_quorum() {
+    for (replicas, quorum) in [(1, 1), (3, 2), (5, 3), (7, 4)] {
+        let budget = disruption_budget(&cluster(DEngineClusterSpec::example(replicas)));
+        let min = budget.spec.and_then(|s| s.min_available);
+        assert_eq!(
+            min,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(quorum)),
+            "{replicas} replicas"
+        );
+    }
+}
+
+#[test]
+fn members_are_spread_across_nodes_unless_turned_off() {
+    let spread = stateful_set(&cluster(DEngineClusterSpec::example(3)), 1);
+    let anti = pod_spec(&spread)
+        .and_then(|p| p.affinity.as_ref())
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .expect("a required anti-affinity");
+    assert_eq!(anti[0].topology_key, "kubernetes.io/hostname");
+
+    let mut spec = DEngineClusterSpec::example(3);
+    spec.scheduling.spread_across_nodes = false;
+    let packed = stateful_set(&cluster(spec), 1);
+    assert!(pod_spec(&packed)
+        .and_then(|p| p.affinity.as_ref())
+        .is_none());
+}
+
+#[test]
+fn every_object_is_owned_by_the_cluster() {
+    let c = cluster(DEngineClusterSpec::example(3));
+    let metas = [
+        stateful_set(&c, 1).metadata,
+        config_map(&c, true).metadata,
+        peer_service(&c).metadata,
+        disruption_budget(&c).metadata,
+    ];
+    for meta in metas {
+        let owner = &meta.owner_references.expect("an owner reference")[0];
+        assert_eq!(owner.uid, "uid-1");
+        assert_eq!(owner.kind, "DEngineCluster");
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(meta.namespace.as_deref(), Some("shop"));
+    }
+}
+
+#[test]
+fn the_hash_tells_a_new_version_but_not_new_replicas() {
+    let c = cluster(DEngineClusterSpec::example(3));
+    let hash = |s: &k8s_openapi::api::apps::v1::StatefulSet| {
+        s.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SPEC_HASH))
+            .cloned()
+    };
+    assert_eq!(hash(&stateful_set(&c, 1)), hash(&stateful_set(&c, 3)));
+    let mut newer = DEngineClusterSpec::example(3);
+    newer.version = "0.2.0".into();
+    assert_ne!(
+        hash(&stateful_set(&c, 1)),
+        hash(&stateful_set(&cluster(newer), 1))
+    );
+}
