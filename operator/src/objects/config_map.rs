@@ -12,18 +12,25 @@ use crate::crd::DEngineCluster;
 /// it reads `"false"`; any other pod refuses to bootstrap a cluster it is not the founder of.
 pub const JOIN_KEY: &str = "join";
 
-/// The ConfigMap, carrying the founding record as observed: building it never clears it.
+/// The ConfigMap, carrying the founding record as observed: building it never clears it. The
+/// spec hash leaves the record out: recording the founding does not make the object outdated.
 pub fn config_map(cluster: &DEngineCluster, founded: bool) -> ConfigMap {
+    let mut config = with_spec_hash(build(cluster, false));
+    config.data = build(cluster, founded).data;
+    config
+}
+
+fn build(cluster: &DEngineCluster, founded: bool) -> ConfigMap {
     let names = Names::new(
         cluster.metadata.name.clone().unwrap_or_default(),
         cluster.metadata.namespace.clone().unwrap_or_default(),
     );
-    with_spec_hash(ConfigMap {
+    ConfigMap {
         metadata: owned_meta(cluster, names.config_map()),
         data: Some(BTreeMap::from([(
             JOIN_KEY.to_string(),
             founded.to_string(),
         )])),
         ..ConfigMap::default()
-    })
+    }
 }

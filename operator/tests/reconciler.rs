@@ -1,0 +1,326 @@
+//! The reconciler against a mocked Kubernetes API server: the exact objects it applies, the
+//! status it writes and the Events it records, for bootstrap, growth, shrink, replacement of a
+//! member that lost its volume, a rolling upgrade, a missing admin token, and a settled
+//! cluster that it leaves alone.
+
+mod mock;
+
+use dengine_operator::crd::DEngineClusterSpec;
+use dengine_operator::driver::MembershipChange;
+use dengine_operator::objects;
+use dengine_operator::observed::NodeId;
+use mock::world::{World, NAME, NS, TOKEN};
+use serde_json::{json, Value};
+
+/// Reconciles a one-member cluster from nothing to Running.
+async fn bootstrapped(spec: DEngineClusterSpec) -> World {
+    let mut world = World::new(spec);
+    world.run_until(30, |w| w.running_with(1)).await;
+    world
+}
+
+fn object(world: &World, plural: &str, name: &str) -> Value {
+    world
+        .store
+        .lock()
+        .unwrap()
+        .get(plural, NS, name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{plural}/{name} exists"))
+}
+
+#[tokio::test]
+async fn bootstrap_applies_the_owned_objects_and_founds_one_member() {
+    let world = bootstrapped(DEngineClusterSpec::example(1)).await;
+    let cluster = world.cluster();
+
+    // Exactly what the builders make, owned by the cluster.
+    let set = object(&world, "statefulsets", NAME);
+    let built = serde_json::to_value(objects::stateful_set(&cluster, 1)).unwrap();
+    assert_eq!(set["spec"], built["spec"]);
+    assert_eq!(
+        set["metadata"]["ownerReferences"][0]["kind"],
+        "DEngineCluster"
+    );
+    let peers = object(&world, "services", "orders-peers");
+    assert_eq!(peers["spec"]["clusterIP"], "None");
+    assert_eq!(peers["spec"]["publishNotReadyAddresses"], true);
+    assert!(world
+        .store
+        .lock()
+        .unwrap()
+        .get("services", NS, "orders-client")
+        .is_some());
+    let budget = object(&world, "poddisruptionbudgets", NAME);
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    // Founded: every pod started from now on joins; pod 0's volume is marked.
+    let config = object(&world, "configmaps", "orders-config");
+    assert_eq!(config["data"]["join"], "true");
+    let claim = object(&world, "persistentvolumeclaims", "data-orders-0");
+    assert_eq!(claim["metadata"]["annotations"][objects::CLAIM_MARK], "1");
+
+    let status = world.status();
+    assert_eq!(status["phase"], "Running");
+    assert_eq!(status["leader"], json!({ "nodeId": 1, "pod": "orders-0" }));
+    assert_eq!(status["readyMembers"], 1);
+    assert_eq!(
+        status["members"],
+        json!([{ "pod": "orders-0", "nodeId": 1, "role": "voter", "ready": true, "lag": 0 }])
+    );
+    assert_eq!(status["currentVersion"], "0.1.0");
+    assert_eq!(status["targetVersion"], "0.1.0");
+    assert_eq!(status["observedGeneration"], 1);
+    let condition = |t: &str| {
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == t)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(condition("Available")["status"], "True");
+    assert_eq!(condition("Progressing")["status"], "False");
+    assert_eq!(condition("Progressing")["reason"], "Settled");
+    assert_eq!(condition("Degraded")["status"], "False");
+
+    let events = world.event_reasons();
+    let reasons: Vec<&str> = events
+        .iter()
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "AppliedObjects",
+            "Bootstrapping",
+            "ClaimedVolume",
+            "Founded"
+        ],
+        "{events:?}"
+    );
+    assert_eq!(world.group.lock().unwrap().foundings, 1);
+}
+
+#[tokio::test]
+async fn growth_adds_one_learner_at_a_time_and_promotes_it_once_caught_up() {
+    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
+    world.set_spec(&DEngineClusterSpec::example(3));
+    world.run_until(60, |w| w.running_with(3)).await;
+
+    let changes = world.group.lock().unwrap().changes.clone();
+    let short: Vec<String> = changes
+        .iter()
+        .map(|c| match c {
+            MembershipChange::AddLearner { id, peer_address } => {
+                format!("add {id} {peer_address}")
+            }
+            MembershipChange::Promote { id } => format!("promote {id}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        short,
+        [
+            "add 2 orders-1.orders-peers.shop.svc:2380",
+            "promote 2",
+            "add 3 orders-2.orders-peers.shop.svc:2380",
+            "promote 3",
+        ]
+    );
+    // The StatefulSet grew by one only after the previous member was promoted.
+    let replicas: Vec<Value> = world
+        .store
+        .lock()
+        .unwrap()
+        .writes_to(&format!("statefulsets/{NAME}"))
+        .iter()
+        .filter(|w| w.kind == "merge")
+        .map(|w| w.body["spec"]["replicas"].clone())
+        .collect();
+    assert_eq!(replicas, [json!(1), json!(2), json!(3)]);
+    let events = world.event_reasons();
+    let growth: Vec<&str> = events
+        .iter()
+        .skip(4)
+        .map(|e| e.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        growth,
+        [
+            "AppliedObjects",
+            "Grew",
+            "ClaimedVolume",
+            "AddedLearner",
+            "PromotedLearner",
+            "Grew",
+            "ClaimedVolume",
+            "AddedLearner",
+            "PromotedLearner"
+        ],
+        "{events:?}"
+    );
+    let budget = object(&world, "poddisruptionbudgets", NAME);
+    assert_eq!(budget["spec"]["minAvailable"], 2);
+    assert_eq!(world.group.lock().unwrap().foundings, 1);
+    assert!(world.group.lock().unwrap().tokens.contains(TOKEN));
+}
+
+#[tokio::test]
+async fn shrink_moves_leadership_off_removes_members_then_pods() {
+    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
+    world.set_spec(&DEngineClusterSpec::example(3));
+    world.run_until(60, |w| w.running_with(3)).await;
+    // Node 3 leads: it must hand over before it is removed.
+    world.group.lock().unwrap().leader = Some(3);
+    world.set_spec(&DEngineClusterSpec::example(1));
+    world.run_until(60, |w| w.running_with(1)).await;
+
+    let changes = world.group.lock().unwrap().changes.clone();
+    let tail = &changes[4..];
+    assert!(
+        matches!(tail[0], MembershipChange::TransferLeadership { .. }),
+        "{tail:?}"
+    );
+    assert!(tail.contains(&MembershipChange::Remove { id: NodeId(3) }));
+    assert!(tail.contains(&MembershipChange::Remove { id: NodeId(2) }));
+    let store = world.store.lock().unwrap();
+    assert_eq!(
+        store.get("statefulsets", NS, NAME).unwrap()["spec"]["replicas"],
+        1
+    );
+    // retainOnScaleDown is false: the removed members' volumes went with their pods.
+    assert!(store
+        .get("persistentvolumeclaims", NS, "data-orders-2")
+        .is_none());
+    assert!(store
+        .get("persistentvolumeclaims", NS, "data-orders-1")
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_member_that_lost_its_volume_is_removed_and_added_again() {
+    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
+    world.set_spec(&DEngineClusterSpec::example(3));
+    world.run_until(60, |w| w.running_with(3)).await;
+    let before = world.group.lock().unwrap().changes.len();
+    world.lose_volume(1);
+    world.run_until(60, |w| w.running_with(3)).await;
+
+    let changes = world.group.lock().unwrap().changes[before..].to_vec();
+    assert_eq!(changes[0], MembershipChange::Remove { id: NodeId(2) });
+    assert!(matches!(&changes[1], MembershipChange::AddLearner { id, .. } if *id == NodeId(2)));
+    assert_eq!(changes[2], MembershipChange::Promote { id: NodeId(2) });
+    assert_eq!(world.events_with("ReplacingMember"), 1);
+    let claim = object(&world, "persistentvolumeclaims", "data-orders-1");
+    assert_eq!(claim["metadata"]["annotations"][objects::CLAIM_MARK], "2");
+    assert_eq!(world.group.lock().unwrap().foundings, 1);
+}
+
+#[tokio::test]
+async fn a_rolling_upgrade_restarts_one_pod_at_a_time_and_the_leader_last() {
+    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
+    world.set_spec(&DEngineClusterSpec::example(3));
+    world.run_until(60, |w| w.running_with(3)).await;
+    world.group.lock().unwrap().leader = Some(2);
+    let mut newer = DEngineClusterSpec::example(3);
+    newer.version = "0.2.0".into();
+    world.set_spec(&newer);
+    world
+        .run_until(60, |w| {
+            w.running_with(3) && w.status()["currentVersion"] == "0.2.0"
+        })
+        .await;
+
+    let deletes: Vec<String> = world
+        .store
+        .lock()
+        .unwrap()
+        .writes
+        .iter()
+        .filter(|w| w.kind == "delete" && w.target.starts_with("pods/"))
+        .map(|w| w.target.clone())
+        .collect();
+    // Followers first, highest ordinal first; orders-1 (node 2) led, so it goes last.
+    assert_eq!(deletes, ["pods/orders-2", "pods/orders-0", "pods/orders-1"]);
+    let transfers = world
+        .group
+        .lock()
+        .unwrap()
+        .changes
+        .iter()
+        .filter(|c| matches!(c, MembershipChange::TransferLeadership { .. }))
+        .count();
+    assert_eq!(transfers, 1);
+    // Every delete named the pod's uid, so a newer pod under the same name is never hit.
+    let store = world.store.lock().unwrap();
+    assert!(store
+        .writes
+        .iter()
+        .filter(|w| w.kind == "delete" && w.target.starts_with("pods/"))
+        .all(|w| w.body["preconditions"]["uid"].is_string()));
+    let set = store.get("statefulsets", NS, NAME).unwrap();
+    assert!(set["spec"]["template"]
+        .to_string()
+        .contains("dengine:0.2.0"));
+}
+
+#[tokio::test]
+async fn a_missing_admin_token_is_reported_and_nothing_is_applied() {
+    let mut world = World::new(DEngineClusterSpec::example(1));
+    world.store.lock().unwrap().remove("secrets", NS, "admin");
+    let _ = world.reconcile().await;
+    let status = world.status();
+    assert_eq!(status["phase"], "Degraded");
+    let degraded = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .cloned()
+        .unwrap();
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "AdminTokenMissing");
+    assert!(degraded["message"]
+        .as_str()
+        .unwrap()
+        .contains("Secret shop/admin does not exist"));
+    assert!(world
+        .store
+        .lock()
+        .unwrap()
+        .get("statefulsets", NS, NAME)
+        .is_none());
+    assert_eq!(world.events_with("AdminTokenMissing"), 1);
+}
+
+#[tokio::test]
+async fn a_settled_cluster_is_left_alone_and_its_status_not_rewritten() {
+    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
+    let writes_before = world.store.lock().unwrap().writes.len();
+    for _ in 0..5 {
+        world.reconcile().await.expect("a reconcile");
+    }
+    let store = world.store.lock().unwrap();
+    let new: Vec<_> = store.writes[writes_before..]
+        .iter()
+        .map(|w| &w.target)
+        .collect();
+    assert!(new.is_empty(), "a settled cluster got writes: {new:?}");
+}
+
+#[tokio::test]
+async fn a_paused_cluster_is_not_touched() {
+    let mut spec = DEngineClusterSpec::example(1);
+    spec.paused = true;
+    let mut world = World::new(spec);
+    for _ in 0..3 {
+        world.reconcile().await.expect("a reconcile");
+    }
+    let store = world.store.lock().unwrap();
+    assert!(store.get("statefulsets", NS, NAME).is_none());
+    assert_eq!(
+        store.get("dengineclusters", NS, NAME).unwrap()["status"]["phase"],
+        "Paused"
+    );
+}
