@@ -9,32 +9,32 @@ from conftest import CHART_DIR, NAMESPACE, RELEASE, REPO
 # Exactly the rules the comment at the top of templates/rbac.yaml explains, in its order.
 OPERATOR_RULES = [
     {"apiGroups": ["dengine.io"], "resources": ["dengineclusters"],
-     "verbs": ["get", "list", "watch", "patch", "update"]},
+     "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["dengine.io"], "resources": ["dengineclusters/status"],
-     "verbs": ["get", "patch", "update"]},
+     "verbs": ["get", "patch"]},
     {"apiGroups": ["dengine.io"], "resources": ["dengineclusters/finalizers"],
      "verbs": ["update"]},
     {"apiGroups": ["apps"], "resources": ["statefulsets"],
-     "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
-    {"apiGroups": [""], "resources": ["services", "configmaps"],
-     "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+     "verbs": ["get", "list", "watch", "create", "patch"]},
+    {"apiGroups": [""], "resources": ["services"],
+     "verbs": ["get", "create", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["configmaps"],
+     "verbs": ["get", "create", "patch"]},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"],
-     "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+     "verbs": ["get", "create", "patch"]},
     {"apiGroups": [""], "resources": ["pods"],
      "verbs": ["get", "list", "watch", "delete"]},
     {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
-     "verbs": ["get", "list", "watch", "patch", "update", "delete"]},
+     "verbs": ["get", "list", "patch"]},
     {"apiGroups": [""], "resources": ["secrets"],
-     "verbs": ["get", "list", "watch"]},
+     "verbs": ["get"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"],
-     "verbs": ["create", "patch"]},
-    {"apiGroups": [""], "resources": ["events"],
      "verbs": ["create", "patch"]},
 ]  # fmt: skip
 
 LEASE_RULES = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-     "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+     "verbs": ["get", "create", "patch"]},
 ]  # fmt: skip
 
 SUBJECTS = [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
