@@ -126,8 +126,10 @@ async fn operate(flags: RunFlags) -> Result<(), String> {
         ready: ready.clone(),
         metrics: metrics.clone(),
     };
-    let listen = flags.listen;
-    let server = tokio::spawn(async move { serve(listen, health).await });
+    let listener = tokio::net::TcpListener::bind(flags.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", flags.listen))?;
+    let server = tokio::spawn(serve(listener, health));
 
     let identity = flags
         .identity
