@@ -1,0 +1,127 @@
+//! A writer that runs through membership changes and restarts: unique keys, each write
+//! retried through whichever node leads until it is acknowledged.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use super::common::{wait_for, ClusterClients, Keys, DEADLINE, POLL};
+
+/// Writes unique keys under a prefix through whichever node leads, each retried until it is
+/// acknowledged, and records every acknowledged write. It only stops between writes, so every
+/// write it started was acknowledged and the cluster must hold exactly its record.
+pub struct Writer {
+    acked: Arc<AtomicU64>,
+    /// The longest time between two acknowledgements: how long writes were unavailable.
+    longest_gap: Arc<Mutex<Duration>>,
+    /// Writes refused with FAILED_PRECONDITION because leadership was being transferred.
+    transfer_refusals: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<Result<Keys, String>>,
+}
+
+/// How a node words its refusal of a write while it hands leadership over.
+pub const TRANSFER_REFUSAL: &str = "leadership is being transferred";
+
+impl Writer {
+    pub fn spawn(clients: ClusterClients, prefix: &'static str) -> Self {
+        let acked = Arc::new(AtomicU64::new(0));
+        let longest_gap = Arc::new(Mutex::new(Duration::ZERO));
+        let transfer_refusals = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (acked, longest_gap, stop) = (acked.clone(), longest_gap.clone(), stop.clone());
+            let transfer_refusals = transfer_refusals.clone();
+            async move {
+                let mut written = Keys::new();
+                let mut last_ack = Instant::now();
+                for seq in 0u64.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let (key, value) = (format!("{prefix}/{seq:06}"), format!("{prefix}-v{seq}"));
+                    let first_try = Instant::now();
+                    loop {
+                        match clients.put_acknowledged(&key, &value).await {
+                            Ok(_) => break,
+                            // A node bug tolerated here, and counted: a leader handing over
+                            // leadership refuses writes with FAILED_PRECONDITION, a code that
+                            // tells clients not to retry, for a condition that passes within
+                            // an election timeout. Nothing was appended, so a retry is safe.
+                            Err(refusal)
+                                if refusal.contains(TRANSFER_REFUSAL)
+                                    && first_try.elapsed() < DEADLINE =>
+                            {
+                                transfer_refusals.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(POLL).await;
+                            }
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    written.insert(key, value);
+                    acked.fetch_add(1, Ordering::SeqCst);
+                    let mut gap = longest_gap.lock().unwrap_or_else(|e| e.into_inner());
+                    *gap = (*gap).max(last_ack.elapsed());
+                    last_ack = Instant::now();
+                }
+                Ok(written)
+            }
+        });
+        Writer {
+            acked,
+            longest_gap,
+            transfer_refusals,
+            stop,
+            task,
+        }
+    }
+
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    pub fn longest_gap(&self) -> Duration {
+        *self.longest_gap.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for `more` acknowledged writes; fails at once, with its error, if the writer gave
+    /// up.
+    pub async fn wait_progress(&mut self, more: u64, why: &str) {
+        let target = self.acked() + more;
+        wait_for(
+            format!("{more} more acknowledged writes ({why})"),
+            || async {
+                if self.task.is_finished() {
+                    return Ok(());
+                }
+                match self.acked() {
+                    n if n >= target => Ok(()),
+                    n => Err(format!("{n} acknowledged, waiting for {target}")),
+                }
+            },
+        )
+        .await;
+        if self.task.is_finished() {
+            match (&mut self.task).await {
+                Ok(Err(error)) => panic!("the writer failed ({why}): {error}"),
+                Err(panic) => panic!("the writer panicked ({why}): {panic}"),
+                Ok(Ok(_)) => panic!("the writer stopped unasked ({why})"),
+            }
+        }
+    }
+
+    pub fn transfer_refusals(&self) -> u64 {
+        self.transfer_refusals.load(Ordering::SeqCst)
+    }
+
+    pub async fn stop(self) -> Keys {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.task.await {
+            Ok(Ok(written)) => written,
+            Ok(Err(error)) => panic!("the writer failed: {error}"),
+            Err(panic) => panic!("the writer panicked: {panic}"),
+        }
+    }
+}
