@@ -181,10 +181,10 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "\n---------- the driver's steps ----------\n{}",
-                self.describe()
-            );
+            let steps = self.describe();
+            eprintln!("\n---------- the driver's steps ----------\n{steps}");
+            // Kept with the pods' logs, for a failure in a run whose output is gone.
+            self.workload.keep_file("driver-steps.txt", &steps);
         }
     }
 }

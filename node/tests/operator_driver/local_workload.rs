@@ -237,6 +237,13 @@ impl LocalWorkload {
             .collect()
     }
 
+    /// Writes `contents` into the test's directory, which a failing test keeps.
+    pub fn keep_file(&self, name: &str, contents: &str) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::write(dir.path().join(name), contents);
+        }
+    }
+
     fn slot(&self, ordinal: Ordinal) -> &Slot {
         self.slots.get(ordinal as usize).unwrap_or_else(|| {
             panic!(
