@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::transport::{Channel, Endpoint};
-use tonic::Status;
 
+use super::api::{ApiError, Header, ReadPolicy};
 use super::config::DefaultReadPolicy;
 use super::limits::Limits;
 use super::metrics::{Metrics, OperationLabels};
@@ -26,8 +26,7 @@ use crate::proto::forward_write_request::Request as ForwardedRequest;
 use crate::proto::forward_write_response::Response as ForwardedResponse;
 use crate::proto::raft_client::RaftClient;
 use crate::proto::{
-    CompareAndSwapRequest, CompareAndSwapResponse, DeleteRequest, DeleteResponse,
-    ForwardWriteRequest, PutRequest, PutResponse, ReadIndexRequest, ReadPolicy, ResponseHeader,
+    CompareAndSwapResponse, DeleteResponse, ForwardWriteRequest, PutResponse, ReadIndexRequest,
 };
 use crate::raft::{NodeId, Role};
 
@@ -70,7 +69,7 @@ fn expires_at(ttl_ms: u64) -> i64 {
 enum ForwardError {
     /// This node is the leader now: write here instead.
     LeaderIsHere,
-    Failed(Status),
+    Failed(ApiError),
 }
 
 impl Frontend {
@@ -95,14 +94,15 @@ impl Frontend {
         }
     }
 
-    pub fn header(&self, revision: i64) -> Option<ResponseHeader> {
+    /// The header of an answer from this node's state at `revision`.
+    pub fn header(&self, revision: i64) -> Header {
         let status = self.status.borrow();
-        Some(ResponseHeader {
+        Header {
             cluster_id: status.cluster_id,
             member_id: status.id,
             revision,
             raft_term: status.term,
-        })
+        }
     }
 
     fn is_leader(&self) -> bool {
@@ -188,14 +188,14 @@ impl Frontend {
         });
         call.set_timeout(self.timing.request_timeout);
         let response = client.forward_write(call).await.map_err(|status| {
-            ForwardError::Failed(Status::new(
+            ForwardError::Failed(ApiError::from(tonic::Status::new(
                 status.code(),
                 format!("forwarded to leader {leader}: {}", status.message()),
-            ))
+            )))
         })?;
         response.into_inner().response.ok_or_else(|| {
-            ForwardError::Failed(Status::internal(
-                "the leader sent an empty forward response",
+            ForwardError::Failed(ApiError::Internal(
+                "the leader sent an empty forward response".into(),
             ))
         })
     }
@@ -207,16 +207,16 @@ impl Frontend {
         &self,
         request: ForwardedRequest,
         forwarded: bool,
-    ) -> Result<ForwardedResponse, Status> {
+    ) -> Result<ForwardedResponse, ApiError> {
         if forwarded {
-            return self.write_here(request).await.map_err(Status::from);
+            return self.write_here(request).await.map_err(ApiError::from);
         }
         const ROUNDS: usize = 3;
         for _ in 0..ROUNDS {
             if self.is_leader() {
                 match self.write_here(request.clone()).await {
                     Err(ServiceError::NotLeader { .. }) => continue,
-                    other => return other.map_err(Status::from),
+                    other => return other.map_err(ApiError::from),
                 }
             }
             match self.forward(request.clone()).await {
@@ -226,8 +226,9 @@ impl Frontend {
                 Ok(response) => return Ok(response),
             }
         }
-        Err(Status::unavailable(
-            "leadership kept moving while the write was routed; it was not applied and may be retried",
+        Err(ApiError::Unavailable(
+            "leadership kept moving while the write was routed; it was not applied and may be retried"
+                .into(),
         ))
     }
 
@@ -266,7 +267,7 @@ impl Frontend {
         let response = match (request, applied.outcome) {
             (ForwardedRequest::Put(_), CommandOutcome::Put { revision, prev_kv }) => {
                 ForwardedResponse::Put(PutResponse {
-                    header: self.header(revision),
+                    header: Some(self.header(revision).into()),
                     prev_kv,
                 })
             }
@@ -278,7 +279,7 @@ impl Frontend {
                     prev_kv,
                 },
             ) => ForwardedResponse::Delete(DeleteResponse {
-                header: self.header(revision),
+                header: Some(self.header(revision).into()),
                 deleted,
                 prev_kv,
             }),
@@ -290,7 +291,7 @@ impl Frontend {
                     current,
                 },
             ) => ForwardedResponse::CompareAndSwap(CompareAndSwapResponse {
-                header: self.header(revision),
+                header: Some(self.header(revision).into()),
                 succeeded,
                 current,
             }),
@@ -303,7 +304,7 @@ impl Frontend {
         Ok(response)
     }
 
-    fn validate(&self, request: &ForwardedRequest) -> Result<(), Status> {
+    fn validate(&self, request: &ForwardedRequest) -> Result<(), ApiError> {
         match request {
             ForwardedRequest::Put(put) => {
                 self.limits.check_request(put.encoded_len())?;
@@ -319,12 +320,13 @@ impl Frontend {
         }
     }
 
-    /// A write from a client of this node, or one forwarded to us by a follower.
+    /// A write from a client of this node, or one forwarded to us by a follower: validated,
+    /// then proposed here if this node leads, forwarded to the leader otherwise.
     pub async fn execute(
         &self,
         request: ForwardedRequest,
         forwarded: bool,
-    ) -> Result<ForwardedResponse, Status> {
+    ) -> Result<ForwardedResponse, ApiError> {
         self.validate(&request)?;
         let operation = match &request {
             ForwardedRequest::Put(_) => "put",
@@ -344,50 +346,13 @@ impl Frontend {
         result
     }
 
-    pub async fn put(&self, request: PutRequest) -> Result<PutResponse, Status> {
-        match self.execute(ForwardedRequest::Put(request), false).await? {
-            ForwardedResponse::Put(response) => Ok(response),
-            _ => Err(Status::internal("mismatched response to a put")),
+    /// What a read under `policy` (`None`: the configured default) must wait for.
+    fn barrier(&self, policy: Option<ReadPolicy>) -> Option<ReadBarrier> {
+        match policy.unwrap_or(self.default_read_policy.into()) {
+            ReadPolicy::Eventual => None,
+            ReadPolicy::Lease => Some(ReadBarrier::Lease),
+            ReadPolicy::Linearizable => Some(ReadBarrier::Linearizable),
         }
-    }
-
-    pub async fn delete(&self, request: DeleteRequest) -> Result<DeleteResponse, Status> {
-        match self
-            .execute(ForwardedRequest::Delete(request), false)
-            .await?
-        {
-            ForwardedResponse::Delete(response) => Ok(response),
-            _ => Err(Status::internal("mismatched response to a delete")),
-        }
-    }
-
-    pub async fn compare_and_swap(
-        &self,
-        request: CompareAndSwapRequest,
-    ) -> Result<CompareAndSwapResponse, Status> {
-        match self
-            .execute(ForwardedRequest::CompareAndSwap(request), false)
-            .await?
-        {
-            ForwardedResponse::CompareAndSwap(response) => Ok(response),
-            _ => Err(Status::internal(
-                "mismatched response to a compare-and-swap",
-            )),
-        }
-    }
-
-    fn barrier(&self, policy: i32) -> Result<Option<ReadBarrier>, Status> {
-        let policy = ReadPolicy::try_from(policy)
-            .map_err(|_| Status::invalid_argument(format!("unknown read policy {policy}")))?;
-        Ok(match (policy, self.default_read_policy) {
-            (ReadPolicy::Eventual, _) | (ReadPolicy::Unspecified, DefaultReadPolicy::Eventual) => {
-                None
-            }
-            (ReadPolicy::Lease, _) | (ReadPolicy::Unspecified, DefaultReadPolicy::Lease) => {
-                Some(ReadBarrier::Lease)
-            }
-            _ => Some(ReadBarrier::Linearizable),
-        })
     }
 
     /// Leader only: the index a read must wait for, once leadership is confirmed.
@@ -396,11 +361,11 @@ impl Frontend {
             .await
     }
 
-    async fn remote_read_index(&self, barrier: ReadBarrier) -> Result<u64, Status> {
+    async fn remote_read_index(&self, barrier: ReadBarrier) -> Result<u64, ApiError> {
         let (leader, mut client) = self.leader_client().await?;
         let policy = match barrier {
-            ReadBarrier::Linearizable => ReadPolicy::Linearizable,
-            ReadBarrier::Lease => ReadPolicy::Lease,
+            ReadBarrier::Linearizable => crate::proto::ReadPolicy::Linearizable,
+            ReadBarrier::Lease => crate::proto::ReadPolicy::Lease,
         };
         let mut call = tonic::Request::new(ReadIndexRequest {
             cluster_id: self.cluster_id.get(),
@@ -408,17 +373,17 @@ impl Frontend {
         });
         call.set_timeout(self.timing.request_timeout);
         let response = client.read_index(call).await.map_err(|status| {
-            Status::new(
+            ApiError::from(tonic::Status::new(
                 status.code(),
                 format!("read index from leader {leader}: {}", status.message()),
-            )
+            ))
         })?;
         Ok(response.into_inner().index)
     }
 
     /// Waits until a read under `policy` may be served from this node's state.
-    pub async fn read_barrier(&self, policy: i32) -> Result<(), Status> {
-        let Some(barrier) = self.barrier(policy)? else {
+    pub async fn read_barrier(&self, policy: Option<ReadPolicy>) -> Result<(), ApiError> {
+        let Some(barrier) = self.barrier(policy) else {
             return Ok(());
         };
         let started = Instant::now();
@@ -436,8 +401,8 @@ impl Frontend {
             .observe(started.elapsed().as_secs_f64());
         let wait = self.ask_loop(|reply| ClientRequest::WaitApplied { index, reply });
         match tokio::time::timeout(self.timing.request_timeout, wait).await {
-            Ok(result) => result.map_err(Status::from),
-            Err(_) => Err(Status::unavailable(format!(
+            Ok(result) => result.map_err(ApiError::from),
+            Err(_) => Err(ApiError::Unavailable(format!(
                 "this node has not applied up to the read index {index} in time; it may be cut off from the leader"
             ))),
         }

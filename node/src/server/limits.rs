@@ -1,8 +1,8 @@
 //! Request limits, enforced with INVALID_ARGUMENT and a message naming the limit.
 
-use tonic::Status;
+use super::api::ApiError;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_key_bytes: usize,
     pub max_value_bytes: usize,
@@ -11,37 +11,61 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn check_key(&self, key: &[u8]) -> Result<(), Status> {
+    pub fn check_key(&self, key: &[u8]) -> Result<(), ApiError> {
         if key.is_empty() {
-            return Err(Status::invalid_argument("key must not be empty"));
+            return Err(ApiError::invalid("key must not be empty"));
         }
         if key.len() > self.max_key_bytes {
-            return Err(Status::invalid_argument(format!(
-                "key is {} bytes, over the limit of {} bytes (max_key_bytes)",
-                key.len(),
-                self.max_key_bytes
-            )));
+            return Err(ApiError::over_limit(
+                "max_key_bytes",
+                format!(
+                    "key is {} bytes, over the limit of {} bytes (max_key_bytes)",
+                    key.len(),
+                    self.max_key_bytes
+                ),
+            ));
         }
         Ok(())
     }
 
-    pub fn check_value(&self, value: &[u8]) -> Result<(), Status> {
+    /// A scan prefix: any key's prefix, the empty one included.
+    pub fn check_prefix(&self, prefix: &[u8]) -> Result<(), ApiError> {
+        if prefix.len() > self.max_key_bytes {
+            return Err(ApiError::over_limit(
+                "max_key_bytes",
+                format!(
+                    "prefix is {} bytes, over the limit of {} bytes (max_key_bytes)",
+                    prefix.len(),
+                    self.max_key_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn check_value(&self, value: &[u8]) -> Result<(), ApiError> {
         if value.len() > self.max_value_bytes {
-            return Err(Status::invalid_argument(format!(
-                "value is {} bytes, over the limit of {} bytes (max_value_bytes)",
-                value.len(),
-                self.max_value_bytes
-            )));
+            return Err(ApiError::over_limit(
+                "max_value_bytes",
+                format!(
+                    "value is {} bytes, over the limit of {} bytes (max_value_bytes)",
+                    value.len(),
+                    self.max_value_bytes
+                ),
+            ));
         }
         Ok(())
     }
 
-    pub fn check_request(&self, encoded_len: usize) -> Result<(), Status> {
+    pub fn check_request(&self, encoded_len: usize) -> Result<(), ApiError> {
         if encoded_len > self.max_request_bytes {
-            return Err(Status::invalid_argument(format!(
-                "request is {encoded_len} bytes, over the limit of {} bytes (max_request_bytes)",
-                self.max_request_bytes
-            )));
+            return Err(ApiError::over_limit(
+                "max_request_bytes",
+                format!(
+                    "request is {encoded_len} bytes, over the limit of {} bytes (max_request_bytes)",
+                    self.max_request_bytes
+                ),
+            ));
         }
         Ok(())
     }
@@ -57,6 +81,15 @@ impl Limits {
 mod tests {
     use super::*;
 
+    fn limit_of(e: ApiError) -> (tonic::Code, Option<&'static str>, String) {
+        let code = e.code();
+        let message = e.to_string();
+        match e {
+            ApiError::InvalidArgument { limit, .. } => (code, limit, message),
+            other => panic!("expected an invalid argument, got {other:?}"),
+        }
+    }
+
     #[test]
     fn each_limit_is_named_in_its_error() {
         let limits = Limits {
@@ -66,23 +99,20 @@ mod tests {
             max_scan_limit: 10,
         };
         assert!(limits.check_key(b"abcd").is_ok());
-        let e = limits.check_key(b"").unwrap_err();
-        assert_eq!(e.code(), tonic::Code::InvalidArgument);
-        assert!(e.message().contains("empty"));
-        assert!(limits
-            .check_key(b"abcde")
-            .unwrap_err()
-            .message()
-            .contains("max_key_bytes"));
-        assert!(limits
-            .check_value(&[0; 9])
-            .unwrap_err()
-            .message()
-            .contains("max_value_bytes"));
-        assert!(limits
-            .check_request(17)
-            .unwrap_err()
-            .message()
-            .contains("max_request_bytes"));
+        let (code, limit, message) = limit_of(limits.check_key(b"").unwrap_err());
+        assert_eq!((code, limit), (tonic::Code::InvalidArgument, None));
+        assert!(message.contains("empty"));
+        for (error, name) in [
+            (limits.check_key(b"abcde").unwrap_err(), "max_key_bytes"),
+            (limits.check_prefix(b"abcde").unwrap_err(), "max_key_bytes"),
+            (limits.check_value(&[0; 9]).unwrap_err(), "max_value_bytes"),
+            (limits.check_request(17).unwrap_err(), "max_request_bytes"),
+        ] {
+            let (code, limit, message) = limit_of(error);
+            assert_eq!(code, tonic::Code::InvalidArgument);
+            assert_eq!(limit, Some(name));
+            assert!(message.contains(name), "{message}");
+        }
+        assert!(limits.check_prefix(b"").is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! localhost, and the peer Raft and admin APIs on the pod network.
 
 mod admin_service;
+pub mod api;
 pub mod config;
 mod event_loop;
 pub mod failpoints;
@@ -18,4 +19,4 @@ pub mod status;
 mod transport;
 
 pub use config::{NodeConfig, NodeFlags};
-pub use node::{restore_data_dir, start, NodeError, NodeHandle};
+pub use node::{restore_data_dir, start, start_with, Listeners, NodeError, NodeHandle};

@@ -1,8 +1,8 @@
 //! Starting and stopping a node: storage, identity checks, the event loop and the servers.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use super::admin_service::{AdminAuth, AdminService};
+use super::api::KvApi;
 use super::config::{ConfigError, NodeConfig};
 use super::event_loop::{EventLoop, LoopParts, LoopSettings};
 use super::frontend::{Frontend, FrontendTiming};
@@ -50,14 +51,44 @@ pub enum NodeError {
     Server(String),
 }
 
+/// Which listeners a node opens. The `node` binary opens all three; an embedded node
+/// (see [`crate::embedded`]) chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listeners {
+    /// The client API (KV, admin, health, reflection) on `client_listen`.
+    pub client: bool,
+    /// The peer Raft and admin API on `peer_listen`: every member of a cluster of more than
+    /// one node needs it, since that is where the others reach it.
+    pub peer: bool,
+    /// Probes and Prometheus metrics over HTTP on `metrics_listen`.
+    pub metrics: bool,
+}
+
+impl Listeners {
+    pub const ALL: Listeners = Listeners {
+        client: true,
+        peer: true,
+        metrics: true,
+    };
+    pub const NONE: Listeners = Listeners {
+        client: false,
+        peer: false,
+        metrics: false,
+    };
+}
+
 /// A running node.
 pub struct NodeHandle {
     pub id: u64,
-    pub client_address: SocketAddr,
-    pub peer_address: SocketAddr,
-    pub metrics_address: SocketAddr,
+    /// Where each listener listens, if it was opened.
+    pub client_address: Option<SocketAddr>,
+    pub peer_address: Option<SocketAddr>,
+    pub metrics_address: Option<SocketAddr>,
     pub status: watch::Receiver<NodeStatus>,
     pub requests: mpsc::Sender<ClientRequest>,
+    api: Option<KvApi>,
+    /// The storage engine, to tell when everything using it has let go after a shutdown.
+    storage: Weak<dyn Engine>,
     shutdown: watch::Sender<bool>,
     event_loop: Option<std::thread::JoinHandle<Result<(), StorageError>>>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -65,6 +96,36 @@ pub struct NodeHandle {
 }
 
 impl NodeHandle {
+    /// The node's client API, in process; `None` once it was shut down.
+    pub fn api(&self) -> Option<&KvApi> {
+        self.api.as_ref()
+    }
+
+    /// Tells the node to stop without waiting for it: the servers stop accepting, the event
+    /// loop stops after the batch it is on. [`shutdown`](Self::shutdown) waits for all that.
+    pub fn signal_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Whether the storage is still open: something (a request in flight, a peer task
+    /// winding down, a clone of [`api`](Self::api)) still holds it.
+    pub fn storage_open(&self) -> bool {
+        self.storage.strong_count() > 0
+    }
+
+    /// After [`shutdown`](Self::shutdown): waits up to `limit` for the storage to be closed,
+    /// so that the data directory can be opened again. Returns whether it was.
+    pub async fn wait_storage_closed(&self, limit: Duration) -> bool {
+        let started = Instant::now();
+        while self.storage_open() {
+            if started.elapsed() >= limit {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// Resolves when the node stops by itself (a storage failure or a server error).
     pub async fn stopped(&mut self) -> Result<(), NodeError> {
         let mut shutdown = self.shutdown.subscribe();
@@ -83,8 +144,10 @@ impl NodeHandle {
         self.shutdown().await
     }
 
-    /// Stops serving, lets the event loop finish its current batch and closes storage.
+    /// Stops serving, lets the event loop finish its current batch and closes storage (once
+    /// no clone of [`api`](Self::api) is left: see [`wait_storage_closed`](Self::wait_storage_closed)).
     pub async fn shutdown(&mut self) -> Result<(), NodeError> {
+        self.api = None;
         let _ = self.shutdown.send(true);
         let mut result = Ok(());
         for server in self.servers.drain(..) {
@@ -264,8 +327,29 @@ async fn bind(address: SocketAddr) -> Result<TcpListener, NodeError> {
         .map_err(|source| NodeError::Bind { address, source })
 }
 
-/// Starts a node. Returns once it is listening; it elects or joins a leader on its own.
+/// Starts a node with every listener. Returns once it is listening; it elects or joins a
+/// leader on its own.
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    start_with(config, Listeners::ALL).await
+}
+
+async fn bind_if(
+    open: bool,
+    address: SocketAddr,
+) -> Result<Option<(TcpListener, SocketAddr)>, NodeError> {
+    if !open {
+        return Ok(None);
+    }
+    let listener = bind(address).await?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind { address, source })?;
+    Ok(Some((listener, local)))
+}
+
+/// Starts a node that opens only the listeners asked for. Its client API is served in process
+/// by [`NodeHandle::api`] whether or not the client listener is open.
+pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<NodeHandle, NodeError> {
     config.validate()?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir {
@@ -279,6 +363,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 message: e.to_string(),
             })?,
         );
+    let storage = Arc::downgrade(&engine);
     let store = RaftStore::new(engine.clone());
     let mut kv = KvStore::open(engine.clone(), config.history_retention)?;
     let cluster_id = ClusterId::new(establish_identity(&config, &store, &mut kv)?);
@@ -319,32 +404,17 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         seed,
     );
 
-    let client_listener = bind(config.client_listen).await?;
-    let peer_listener = bind(config.peer_listen).await?;
-    let client_address = client_listener
-        .local_addr()
-        .map_err(|source| NodeError::Bind {
-            address: config.client_listen,
-            source,
-        })?;
-    let peer_address = peer_listener
-        .local_addr()
-        .map_err(|source| NodeError::Bind {
-            address: config.peer_listen,
-            source,
-        })?;
-    if !client_address.ip().is_loopback() {
+    let client_listener = bind_if(listeners.client, config.client_listen).await?;
+    let peer_listener = bind_if(listeners.peer, config.peer_listen).await?;
+    let metrics_listener = bind_if(listeners.metrics, config.metrics_listen).await?;
+    let client_address = client_listener.as_ref().map(|(_, address)| *address);
+    let peer_address = peer_listener.as_ref().map(|(_, address)| *address);
+    let metrics_address = metrics_listener.as_ref().map(|(_, address)| *address);
+    if let Some(client_address) = client_address.filter(|a| !a.ip().is_loopback()) {
         tracing::warn!(%client_address, "the client API listens beyond loopback: anyone who can reach it can read and write every key");
     }
 
     let startup_commit = state_commit;
-    let metrics_listener = bind(config.metrics_listen).await?;
-    let metrics_address = metrics_listener
-        .local_addr()
-        .map_err(|source| NodeError::Bind {
-            address: config.metrics_listen,
-            source,
-        })?;
     let metrics = Arc::new(Metrics::new());
     let pulse = Pulse::new();
     let kv = Arc::new(RwLock::new(kv));
@@ -419,14 +489,14 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         cluster_id.clone(),
         metrics.clone(),
     ));
-    let kv_service = KvServer::new(KvService {
-        frontend: frontend.clone(),
-        kv: kv.clone(),
-        status: status_rx.clone(),
-        events: events_tx,
+    let api = KvApi::new(
+        frontend.clone(),
+        kv.clone(),
+        status_rx.clone(),
+        events_tx,
         limits,
-    })
-    .max_decoding_message_size(limits.transport_limit());
+        shutdown_rx.clone(),
+    );
     let admin_token = config.admin_token()?;
     let admin = |loopback: bool| {
         AdminServer::new(AdminService {
@@ -441,73 +511,95 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             store: store.clone(),
         })
     };
-    let client_admin = admin(client_address.ip().is_loopback());
-    let peer_admin = admin(peer_address.ip().is_loopback());
-    let peer = RaftServer::new(PeerService {
-        frontend: frontend.clone(),
-        transport: peer_transport,
-        node_id: config.id,
-        cluster_id,
-        store,
-        inputs: peer_tx,
-    })
-    .max_decoding_message_size(64 << 20);
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<KvServer<KvService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| NodeError::Server(e.to_string()))?;
-
-    let mut client_shutdown = shutdown_rx.clone();
-    let client_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .timeout(Duration::from_secs(60))
-            .add_service(kv_service)
-            .add_service(client_admin)
-            .add_service(health_service)
-            .add_service(reflection)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), async move {
-                let _ = client_shutdown.changed().await;
-            }),
-    );
-    let mut peer_shutdown = shutdown_rx;
-    let peer_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(peer)
-            .add_service(peer_admin)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), async move {
-                let _ = peer_shutdown.changed().await;
-            }),
-    );
-    let probes = super::probes::router(ProbeState {
-        status: status_rx.clone(),
-        metrics,
-        pulse,
-        startup_commit,
-        stall_limit: Duration::from_secs(10).max(election_timeout * 5),
+    let mut servers = Vec::new();
+    if let Some((client_listener, client_address)) = client_listener {
+        let kv_service = KvServer::new(KvService { api: api.clone() })
+            .max_decoding_message_size(limits.transport_limit());
+        let client_admin = admin(client_address.ip().is_loopback());
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter.set_serving::<KvServer<KvService>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| NodeError::Server(e.to_string()))?;
+        let mut client_shutdown = shutdown_rx.clone();
+        servers.push(tokio::spawn(
+            tonic::transport::Server::builder()
+                .timeout(Duration::from_secs(60))
+                .add_service(kv_service)
+                .add_service(client_admin)
+                .add_service(health_service)
+                .add_service(reflection)
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(client_listener),
+                    async move {
+                        let _ = client_shutdown.changed().await;
+                    },
+                ),
+        ));
+    }
+    if let Some((peer_listener, peer_address)) = peer_listener {
+        let peer_admin = admin(peer_address.ip().is_loopback());
+        let peer = RaftServer::new(PeerService {
+            frontend: frontend.clone(),
+            transport: peer_transport,
+            node_id: config.id,
+            cluster_id,
+            store: store.clone(),
+            inputs: peer_tx,
+            shutdown: shutdown_rx.clone(),
+        })
+        .max_decoding_message_size(64 << 20);
+        let mut peer_shutdown = shutdown_rx.clone();
+        servers.push(tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(peer)
+                .add_service(peer_admin)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), async move {
+                    let _ = peer_shutdown.changed().await;
+                }),
+        ));
+    }
+    let probe_server = metrics_listener.map(|(metrics_listener, _)| {
+        let probes = super::probes::router(ProbeState {
+            status: status_rx.clone(),
+            metrics,
+            pulse,
+            startup_commit,
+            stall_limit: Duration::from_secs(10).max(election_timeout * 5),
+        });
+        let mut probes_shutdown = shutdown_tx.subscribe();
+        tokio::spawn(async move {
+            axum::serve(metrics_listener, probes)
+                .with_graceful_shutdown(async move {
+                    let _ = probes_shutdown.changed().await;
+                })
+                .await
+        })
     });
-    let mut probes_shutdown = shutdown_tx.subscribe();
-    let probe_server = tokio::spawn(async move {
-        axum::serve(metrics_listener, probes)
-            .with_graceful_shutdown(async move {
-                let _ = probes_shutdown.changed().await;
-            })
-            .await
-    });
-    tracing::info!(id = config.id, %client_address, %peer_address, %metrics_address, data_dir = %data_dir.display(), "node started");
+    let shown = |address: Option<SocketAddr>| address.map_or("off".to_string(), |a| a.to_string());
+    tracing::info!(
+        id = config.id,
+        client_address = %shown(client_address),
+        peer_address = %shown(peer_address),
+        metrics_address = %shown(metrics_address),
+        data_dir = %data_dir.display(),
+        "node started"
+    );
     Ok(NodeHandle {
         id: config.id,
         client_address,
         peer_address,
+        metrics_address,
         status: status_rx,
         requests: requests_tx,
+        api: Some(api),
+        storage,
         shutdown: shutdown_tx,
         event_loop: Some(event_loop),
-        metrics_address,
-        servers: vec![client_server, peer_server],
-        probe_server: Some(probe_server),
+        servers,
+        probe_server,
     })
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -26,6 +26,13 @@ pub struct PeerService {
     pub cluster_id: ClusterId,
     pub store: RaftStore,
     pub inputs: mpsc::Sender<PeerInput>,
+    /// The node's shutdown signal: inbound streams end when it fires, so that the server,
+    /// which waits for its connections to close, stops even when a peer has nothing to send.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+fn shutting_down() -> Status {
+    Status::unavailable("the node is shutting down")
 }
 
 impl PeerService {
@@ -73,7 +80,19 @@ impl PeerService {
         self.inputs
             .send(PeerInput::Message(Box::new(message)))
             .await
-            .map_err(|_| Status::unavailable("the node is shutting down"))
+            .map_err(|_| shutting_down())
+    }
+
+    /// The next item of an inbound stream, or an error once the node is stopping.
+    async fn next_or_stop<T>(
+        &self,
+        stream: &mut Streaming<T>,
+    ) -> Result<Option<Result<T, Status>>, Status> {
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            item = stream.next() => Ok(item),
+            _ = shutdown.wait_for(|stop| *stop) => Err(shutting_down()),
+        }
     }
 }
 
@@ -84,7 +103,7 @@ impl Raft for PeerService {
         request: Request<Streaming<PeerEnvelope>>,
     ) -> Result<Response<PeerAck>, Status> {
         let mut stream = request.into_inner();
-        while let Some(envelope) = stream.next().await {
+        while let Some(envelope) = self.next_or_stop(&mut stream).await? {
             let envelope = envelope?;
             self.check_cluster(&envelope)?;
             if let Some(message) = envelope.message {
@@ -113,7 +132,7 @@ impl Raft for PeerService {
             .message
             .ok_or_else(|| Status::invalid_argument("snapshot chunk without a message"))?;
         let mut data = BytesMut::from(first.data.as_ref());
-        while let Some(chunk) = stream.next().await {
+        while let Some(chunk) = self.next_or_stop(&mut stream).await? {
             data.extend_from_slice(&chunk?.data);
         }
         let snapshot = message

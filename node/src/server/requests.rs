@@ -106,7 +106,7 @@ pub enum ServiceError {
     ShuttingDown,
 }
 
-fn leader_text(leader: Option<NodeId>, address: &Option<String>) -> String {
+pub(crate) fn leader_text(leader: Option<NodeId>, address: &Option<String>) -> String {
     match (leader, address) {
         (Some(id), Some(address)) => format!(" (the leader is node {id} at {address})"),
         (Some(id), None) => format!(" (the leader is node {id})"),

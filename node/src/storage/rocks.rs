@@ -39,6 +39,17 @@ impl RocksEngine {
     }
 }
 
+/// Closing syncs the write-ahead log: writes made without fsync (the state machine's, which
+/// a restart would otherwise rebuild from the Raft log) are on stable storage after a graceful
+/// stop too.
+impl Drop for RocksEngine {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush_wal(true) {
+            tracing::warn!(error = %e, "syncing the write-ahead log on close failed");
+        }
+    }
+}
+
 impl Engine for RocksEngine {
     fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
         self.db

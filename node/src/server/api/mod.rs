@@ -1,0 +1,230 @@
+//! The client KV API as typed Rust: what both the gRPC `Kv` service and an embedded
+//! application call.
+//!
+//! [`KvApi`] validates a request against the node's limits, then runs it on the node's own
+//! path: writes through the frontend (proposed here if this node leads, forwarded to the
+//! leader otherwise), reads after the read barrier their policy asks for, watches from the
+//! state machine's history and the event loop's event stream. The gRPC service
+//! (`kv_service.rs`) only translates protobuf messages to these types and back, and
+//! [`ApiError`] to a status.
+
+mod error;
+mod types;
+mod watch;
+
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, watch as watch_channel};
+
+use super::event_loop::EventBatch;
+use super::frontend::Frontend;
+use super::limits::Limits;
+use super::status::NodeStatus;
+use crate::kv::KvStore;
+use crate::proto;
+use crate::proto::forward_write_request::Request as Write;
+use crate::proto::forward_write_response::Response as Written;
+
+pub use error::{ApiError, LIMIT_NAMES};
+pub(crate) use types::{ttl_from_ms, ttl_ms};
+pub use types::{
+    Compare, CompareAndSwapOptions, CompareAndSwapResponse, DeleteOptions, DeleteResponse,
+    EventKind, GetResponse, Header, KeyValue, PutOptions, PutResponse, ReadPolicy, RoleEvent,
+    ScanRequest, ScanResponse, WatchEvent, WatchRequest, WatchResponse,
+};
+pub use watch::{RoleStream, WatchStream};
+
+/// The client API of one node. Cheap to clone; every clone serves the same node.
+#[derive(Clone)]
+pub struct KvApi {
+    frontend: Arc<Frontend>,
+    kv: Arc<RwLock<KvStore>>,
+    status: watch_channel::Receiver<NodeStatus>,
+    events: broadcast::Sender<EventBatch>,
+    limits: Limits,
+    /// The node's shutdown signal: streams end when it fires.
+    shutdown: watch_channel::Receiver<bool>,
+}
+
+fn lock_poisoned() -> ApiError {
+    ApiError::Internal("state machine lock poisoned".into())
+}
+
+impl KvApi {
+    pub(crate) fn new(
+        frontend: Arc<Frontend>,
+        kv: Arc<RwLock<KvStore>>,
+        status: watch_channel::Receiver<NodeStatus>,
+        events: broadcast::Sender<EventBatch>,
+        limits: Limits,
+        shutdown: watch_channel::Receiver<bool>,
+    ) -> Self {
+        Self {
+            frontend,
+            kv,
+            status,
+            events,
+            limits,
+            shutdown,
+        }
+    }
+
+    /// This node's view of leadership now.
+    pub fn role(&self) -> RoleEvent {
+        RoleEvent::from(&*self.status.borrow())
+    }
+
+    /// Writes `key`. Answers once the write is applied on this node.
+    pub async fn put(
+        &self,
+        key: Bytes,
+        value: Bytes,
+        options: PutOptions,
+    ) -> Result<PutResponse, ApiError> {
+        let request = proto::PutRequest {
+            key,
+            value,
+            ttl_ms: ttl_ms(options.ttl),
+            prev_kv: options.prev_kv,
+        };
+        match self.frontend.execute(Write::Put(request), false).await? {
+            Written::Put(response) => Ok(PutResponse {
+                header: response.header.unwrap_or_default().into(),
+                prev_kv: response.prev_kv,
+            }),
+            _ => Err(ApiError::Internal("mismatched response to a put".into())),
+        }
+    }
+
+    /// Reads `key` under `policy` (`None`: the node's default).
+    pub async fn get(
+        &self,
+        key: Bytes,
+        policy: Option<ReadPolicy>,
+    ) -> Result<GetResponse, ApiError> {
+        self.limits.check_key(&key)?;
+        self.frontend.read_barrier(policy).await?;
+        let kv = self.kv.read().map_err(|_| lock_poisoned())?;
+        let found = kv.get(&key)?;
+        let revision = kv.revision();
+        drop(kv);
+        Ok(GetResponse {
+            header: self.frontend.header(revision),
+            kv: found,
+        })
+    }
+
+    /// Deletes `key`; deleting a missing key succeeds with `deleted == false`.
+    pub async fn delete(
+        &self,
+        key: Bytes,
+        options: DeleteOptions,
+    ) -> Result<DeleteResponse, ApiError> {
+        let request = proto::DeleteRequest {
+            key,
+            prev_kv: options.prev_kv,
+        };
+        match self.frontend.execute(Write::Delete(request), false).await? {
+            Written::Delete(response) => Ok(DeleteResponse {
+                header: response.header.unwrap_or_default().into(),
+                deleted: response.deleted,
+                prev_kv: response.prev_kv,
+            }),
+            _ => Err(ApiError::Internal("mismatched response to a delete".into())),
+        }
+    }
+
+    /// Writes `new_value` to `key` only if `compare` holds on its current state.
+    pub async fn compare_and_swap(
+        &self,
+        key: Bytes,
+        compare: Compare,
+        new_value: Bytes,
+        options: CompareAndSwapOptions,
+    ) -> Result<CompareAndSwapResponse, ApiError> {
+        let request = proto::CompareAndSwapRequest {
+            key,
+            compare: Some(compare.into()),
+            new_value,
+            ttl_ms: ttl_ms(options.ttl),
+        };
+        match self
+            .frontend
+            .execute(Write::CompareAndSwap(request), false)
+            .await?
+        {
+            Written::CompareAndSwap(response) => Ok(CompareAndSwapResponse {
+                header: response.header.unwrap_or_default().into(),
+                succeeded: response.succeeded,
+                current: response.current,
+            }),
+            _ => Err(ApiError::Internal(
+                "mismatched response to a compare-and-swap".into(),
+            )),
+        }
+    }
+
+    /// One page of the keys under a prefix, in key order.
+    pub async fn scan(&self, request: ScanRequest) -> Result<ScanResponse, ApiError> {
+        self.limits.check_prefix(&request.prefix)?;
+        self.frontend.read_barrier(request.read_policy).await?;
+        let limit = match request.limit {
+            0 => self.limits.max_scan_limit,
+            n => n.min(self.limits.max_scan_limit),
+        } as usize;
+        let kv = self.kv.read().map_err(|_| lock_poisoned())?;
+        let (kvs, continuation) = kv.scan(&request.prefix, &request.continuation, limit)?;
+        let revision = kv.revision();
+        drop(kv);
+        Ok(ScanResponse {
+            header: self.frontend.header(revision),
+            kvs,
+            continuation: continuation.into(),
+        })
+    }
+
+    /// Streams the events of a key or a prefix; see [`WatchStream`] for how it ends.
+    pub async fn watch(&self, request: WatchRequest) -> Result<WatchStream, ApiError> {
+        if !(request.prefix && request.key.is_empty()) {
+            // An empty prefix watches everything.
+            self.limits.check_key(&request.key)?;
+        }
+        if request.start_revision < 0 {
+            return Err(ApiError::invalid("start_revision must not be negative"));
+        }
+        // Subscribe before reading history, so no event falls between the two.
+        let live = self.events.subscribe();
+        let (history, last_sent) = {
+            let kv = self.kv.read().map_err(|_| lock_poisoned())?;
+            if request.start_revision > 0 {
+                let history =
+                    kv.events_since(request.start_revision, &request.key, request.prefix)?;
+                (history, request.start_revision - 1)
+            } else {
+                (Vec::new(), kv.revision())
+            }
+        };
+        let (cluster_id, member_id) = {
+            let status = self.status.borrow();
+            (status.cluster_id, status.id)
+        };
+        Ok(watch::spawn_watch(
+            watch::WatchTask {
+                key: request.key,
+                prefix: request.prefix,
+                cluster_id,
+                member_id,
+                history,
+                last_sent,
+            },
+            live,
+            self.shutdown.clone(),
+        ))
+    }
+
+    /// Streams this node's role: the current one at once, then every change.
+    pub async fn watch_role(&self) -> RoleStream {
+        watch::spawn_role_watch(self.status.clone(), self.shutdown.clone())
+    }
+}
