@@ -209,13 +209,26 @@ impl Frontend {
         forwarded: bool,
     ) -> Result<ForwardedResponse, ApiError> {
         if forwarded {
-            return self.write_here(request).await.map_err(ApiError::from);
+            return match self.write_here(request.clone()).await {
+                // Proposals wait out a leadership transfer (an operator's rolling restart
+                // makes one per leader): the write goes in if this node still leads after it.
+                Err(ServiceError::Transferring { .. }) => {
+                    self.wait_out_transfer().await;
+                    self.write_here(request).await.map_err(ApiError::from)
+                }
+                other => other.map_err(ApiError::from),
+            };
         }
         const ROUNDS: usize = 3;
         for _ in 0..ROUNDS {
             if self.is_leader() {
                 match self.write_here(request.clone()).await {
                     Err(ServiceError::NotLeader { .. }) => continue,
+                    // Not proposed: once the transfer is over, the write goes to whoever leads.
+                    Err(ServiceError::Transferring { .. }) => {
+                        self.wait_out_transfer().await;
+                        continue;
+                    }
                     other => return other.map_err(ApiError::from),
                 }
             }
@@ -230,6 +243,14 @@ impl Frontend {
             "leadership kept moving while the write was routed; it was not applied and may be retried"
                 .into(),
         ))
+    }
+
+    /// Waits until this node no longer leads (the transfer succeeded) or, if the transfer is
+    /// abandoned, until `leader_wait` has passed.
+    async fn wait_out_transfer(&self) {
+        let mut status = self.status.clone();
+        let stepped_down = status.wait_for(|s| s.role != Role::Leader);
+        let _ = tokio::time::timeout(self.timing.leader_wait, stepped_down).await;
     }
 
     /// Proposes a write on this node, which must be the leader.

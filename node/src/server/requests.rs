@@ -100,6 +100,11 @@ pub enum ServiceError {
     Dropped,
     #[error("the lease of this leader has lapsed; retry or use a linearizable read")]
     NoLease,
+    /// The leader is handing leadership over and takes no new proposals meanwhile.
+    #[error(
+        "leadership is being transferred to node {to}; the request was not applied and may be retried"
+    )]
+    Transferring { to: NodeId },
     #[error("storage failure: {0}; the node stopped serving writes")]
     Storage(String),
     #[error("the node is shutting down")]
@@ -123,6 +128,7 @@ impl ServiceError {
             },
             ProposeError::Membership(e) => ServiceError::Invalid(e.to_string()),
             ProposeError::NotAVoter(_) => ServiceError::Invalid(error.to_string()),
+            ProposeError::TransferInProgress(to) => ServiceError::Transferring { to },
             other => ServiceError::Rejected(other.to_string()),
         }
     }
@@ -141,6 +147,7 @@ impl From<ServiceError> for tonic::Status {
             ServiceError::NotLeader { .. }
             | ServiceError::Dropped
             | ServiceError::NoLease
+            | ServiceError::Transferring { .. }
             | ServiceError::ShuttingDown => tonic::Status::unavailable(message),
             ServiceError::Rejected(_) => tonic::Status::failed_precondition(message),
             ServiceError::Invalid(_) => tonic::Status::invalid_argument(message),

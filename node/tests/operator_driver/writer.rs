@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use super::common::{wait_for, ClusterClients, Keys, DEADLINE, POLL};
+use super::common::{wait_for, ClusterClients, Keys};
 
 /// Writes unique keys under a prefix through whichever node leads, each retried until it is
 /// acknowledged, and records every acknowledged write. It only stops between writes, so every
@@ -16,24 +16,17 @@ pub struct Writer {
     acked: Arc<AtomicU64>,
     /// The longest time between two acknowledgements: how long writes were unavailable.
     longest_gap: Arc<Mutex<Duration>>,
-    /// Writes refused with FAILED_PRECONDITION because leadership was being transferred.
-    transfer_refusals: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     task: JoinHandle<Result<Keys, String>>,
 }
-
-/// How a node words its refusal of a write while it hands leadership over.
-pub const TRANSFER_REFUSAL: &str = "leadership is being transferred";
 
 impl Writer {
     pub fn spawn(clients: ClusterClients, prefix: &'static str) -> Self {
         let acked = Arc::new(AtomicU64::new(0));
         let longest_gap = Arc::new(Mutex::new(Duration::ZERO));
-        let transfer_refusals = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn({
             let (acked, longest_gap, stop) = (acked.clone(), longest_gap.clone(), stop.clone());
-            let transfer_refusals = transfer_refusals.clone();
             async move {
                 let mut written = Keys::new();
                 let mut last_ack = Instant::now();
@@ -42,24 +35,10 @@ impl Writer {
                         break;
                     }
                     let (key, value) = (format!("{prefix}/{seq:06}"), format!("{prefix}-v{seq}"));
-                    let first_try = Instant::now();
-                    loop {
-                        match clients.put_acknowledged(&key, &value).await {
-                            Ok(_) => break,
-                            // A node bug tolerated here, and counted: a leader handing over
-                            // leadership refuses writes with FAILED_PRECONDITION, a code that
-                            // tells clients not to retry, for a condition that passes within
-                            // an election timeout. Nothing was appended, so a retry is safe.
-                            Err(refusal)
-                                if refusal.contains(TRANSFER_REFUSAL)
-                                    && first_try.elapsed() < DEADLINE =>
-                            {
-                                transfer_refusals.fetch_add(1, Ordering::SeqCst);
-                                tokio::time::sleep(POLL).await;
-                            }
-                            Err(error) => return Err(error),
-                        }
-                    }
+                    // Retried only on retryable codes (UNAVAILABLE and the like): a write
+                    // refused for good, such as one refused during a leadership transfer
+                    // with FAILED_PRECONDITION, fails the test.
+                    clients.put_acknowledged(&key, &value).await?;
                     written.insert(key, value);
                     acked.fetch_add(1, Ordering::SeqCst);
                     let mut gap = longest_gap.lock().unwrap_or_else(|e| e.into_inner());
@@ -72,7 +51,6 @@ impl Writer {
         Writer {
             acked,
             longest_gap,
-            transfer_refusals,
             stop,
             task,
         }
@@ -110,10 +88,6 @@ impl Writer {
                 Ok(Ok(_)) => panic!("the writer stopped unasked ({why})"),
             }
         }
-    }
-
-    pub fn transfer_refusals(&self) -> u64 {
-        self.transfer_refusals.load(Ordering::SeqCst)
     }
 
     pub async fn stop(self) -> Keys {

@@ -138,7 +138,9 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::NotLeader { leader, address } => ApiError::NotLeader { leader, address },
-            ServiceError::Dropped | ServiceError::NoLease => ApiError::Unavailable(e.to_string()),
+            ServiceError::Dropped | ServiceError::NoLease | ServiceError::Transferring { .. } => {
+                ApiError::Unavailable(e.to_string())
+            }
             ServiceError::ShuttingDown => ApiError::ShuttingDown,
             ServiceError::Rejected(message) => ApiError::FailedPrecondition(message),
             ServiceError::Invalid(message) => ApiError::invalid(message),
