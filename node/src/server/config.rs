@@ -87,6 +87,18 @@ pub struct NodeConfig {
     pub admin_token_file: Option<PathBuf>,
     /// How many entries behind the commit index a learner may be and still be promoted.
     pub promote_max_lag: u64,
+    /// This node's certificate (PEM, with its chain). With `tls_key_file` and `tls_ca_file`
+    /// it turns on mutual TLS between peers: the peer listener (Raft and admin API) accepts
+    /// only clients whose certificate the CA signed, and this node presents its certificate
+    /// when it connects to peers. Peer addresses must be names (or IPs) in the certificates.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of `tls_cert_file` (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// The CA certificate(s) that signed every member's certificate (PEM).
+    pub tls_ca_file: Option<PathBuf>,
+    /// Serve the client listener over TLS too, with the same certificate (clients are not
+    /// asked for one). Off by default: in a pod the client listener is on loopback.
+    pub client_tls: bool,
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `dengine=debug`.
     pub log_level: String,
@@ -119,6 +131,10 @@ impl Default for NodeConfig {
             lease_ticks: 8,
             admin_token_file: None,
             promote_max_lag: 1_000,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
+            client_tls: false,
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
         }
@@ -191,6 +207,23 @@ pub struct NodeFlags {
     /// File with the admin token for membership changes.
     #[arg(long, env = "DENGINE_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+
+    /// This node's TLS certificate (PEM); with --tls-key-file and --tls-ca-file, mutual TLS
+    /// between peers
+    #[arg(long, env = "DENGINE_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The private key of --tls-cert-file (PEM)
+    #[arg(long, env = "DENGINE_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// The CA that signed every member's certificate (PEM)
+    #[arg(long, env = "DENGINE_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// Serve the client listener over TLS too
+    #[arg(long, env = "DENGINE_CLIENT_TLS")]
+    pub client_tls: bool,
     /// Log format [default: text].
     #[arg(long, env = "DENGINE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -279,6 +312,16 @@ impl NodeConfig {
         if f.restore_from.is_some() {
             self.restore_from = f.restore_from.clone();
         }
+        if f.tls_cert_file.is_some() {
+            self.tls_cert_file = f.tls_cert_file.clone();
+        }
+        if f.tls_key_file.is_some() {
+            self.tls_key_file = f.tls_key_file.clone();
+        }
+        if f.tls_ca_file.is_some() {
+            self.tls_ca_file = f.tls_ca_file.clone();
+        }
+        self.client_tls |= f.client_tls;
         if f.admin_token_file.is_some() {
             self.admin_token_file = f.admin_token_file.clone();
         }
@@ -303,6 +346,20 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.id == 0 {
             return Err(invalid("id", "must be at least 1"));
+        }
+        let tls_files = [&self.tls_cert_file, &self.tls_key_file, &self.tls_ca_file];
+        let given = tls_files.iter().filter(|f| f.is_some()).count();
+        if given != 0 && given != 3 {
+            return Err(invalid(
+                "tls_cert_file",
+                "tls_cert_file, tls_key_file and tls_ca_file go together: give all three or none",
+            ));
+        }
+        if self.client_tls && given == 0 {
+            return Err(invalid(
+                "client_tls",
+                "needs tls_cert_file, tls_key_file and tls_ca_file",
+            ));
         }
         if self.tick_ms == 0 {
             return Err(invalid("tick_ms", "must be at least 1"));

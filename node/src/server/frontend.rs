@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::api::{ApiError, Header, ReadPolicy};
 use super::config::DefaultReadPolicy;
@@ -48,6 +48,8 @@ pub struct Frontend {
     pub cluster_id: super::transport::ClusterId,
     pub metrics: Arc<Metrics>,
     leaders: Mutex<HashMap<String, RaftClient<Channel>>>,
+    /// Mutual TLS to the leader, when configured.
+    tls: Option<super::tls::Tls>,
 }
 
 fn now_unix_ms() -> i64 {
@@ -91,7 +93,14 @@ impl Frontend {
             cluster_id,
             metrics,
             leaders: Mutex::new(HashMap::new()),
+            tls: None,
         }
+    }
+
+    /// Forwards to the leader over mutual TLS (see [`super::tls`]).
+    pub fn with_peer_tls(mut self, tls: Option<super::tls::Tls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The header of an answer from this node's state at `revision`.
@@ -162,7 +171,7 @@ impl Frontend {
         if let Some(client) = leaders.get(&address) {
             return Ok((leader, client.clone()));
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        let endpoint = super::tls::peer_endpoint(&address, self.tls.as_ref())
             .map_err(|e| ServiceError::Rejected(format!("bad leader address {address}: {e}")))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true);

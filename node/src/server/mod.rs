@@ -16,6 +16,7 @@ pub mod probes;
 pub mod raft_store;
 pub mod requests;
 pub mod status;
+pub mod tls;
 mod transport;
 
 pub use config::{NodeConfig, NodeFlags};

@@ -49,6 +49,8 @@ pub enum NodeError {
     Identity(String),
     #[error("server failed: {0}")]
     Server(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] super::tls::TlsError),
 }
 
 /// Which listeners a node opens. The `node` binary opens all three; an embedded node
@@ -423,12 +425,14 @@ pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<Node
     let (status_tx, status_rx) = watch::channel(NodeStatus::initial(config.id, cluster_id.get()));
     let (events_tx, _) = broadcast::channel(4096);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let tls = super::tls::Tls::load(&config)?;
     let transport = Transport::new(
         config.id,
         config.advertise_peer(),
         cluster_id.clone(),
         store.clone(),
         peer_tx.clone(),
+        tls.clone(),
     );
 
     let peer_transport = transport.clone();
@@ -476,19 +480,22 @@ pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<Node
         max_scan_limit: config.max_scan_limit,
     };
     let election_timeout = Duration::from_millis(config.tick_ms * config.election_ticks);
-    let frontend = Arc::new(Frontend::new(
-        requests_tx.clone(),
-        status_rx.clone(),
-        limits,
-        config.default_read_policy,
-        FrontendTiming {
-            // Long enough for an election or two; a request never waits longer for a leader.
-            leader_wait: election_timeout * 3,
-            request_timeout: Duration::from_secs(10),
-        },
-        cluster_id.clone(),
-        metrics.clone(),
-    ));
+    let frontend = Arc::new(
+        Frontend::new(
+            requests_tx.clone(),
+            status_rx.clone(),
+            limits,
+            config.default_read_policy,
+            FrontendTiming {
+                // Long enough for an election or two; a request never waits longer for a leader.
+                leader_wait: election_timeout * 3,
+                request_timeout: Duration::from_secs(10),
+            },
+            cluster_id.clone(),
+            metrics.clone(),
+        )
+        .with_peer_tls(tls.clone()),
+    );
     let api = KvApi::new(
         frontend.clone(),
         kv.clone(),
@@ -525,8 +532,14 @@ pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<Node
             .build_v1()
             .map_err(|e| NodeError::Server(e.to_string()))?;
         let mut client_shutdown = shutdown_rx.clone();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls.as_ref().filter(|t| t.client) {
+            builder = builder
+                .tls_config(tls.client_server())
+                .map_err(|e| NodeError::Server(format!("client listener TLS: {e}")))?;
+        }
         servers.push(tokio::spawn(
-            tonic::transport::Server::builder()
+            builder
                 .timeout(Duration::from_secs(60))
                 .add_service(kv_service)
                 .add_service(client_admin)
@@ -553,8 +566,14 @@ pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<Node
         })
         .max_decoding_message_size(64 << 20);
         let mut peer_shutdown = shutdown_rx.clone();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &tls {
+            builder = builder
+                .tls_config(tls.peer_server())
+                .map_err(|e| NodeError::Server(format!("peer listener TLS: {e}")))?;
+        }
         servers.push(tokio::spawn(
-            tonic::transport::Server::builder()
+            builder
                 .add_service(peer)
                 .add_service(peer_admin)
                 .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), async move {

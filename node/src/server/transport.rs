@@ -15,9 +15,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 
 use super::raft_store::RaftStore;
+use super::tls::{peer_endpoint, Tls};
 use crate::proto::raft_client::RaftClient;
 use crate::proto::{Message, MessageType, PeerEnvelope, Snapshot, SnapshotChunk};
 use crate::raft::{Membership, NodeId};
@@ -81,6 +81,8 @@ struct Inner {
     store: RaftStore,
     inputs: mpsc::Sender<PeerInput>,
     peers: Mutex<BTreeMap<NodeId, Peer>>,
+    /// Mutual TLS to peers, when configured.
+    tls: Option<Tls>,
 }
 
 impl Transport {
@@ -90,6 +92,7 @@ impl Transport {
         cluster_id: ClusterId,
         store: RaftStore,
         inputs: mpsc::Sender<PeerInput>,
+        tls: Option<Tls>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -100,6 +103,7 @@ impl Transport {
                 store,
                 inputs,
                 peers: Mutex::new(BTreeMap::new()),
+                tls,
             }),
         }
     }
@@ -194,8 +198,9 @@ impl Transport {
 
 async fn connect(
     address: &str,
+    tls: Option<&Tls>,
 ) -> Result<RaftClient<tonic::transport::Channel>, tonic::transport::Error> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))?
+    let endpoint = peer_endpoint(address, tls)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
@@ -210,7 +215,7 @@ async fn peer_stream(
     mut queue: mpsc::Receiver<Message>,
 ) {
     loop {
-        match connect(&address).await {
+        match connect(&address, inner.tls.as_ref()).await {
             Ok(mut client) => {
                 let (tx, rx) = mpsc::channel::<PeerEnvelope>(1024);
                 let mut call = inner
@@ -300,7 +305,9 @@ async fn transfer_snapshot(
         });
         offset = end;
     }
-    let mut client = connect(address).await.map_err(|e| e.to_string())?;
+    let mut client = connect(address, inner.tls.as_ref())
+        .await
+        .map_err(|e| e.to_string())?;
     client
         .install_snapshot(tokio_stream::iter(chunks))
         .await

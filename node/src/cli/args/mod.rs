@@ -74,9 +74,46 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub admin_token_file: Option<std::path::PathBuf>,
+
+    /// Connect over TLS, trusting the CA in this file (PEM); `https://` endpoints need it
+    #[arg(long, global = true, env = "DENGINE_CACERT", value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) to present over TLS: needed on a peer listener, which asks
+    /// for one (member and leader commands reach the leader there)
+    // Own ids: `key` and `cert` are also the names of commands' positional arguments.
+    #[arg(
+        long = "cert",
+        id = "tls_cert",
+        global = true,
+        env = "DENGINE_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// The private key of --cert (PEM)
+    #[arg(
+        long = "key",
+        id = "tls_key",
+        global = true,
+        env = "DENGINE_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub key: Option<std::path::PathBuf>,
 }
 
 impl GlobalArgs {
+    /// How to dial a node: the timeout, and TLS when `--cacert` is given.
+    pub fn dial(&self) -> Result<crate::cli::connect::Dial, crate::cli::error::CliError> {
+        crate::cli::connect::Dial::new(
+            self.timeout,
+            self.cacert.as_deref(),
+            self.cert.as_deref().zip(self.key.as_deref()),
+        )
+    }
+
     /// The read policy sent with reads: unspecified lets the server apply its default.
     pub fn read_policy(&self) -> ReadPolicy {
         match self.consistency {

@@ -109,7 +109,7 @@ fn bad_global_values_are_rejected() {
         ErrorKind::ValueValidation
     );
     assert_eq!(
-        rejected(&["--endpoints", "https://a:1", "get", "k"]),
+        rejected(&["--endpoints", "ftp://a:1", "get", "k"]),
         ErrorKind::ValueValidation
     );
     assert_eq!(

@@ -31,7 +31,7 @@ fn read_token(path: Option<&Path>) -> Result<Option<String>, CliError> {
 
 /// A connection to the leader, found through the first reachable endpoint.
 async fn connect_to_leader(global: &GlobalArgs) -> Result<Connection, CliError> {
-    let first = Connection::open_first(&global.endpoints, global.timeout).await?;
+    let first = Connection::open_first(&global.endpoints, &global.dial()?).await?;
     let status = first
         .call(first.admin().status(first.request(StatusRequest {})))
         .await?;
@@ -55,7 +55,7 @@ async fn connect_to_leader(global: &GlobalArgs) -> Result<Connection, CliError> 
             ))
         })?;
     let endpoint = EndpointAddr::parse(&address).map_err(tonic::Status::invalid_argument)?;
-    Connection::open(&endpoint, global.timeout)
+    Connection::open(&endpoint, &global.dial()?)
         .await
         .map_err(|failure| CliError::NoEndpointReachable {
             failures: vec![failure],

@@ -37,7 +37,8 @@ struct EndpointStatus {
 
 async fn probe(endpoint: &EndpointAddr, global: &GlobalArgs) -> EndpointStatus {
     let status = async {
-        let connection = Connection::open(endpoint, global.timeout)
+        let dial = global.dial().map_err(|error| error.to_string())?;
+        let connection = Connection::open(endpoint, &dial)
             .await
             .map_err(|failure| failure.reason)?;
         let mut admin = connection.admin();

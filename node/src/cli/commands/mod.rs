@@ -40,7 +40,7 @@ pub async fn execute(cli: Cli) -> Result<Outcome, CliError> {
 }
 
 async fn connect(global: &GlobalArgs) -> Result<Connection, CliError> {
-    Connection::open_first(&global.endpoints, global.timeout).await
+    Connection::open_first(&global.endpoints, &global.dial()?).await
 }
 
 /// Command-line text as the bytes the API takes.

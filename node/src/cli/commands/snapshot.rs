@@ -48,7 +48,7 @@ fn invalid(message: String) -> CliError {
 pub async fn run(global: &GlobalArgs, command: SnapshotCommand) -> Result<Outcome, CliError> {
     match command {
         SnapshotCommand::Save { file } => {
-            let connection = Connection::open_first(&global.endpoints, global.timeout).await?;
+            let connection = Connection::open_first(&global.endpoints, &global.dial()?).await?;
             let mut stream = connection
                 .call(connection.admin().backup(BackupRequest {}))
                 .await?;
