@@ -91,7 +91,6 @@ pub fn cluster(options: &SpecOptions, replicas: i32) -> DEngineCluster {
             ..ResourceRequirements::default()
         },
         app: Some(app_template(options)),
-        ports: Ports::default(),
         default_read_policy: ReadPolicy::Linearizable,
         auth: Auth {
             admin_token_secret: SecretKeyRef {
@@ -103,7 +102,9 @@ pub fn cluster(options: &SpecOptions, replicas: i32) -> DEngineCluster {
             spread_across_nodes: options.spread_across_nodes,
             ..Scheduling::default()
         },
-        paused: false,
+        // The default ports, not paused, and whatever the operator's spec adds with its
+        // defaults (the example is the operator's own small valid spec).
+        ..DEngineClusterSpec::example(replicas)
     };
     named(CLUSTER, &options.namespace, spec)
 }

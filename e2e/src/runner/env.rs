@@ -885,3 +885,96 @@ async fn check_operator(client: &Client) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dengine_operator::status::{LeaderStatus, MemberStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    fn healthy(replicas: u32) -> (DEngineCluster, DEngineClusterStatus) {
+        let mut cluster = specs::cluster(&SpecOptions::example(), replicas as i32);
+        cluster.metadata.generation = Some(4);
+        let status = DEngineClusterStatus {
+            observed_generation: Some(4),
+            phase: Phase::Running,
+            leader: Some(LeaderStatus {
+                node_id: 1,
+                pod: "e2e-0".into(),
+            }),
+            ready_members: replicas as i32,
+            members: (0..replicas)
+                .map(|k| MemberStatus {
+                    pod: Env::pod_name(k),
+                    node_id: u64::from(k) + 1,
+                    role: MemberRole::Voter,
+                    ready: true,
+                    lag: 0,
+                })
+                .collect(),
+            current_version: Some("e2e".into()),
+            target_version: Some("e2e".into()),
+            conditions: vec![Condition {
+                type_: "Available".into(),
+                status: "True".into(),
+                reason: "QuorumReady".into(),
+                message: "3 of 3 voters ready".into(),
+                observed_generation: Some(4),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ),
+            }],
+        };
+        (cluster, status)
+    }
+
+    #[test]
+    fn a_settled_cluster_is_running() {
+        let (cluster, status) = healthy(3);
+        assert_eq!(running(&cluster, &status, 3, Some("e2e")), Ok(()));
+        assert_eq!(running(&cluster, &status, 3, None), Ok(()));
+    }
+
+    #[test]
+    fn anything_short_of_settled_is_not_running_and_says_what_it_is() {
+        let (cluster, status) = healthy(3);
+        let mut cases: Vec<(&str, DEngineClusterStatus, u32, Option<&str>)> = Vec::new();
+        cases.push(("other count", status.clone(), 1, None));
+        cases.push(("other version", status.clone(), 3, Some("e2e-next")));
+        let mut s = status.clone();
+        s.observed_generation = Some(3);
+        cases.push(("old generation", s, 3, None));
+        let mut s = status.clone();
+        s.members[2].role = MemberRole::Learner;
+        cases.push(("a learner", s, 3, None));
+        let mut s = status.clone();
+        s.members[1].lag = 2;
+        cases.push(("lagging", s, 3, None));
+        let mut s = status.clone();
+        s.members[1].ready = false;
+        s.ready_members = 2;
+        cases.push(("not ready", s, 3, None));
+        let mut s = status.clone();
+        s.phase = Phase::Upgrading;
+        cases.push(("upgrading", s, 3, None));
+        let mut s = status.clone();
+        s.conditions[0].status = "False".into();
+        cases.push(("unavailable", s, 3, None));
+        let mut s = status.clone();
+        s.leader = None;
+        cases.push(("no leader", s, 3, None));
+        for (what, s, replicas, version) in cases {
+            let verdict = running(&cluster, &s, replicas, version);
+            assert!(verdict.is_err(), "{what}: {verdict:?}");
+        }
+        let text = running(&cluster, &cluster_status_lagging(), 3, None).expect_err("lagging");
+        assert!(text.contains("e2e-1 node 2 voter ready lag 5"), "{text}");
+        assert!(text.contains("Available=True (QuorumReady"), "{text}");
+    }
+
+    fn cluster_status_lagging() -> DEngineClusterStatus {
+        let (_, mut status) = healthy(3);
+        status.members[1].lag = 5;
+        status
+    }
+}

@@ -323,3 +323,116 @@ async fn follow(
     }
     lock(&following).remove(&key);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(uid: &str, name: &str, reason: &str, action: &str, count: Option<i32>) -> KubeEvent {
+        let mut e = json!({
+            "metadata": { "name": format!("{name}.{uid}"), "uid": uid },
+            "eventTime": "2026-01-01T00:00:01.000001Z",
+            "reason": reason,
+            "action": action,
+            "note": "n",
+            "reportingController": "dengine-operator",
+            "reportingInstance": "x",
+            "regarding": { "kind": "DEngineCluster", "name": name, "namespace": "ns" }
+        });
+        if let Some(count) = count {
+            e["series"] =
+                json!({ "count": count, "lastObservedTime": "2026-01-01T00:05:00.000002Z" });
+        }
+        serde_json::from_value(e).expect("an Event")
+    }
+
+    #[test]
+    fn an_event_counts_once_per_series_count_and_only_for_the_cluster() {
+        let recorded = Recorded::new("e2e/");
+        let first = event("u1", CLUSTER, "AddedLearner", "AddLearnerNode2", None);
+        recorded.record_event(&first);
+        recorded.record_event(&first); // seen again after a watch restart
+        recorded.record_event(&event(
+            "u2",
+            "e2e-bad-storage",
+            "AppliedObjects",
+            "Apply",
+            None,
+        ));
+        // The Recorder repeats the step within minutes: the same Event, its series counted up.
+        recorded.record_event(&event(
+            "u1",
+            CLUSTER,
+            "AddedLearner",
+            "AddLearnerNode2",
+            Some(2),
+        ));
+        let events = recorded.events();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0].action, "AddLearnerNode2");
+        assert_eq!(events[0].at_us, 1_767_225_601_000_001);
+        assert_eq!(
+            events[1].at_us, 1_767_225_900_000_002,
+            "a repeat is at its series' time"
+        );
+    }
+
+    fn pod(name: &str, uid: &str, ready: bool, deleting: bool) -> Pod {
+        let mut p = json!({
+            "metadata": { "name": name, "uid": uid },
+            "status": { "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] }
+        });
+        if deleting {
+            p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        serde_json::from_value(p).expect("a Pod")
+    }
+
+    #[test]
+    fn pod_samples_record_changes_only_and_a_deleting_pod_is_gone() {
+        let recorded = Recorded::new("e2e/");
+        recorded.record_pod(&pod("e2e-0", "a", true, false), false);
+        recorded.record_pod(&pod("e2e-0", "a", true, false), false);
+        recorded.record_pod(&pod("e2e-0", "a", true, true), false);
+        recorded.record_pod(&pod("e2e-0", "a", true, true), true);
+        recorded.record_pod(&pod("e2e-0", "b", false, false), false);
+        let samples: Vec<(String, bool, bool)> = recorded
+            .pods()
+            .into_iter()
+            .map(|s| (s.uid, s.ready, s.gone))
+            .collect();
+        assert_eq!(
+            samples,
+            [
+                ("a".into(), true, false),
+                ("a".into(), false, true),
+                ("b".into(), false, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_cluster_watch_keeps_distinct_statuses_and_available_flips() {
+        let recorded = Recorded::new("e2e/");
+        let with = |available: &str, ready: i32| -> DEngineCluster {
+            serde_json::from_value(json!({
+                "apiVersion": "dengine.io/v1alpha1", "kind": "DEngineCluster",
+                "metadata": { "name": CLUSTER },
+                "spec": crate::specs::to_json(&crate::specs::cluster(&crate::specs::SpecOptions::example(), 3))["spec"],
+                "status": { "phase": "Running", "readyMembers": ready, "conditions": [{
+                    "type": "Available", "status": available, "reason": "r", "message": "m",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z" }] }
+            }))
+            .expect("a DEngineCluster")
+        };
+        recorded.record_cluster(&with("True", 3));
+        recorded.record_cluster(&with("True", 3));
+        recorded.record_cluster(&with("True", 2));
+        recorded.record_cluster(&with("False", 1));
+        recorded.record_cluster(&with("True", 3));
+        assert_eq!(recorded.statuses().len(), 4);
+        let flips: Vec<bool> = recorded.available().into_iter().map(|(_, v)| v).collect();
+        assert_eq!(flips, [true, false, true]);
+    }
+}
