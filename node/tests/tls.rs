@@ -3,8 +3,10 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use common::{dengine, free_ports, wait_for, Cluster};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -12,6 +14,9 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use dengine::proto::admin_client::AdminClient;
 use dengine::proto::StatusRequest;
+use dengine_operator::admin::{AdminTls, GrpcMembership};
+use dengine_operator::driver::Membership;
+use dengine_operator::observed::NodeId;
 
 /// A CA and one certificate it signed for `localhost` and `127.0.0.1`, as PEM files.
 struct Pki {
@@ -144,6 +149,28 @@ async fn peers_replicate_over_mutual_tls_and_refuse_strangers() {
         Some(0),
         "no client certificate must be refused"
     );
+    // The operator's admin client reads the leader's view over mutual TLS, checking each
+    // node's certificate against a name it holds (here `localhost`; in Kubernetes the pod's
+    // DNS name, since the operator dials pod IPs); without TLS it sees nothing.
+    let endpoints: BTreeMap<NodeId, String> = (1..=3)
+        .map(|id| (NodeId(id), cluster.node(id).spec.peer_endpoint()))
+        .collect();
+    let read = |path: &PathBuf| std::fs::read(path).expect("read a TLS file");
+    let operator = GrpcMembership::new(None, Duration::from_secs(5)).with_tls(Some(AdminTls::new(
+        read(&pki.ca),
+        read(&pki.cert),
+        read(&pki.key),
+        |_| "localhost".to_string(),
+    )));
+    let view = operator
+        .view(&endpoints)
+        .await
+        .expect("the leader's view over TLS");
+    assert_eq!(view.members.len(), 3);
+    assert!(view.leader.is_some());
+    let plain_operator = GrpcMembership::new(None, Duration::from_secs(5));
+    assert!(plain_operator.view(&endpoints).await.is_none());
+
     // The client listener stays plain (loopback, beside the application).
     dengine(&["--endpoints", &client, "get", "secured"])
         .await

@@ -66,9 +66,10 @@ pub trait Membership: Send + Sync {
         &self,
         endpoints: &BTreeMap<NodeId, String>,
     ) -> impl Future<Output = Option<ClusterView>> + Send;
-    /// Asks the leader at `leader_endpoint` for one change.
+    /// Asks `leader`, at `leader_endpoint`, for one change.
     fn change(
         &self,
+        leader: NodeId,
         leader_endpoint: &str,
         change: &MembershipChange,
     ) -> impl Future<Output = Result<(), Error>> + Send;
@@ -159,5 +160,5 @@ async fn take<W: Workload, M: Membership>(
             endpoint: format!("node {leader}"),
             message: "the leader's pod has no address".to_string(),
         })?;
-    membership.change(endpoint, &change).await
+    membership.change(leader, endpoint, &change).await
 }

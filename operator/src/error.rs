@@ -25,6 +25,10 @@ pub enum Error {
     #[error("admin token: {0}")]
     AdminToken(String),
 
+    /// The TLS Secret is missing or incomplete; reported in the status.
+    #[error("TLS: {0}")]
+    TlsSecret(String),
+
     /// A failpoint stopped the operator (tests only).
     #[error("stopped by failpoint {0}")]
     Failpoint(String),
@@ -39,6 +43,7 @@ impl Error {
             Error::Admin { .. } => "admin",
             Error::Invalid(_) => "invalid",
             Error::AdminToken(_) => "admin_token",
+            Error::TlsSecret(_) => "tls_secret",
             Error::Failpoint(_) => "failpoint",
         }
     }

@@ -324,3 +324,36 @@ async fn a_paused_cluster_is_not_touched() {
         "Paused"
     );
 }
+
+#[tokio::test]
+async fn a_missing_tls_secret_is_reported_and_nothing_is_applied() {
+    let mut spec = DEngineClusterSpec::example(1);
+    spec.tls = Some(dengine_operator::crd::Tls {
+        secret_name: "orders-tls".into(),
+    });
+    let mut world = World::new(spec);
+    let _ = world.reconcile().await;
+    let status = world.status();
+    assert_eq!(status["phase"], "Degraded");
+    let degraded = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .cloned()
+        .unwrap();
+    assert_eq!(degraded["reason"], "TlsSecretInvalid");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("Secret shop/orders-tls does not exist"),
+        "{degraded}"
+    );
+    assert!(world
+        .store
+        .lock()
+        .unwrap()
+        .get("statefulsets", NS, NAME)
+        .is_none());
+}

@@ -47,8 +47,13 @@ impl Membership for RecordingMembership {
         self.inner.view(endpoints).await
     }
 
-    async fn change(&self, leader_endpoint: &str, change: &MembershipChange) -> Result<(), Error> {
-        let result = self.inner.change(leader_endpoint, change).await;
+    async fn change(
+        &self,
+        leader: NodeId,
+        leader_endpoint: &str,
+        change: &MembershipChange,
+    ) -> Result<(), Error> {
+        let result = self.inner.change(leader, leader_endpoint, change).await;
         self.changes
             .lock()
             .unwrap_or_else(|e| e.into_inner())

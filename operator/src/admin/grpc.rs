@@ -1,10 +1,11 @@
 //! The Admin API over gRPC, with the admin token as a bearer token.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::Request;
 
 use super::proto::admin_client::AdminClient;
@@ -23,17 +24,62 @@ use crate::Error;
 pub struct GrpcMembership {
     token: Option<String>,
     timeout: Duration,
+    tls: Option<AdminTls>,
+}
+
+/// Mutual TLS to the nodes' peer listeners, which serve the Admin API.
+#[derive(Clone)]
+pub struct AdminTls {
+    config: ClientTlsConfig,
+    /// The name node `id`'s certificate is checked against: the operator dials pod IPs,
+    /// which certificates do not name, so it checks the pod's stable DNS name instead.
+    server_name: Arc<dyn Fn(NodeId) -> String + Send + Sync>,
+}
+
+impl AdminTls {
+    /// From PEM: the CA, and the certificate and key to present.
+    pub fn new(
+        ca: Vec<u8>,
+        cert: Vec<u8>,
+        key: Vec<u8>,
+        server_name: impl Fn(NodeId) -> String + Send + Sync + 'static,
+    ) -> Self {
+        AdminTls {
+            config: ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .identity(Identity::from_pem(cert, key)),
+            server_name: Arc::new(server_name),
+        }
+    }
 }
 
 impl GrpcMembership {
     /// `token`: the cluster's admin token; calls that change membership need it.
     pub fn new(token: Option<String>, timeout: Duration) -> Self {
-        GrpcMembership { token, timeout }
+        GrpcMembership {
+            token,
+            timeout,
+            tls: None,
+        }
     }
 
-    async fn client(&self, endpoint: &str) -> Result<AdminClient<Channel>, Error> {
-        let channel = Endpoint::from_shared(format!("http://{endpoint}"))
-            .map_err(|e| admin_error(endpoint, e))?
+    /// Calls over mutual TLS.
+    pub fn with_tls(mut self, tls: Option<AdminTls>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    async fn client(&self, id: NodeId, endpoint: &str) -> Result<AdminClient<Channel>, Error> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut dial = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
+            .map_err(|e| admin_error(endpoint, e))?;
+        if let Some(tls) = &self.tls {
+            let config = tls.config.clone().domain_name((tls.server_name)(id));
+            dial = dial
+                .tls_config(config)
+                .map_err(|e| admin_error(endpoint, e))?;
+        }
+        let channel = dial
             .connect_timeout(self.timeout)
             .timeout(self.timeout)
             .connect()
@@ -52,8 +98,14 @@ impl GrpcMembership {
         request
     }
 
-    async fn status(&self, endpoint: &str) -> Option<super::proto::StatusResponse> {
-        let mut client = self.client(endpoint).await.ok()?;
+    async fn status(&self, id: NodeId, endpoint: &str) -> Option<super::proto::StatusResponse> {
+        let mut client = match self.client(id, endpoint).await {
+            Ok(client) => client,
+            Err(error) => {
+                tracing::debug!(%error, "cannot reach a node");
+                return None;
+            }
+        };
         match client.status(self.request(StatusRequest {})).await {
             Ok(response) => Some(response.into_inner()),
             Err(status) => {
@@ -80,8 +132,8 @@ fn status_error(endpoint: &str, status: tonic::Status) -> Error {
 
 impl Membership for GrpcMembership {
     async fn view(&self, endpoints: &BTreeMap<NodeId, String>) -> Option<ClusterView> {
-        for endpoint in endpoints.values() {
-            let Some(status) = self.status(endpoint).await else {
+        for (&id, endpoint) in endpoints {
+            let Some(status) = self.status(id, endpoint).await else {
                 continue;
             };
             if let Some(view) = cluster_view(&status) {
@@ -91,7 +143,7 @@ impl Membership for GrpcMembership {
             let leader = NodeId(status.leader_id);
             if let Some(leader_endpoint) = endpoints.get(&leader) {
                 if let Some(view) = self
-                    .status(leader_endpoint)
+                    .status(leader, leader_endpoint)
                     .await
                     .as_ref()
                     .and_then(cluster_view)
@@ -103,8 +155,13 @@ impl Membership for GrpcMembership {
         None
     }
 
-    async fn change(&self, leader_endpoint: &str, change: &MembershipChange) -> Result<(), Error> {
-        let mut client = self.client(leader_endpoint).await?;
+    async fn change(
+        &self,
+        leader: NodeId,
+        leader_endpoint: &str,
+        change: &MembershipChange,
+    ) -> Result<(), Error> {
+        let mut client = self.client(leader, leader_endpoint).await?;
         let result = match change {
             MembershipChange::AddLearner { id, peer_address } => client
                 .add_learner(self.request(AddLearnerRequest {

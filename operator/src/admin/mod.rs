@@ -4,7 +4,7 @@
 mod grpc;
 mod view;
 
-pub use grpc::GrpcMembership;
+pub use grpc::{AdminTls, GrpcMembership};
 pub use view::cluster_view;
 
 /// The generated Admin API client (`proto/dengine/v1/admin.proto`).

@@ -13,6 +13,7 @@ mod scheduling;
 mod storage;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use app::{AppTemplate, NODE_CONTAINER_NAME};
 pub use auth::{Auth, SecretKeyRef};
@@ -20,6 +21,7 @@ pub use ports::Ports;
 pub use read_policy::ReadPolicy;
 pub use scheduling::Scheduling;
 pub use storage::Storage;
+pub use tls::Tls;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
@@ -78,6 +80,9 @@ pub const MAX_REPLICAS: i32 = 7;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.tls) == has(oldSelf.tls)")
+    .message("tls cannot be turned on or off after creation: during the rolling restart, members with and without TLS could not talk to each other")
+    .field_path(".tls"))]
 pub struct DEngineClusterSpec {
     /// How many members the cluster has: one pod and one Raft voter each. The operator adds
     /// and removes members one at a time; an odd number tolerates the most failures for its
@@ -118,6 +123,11 @@ pub struct DEngineClusterSpec {
 
     /// Credentials of the admin API.
     pub auth: Auth,
+
+    /// Mutual TLS between members and with the operator; plain gRPC when unset. Fixed at
+    /// creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
 
     /// Where the pods may run.
     #[serde(default)]
@@ -163,6 +173,7 @@ impl DEngineClusterSpec {
                     key: "token".to_string(),
                 },
             },
+            tls: None,
             scheduling: Scheduling::default(),
             paused: false,
         }

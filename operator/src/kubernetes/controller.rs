@@ -22,8 +22,8 @@ use kube::runtime::{predicates, reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::{admin_token, event_for, KubeWorkload};
-use crate::admin::GrpcMembership;
+use super::{admin_tls, admin_token, event_for, KubeWorkload};
+use crate::admin::{AdminTls, GrpcMembership};
 use crate::crd::DEngineCluster;
 use crate::decide::NextAction;
 use crate::driver::{self, Membership};
@@ -147,24 +147,24 @@ pub fn requeue_after(action: &NextAction) -> Duration {
 /// One step for one cluster, through the nodes' Admin API.
 pub async fn reconcile(cluster: Arc<DEngineCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timeout = ctx.config.admin_timeout;
-    reconcile_with(cluster, ctx, |token| {
-        GrpcMembership::new(Some(token), timeout)
+    reconcile_with(cluster, ctx, |token, tls| {
+        GrpcMembership::new(Some(token), timeout).with_tls(tls)
     })
     .await
 }
 
 /// One step for one cluster, through the [`Membership`] that `membership` makes from the
-/// cluster's admin token (tests give a simulated one).
+/// cluster's admin token and TLS material (tests give a simulated one).
 pub async fn reconcile_with<M: Membership>(
     cluster: Arc<DEngineCluster>,
     ctx: Arc<Context>,
-    membership: impl FnOnce(String) -> M,
+    membership: impl FnOnce(String, Option<AdminTls>) -> M,
 ) -> Result<Action, Error> {
     let started = Instant::now();
     let result = step(&cluster, &ctx, membership).await;
     let action_label = match &result {
         Ok(Some(action)) => action_name(action),
-        Ok(None) => "admin_token_missing",
+        Ok(None) => "secrets_missing",
         Err(_) => "error",
     };
     ctx.metrics
@@ -180,7 +180,7 @@ pub async fn reconcile_with<M: Membership>(
 async fn step<M: Membership>(
     cluster: &Arc<DEngineCluster>,
     ctx: &Context,
-    membership: impl FnOnce(String) -> M,
+    membership: impl FnOnce(String, Option<AdminTls>) -> M,
 ) -> Result<Option<NextAction>, Error> {
     let now = Timestamp::now();
     let name = cluster.name_any();
@@ -189,12 +189,21 @@ async fn step<M: Membership>(
         .ok_or_else(|| Error::Invalid(format!("{name} has no namespace")))?;
     let names = Names::new(&name, &namespace);
     let generation = cluster.metadata.generation;
-    let token = match admin_token(&ctx.client, cluster).await {
-        Ok(token) => token,
-        Err(Error::AdminToken(message)) => {
+    let credentials = async {
+        let token = admin_token(&ctx.client, cluster).await?;
+        let tls = admin_tls(&ctx.client, cluster).await?;
+        Ok::<_, Error>((token, tls))
+    };
+    let (token, tls) = match credentials.await {
+        Ok(credentials) => credentials,
+        Err(error @ (Error::AdminToken(_) | Error::TlsSecret(_))) => {
+            let (reason, message) = match &error {
+                Error::AdminToken(message) => ("AdminTokenMissing", message.clone()),
+                _ => ("TlsSecretInvalid", error.to_string()),
+            };
             let status = report_error(
                 cluster.status.as_ref(),
-                "AdminTokenMissing",
+                reason,
                 &message,
                 generation,
                 Time(now),
@@ -205,9 +214,9 @@ async fn step<M: Membership>(
                 cluster,
                 Event {
                     type_: EventType::Warning,
-                    reason: "AdminTokenMissing".into(),
+                    reason: reason.into(),
                     note: Some(message),
-                    action: "ReadAdminToken".into(),
+                    action: "ReadSecrets".into(),
                     secondary: None,
                 },
             )
@@ -217,7 +226,7 @@ async fn step<M: Membership>(
         Err(other) => return Err(other),
     };
     let workload = KubeWorkload::new(ctx.client.clone(), cluster.clone(), now)?;
-    let membership = membership(token);
+    let membership = membership(token, tls);
     let step = driver::step(&cluster.spec, &ctx.config.limits, &workload, &membership).await?;
     tracing::info!(cluster = %name, namespace = %namespace, action = ?step.action, "step");
     if let Some(event) = event_for(&step.action) {

@@ -14,5 +14,5 @@ pub use controller::{
 };
 pub use events::event_for;
 pub use observe::{pod_state, pod_version};
-pub use token::admin_token;
+pub use token::{admin_tls, admin_token};
 pub use workload::KubeWorkload;

@@ -53,3 +53,50 @@ pub async fn admin_token(client: &Client, cluster: &DEngineCluster) -> Result<St
     }
     Ok(token)
 }
+
+/// The TLS material of `spec.tls` for calling the nodes' admin API: `None` without TLS.
+pub async fn admin_tls(
+    client: &Client,
+    cluster: &DEngineCluster,
+) -> Result<Option<crate::admin::AdminTls>, Error> {
+    let Some(tls) = &cluster.spec.tls else {
+        return Ok(None);
+    };
+    let namespace = cluster.metadata.namespace.as_deref().unwrap_or("default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets.get_opt(&tls.secret_name).await?.ok_or_else(|| {
+        Error::TlsSecret(format!(
+            "Secret {namespace}/{} does not exist; it must hold tls.crt, tls.key and ca.crt",
+            tls.secret_name
+        ))
+    })?;
+    let key = |name: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(name))
+            .map(|b| b.0.clone())
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| {
+                Error::TlsSecret(format!(
+                    "Secret {namespace}/{} has no `{name}`; it must hold tls.crt, tls.key and ca.crt",
+                    tls.secret_name
+                ))
+            })
+    };
+    let names =
+        crate::objects::Names::new(cluster.metadata.name.clone().unwrap_or_default(), namespace);
+    let port = cluster.spec.ports.peer;
+    Ok(Some(crate::admin::AdminTls::new(
+        key("ca.crt")?,
+        key("tls.crt")?,
+        key("tls.key")?,
+        move |id| {
+            // The host part of the address the node advertises: what its certificate names.
+            let address = names.peer_address(id.ordinal().unwrap_or(0), port);
+            address
+                .rsplit_once(':')
+                .map_or(address.clone(), |(host, _)| host.to_string())
+        },
+    )))
+}

@@ -36,6 +36,10 @@ const NODE_USER: i64 = 65532;
 const ADMIN_TOKEN_DIR: &str = "/etc/dengine/admin";
 const ADMIN_TOKEN_VOLUME: &str = "admin-token";
 
+/// Where the TLS Secret (`tls.crt`, `tls.key`, `ca.crt`) is mounted.
+const TLS_DIR: &str = "/etc/dengine/tls";
+const TLS_VOLUME: &str = "tls";
+
 /// The StatefulSet with `replicas` pods. The operator alone changes replicas, one member at a
 /// time; everything else comes from the spec. The spec hash leaves replicas out, so that it
 /// tells only whether the rest is as the spec asks.
@@ -145,6 +149,17 @@ fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
         }),
         ..Volume::default()
     });
+    if let Some(tls) = &cluster.spec.tls {
+        volumes.push(Volume {
+            name: TLS_VOLUME.to_string(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tls.secret_name.clone()),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
     pod.volumes = Some(volumes);
     // The data volume must be writable by the node's non-root user.
     let security = pod
@@ -241,50 +256,74 @@ fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
     let ports = &spec.ports;
     let client_host = if has_app { "127.0.0.1" } else { "0.0.0.0" };
     let founder = format!("1={}", names.peer_address(0, ports.peer));
+    let mut tls_env = Vec::new();
+    let mut tls_mounts = Vec::new();
+    if spec.tls.is_some() {
+        tls_env.extend([
+            env("DENGINE_TLS_CERT_FILE", format!("{TLS_DIR}/tls.crt")),
+            env("DENGINE_TLS_KEY_FILE", format!("{TLS_DIR}/tls.key")),
+            env("DENGINE_TLS_CA_FILE", format!("{TLS_DIR}/ca.crt")),
+        ]);
+        if !has_app {
+            // The client listener is on the pod network behind the client Service.
+            tls_env.push(env("DENGINE_CLIENT_TLS", "true"));
+        }
+        tls_mounts.push(VolumeMount {
+            name: TLS_VOLUME.to_string(),
+            mount_path: TLS_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
     Container {
         name: NODE_CONTAINER_NAME.to_string(),
         image: Some(spec.node_image()),
-        env: Some(vec![
-            env_from_field("POD_NAME", "metadata.name"),
-            env_from_field("POD_NAMESPACE", "metadata.namespace"),
-            env("DENGINE_DATA_DIR", DATA_DIR),
-            env(
-                "DENGINE_CLIENT_LISTEN",
-                format!("{client_host}:{}", ports.client),
-            ),
-            env("DENGINE_PEER_LISTEN", format!("0.0.0.0:{}", ports.peer)),
-            env(
-                "DENGINE_METRICS_LISTEN",
-                format!("0.0.0.0:{}", ports.metrics),
-            ),
-            env(
-                "DENGINE_ADVERTISE_PEER",
-                names.advertised_peer_template(ports.peer),
-            ),
-            env("DENGINE_INITIAL_CLUSTER", founder),
-            env("DENGINE_CLUSTER_TOKEN", names.cluster_token()),
-            EnvVar {
-                name: "DENGINE_JOIN".to_string(),
-                value: None,
-                value_from: Some(EnvVarSource {
-                    config_map_key_ref: Some(ConfigMapKeySelector {
-                        name: names.config_map(),
-                        key: JOIN_KEY.to_string(),
-                        optional: Some(false),
+        env: Some(
+            vec![
+                env_from_field("POD_NAME", "metadata.name"),
+                env_from_field("POD_NAMESPACE", "metadata.namespace"),
+                env("DENGINE_DATA_DIR", DATA_DIR),
+                env(
+                    "DENGINE_CLIENT_LISTEN",
+                    format!("{client_host}:{}", ports.client),
+                ),
+                env("DENGINE_PEER_LISTEN", format!("0.0.0.0:{}", ports.peer)),
+                env(
+                    "DENGINE_METRICS_LISTEN",
+                    format!("0.0.0.0:{}", ports.metrics),
+                ),
+                env(
+                    "DENGINE_ADVERTISE_PEER",
+                    names.advertised_peer_template(ports.peer),
+                ),
+                env("DENGINE_INITIAL_CLUSTER", founder),
+                env("DENGINE_CLUSTER_TOKEN", names.cluster_token()),
+                EnvVar {
+                    name: "DENGINE_JOIN".to_string(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        config_map_key_ref: Some(ConfigMapKeySelector {
+                            name: names.config_map(),
+                            key: JOIN_KEY.to_string(),
+                            optional: Some(false),
+                        }),
+                        ..EnvVarSource::default()
                     }),
-                    ..EnvVarSource::default()
-                }),
-            },
-            env(
-                "DENGINE_ADMIN_TOKEN_FILE",
-                format!("{ADMIN_TOKEN_DIR}/token"),
-            ),
-            env(
-                "DENGINE_DEFAULT_READ_POLICY",
-                spec.default_read_policy.as_flag(),
-            ),
-            env("DENGINE_LOG_FORMAT", "json"),
-        ]),
+                },
+                env(
+                    "DENGINE_ADMIN_TOKEN_FILE",
+                    format!("{ADMIN_TOKEN_DIR}/token"),
+                ),
+                env(
+                    "DENGINE_DEFAULT_READ_POLICY",
+                    spec.default_read_policy.as_flag(),
+                ),
+                env("DENGINE_LOG_FORMAT", "json"),
+            ]
+            .into_iter()
+            .chain(tls_env)
+            .collect(),
+        ),
         ports: Some(vec![
             container_port("client", ports.client),
             container_port("peer", ports.peer),
@@ -295,19 +334,24 @@ fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
         liveness_probe: Some(http_probe("/livez", 5, 6)),
         readiness_probe: Some(http_probe("/readyz", 2, 2)),
         resources: Some(spec.resources.clone()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: DATA_VOLUME.to_string(),
-                mount_path: DATA_DIR.to_string(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: ADMIN_TOKEN_VOLUME.to_string(),
-                mount_path: ADMIN_TOKEN_DIR.to_string(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ]),
+        volume_mounts: Some(
+            vec![
+                VolumeMount {
+                    name: DATA_VOLUME.to_string(),
+                    mount_path: DATA_DIR.to_string(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: ADMIN_TOKEN_VOLUME.to_string(),
+                    mount_path: ADMIN_TOKEN_DIR.to_string(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(tls_mounts)
+            .collect(),
+        ),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(NODE_USER),

@@ -187,3 +187,44 @@ fn the_hash_tells_a_new_version_but_not_new_replicas() {
         hash(&stateful_set(&cluster(newer), 1))
     );
 }
+
+#[test]
+fn tls_mounts_the_secret_and_turns_on_mutual_tls() {
+    let mut spec = DEngineClusterSpec::example(3);
+    spec.tls = Some(crate::crd::Tls {
+        secret_name: "orders-tls".into(),
+    });
+    let alone = stateful_set(&cluster(spec.clone()), 1);
+    let pod = pod_spec(&alone).expect("pod");
+    let node = &pod.containers[0];
+    assert_eq!(
+        env(node, "DENGINE_TLS_CA_FILE").and_then(|e| e.value.as_deref()),
+        Some("/etc/dengine/tls/ca.crt")
+    );
+    // Alone, the node serves clients on the pod network: over TLS too.
+    assert_eq!(
+        env(node, "DENGINE_CLIENT_TLS").and_then(|e| e.value.as_deref()),
+        Some("true")
+    );
+    let volume = pod
+        .volumes
+        .as_ref()
+        .and_then(|v| v.iter().find(|v| v.name == "tls"))
+        .and_then(|v| v.secret.as_ref())
+        .expect("the TLS Secret as a volume");
+    assert_eq!(volume.secret_name.as_deref(), Some("orders-tls"));
+
+    // Beside an application the client listener stays on loopback, without TLS.
+    let beside = stateful_set(&cluster(with_app(spec)), 1);
+    let node = &pod_spec(&beside)
+        .expect("pod")
+        .init_containers
+        .as_ref()
+        .expect("init")[0];
+    assert!(env(node, "DENGINE_TLS_CERT_FILE").is_some());
+    assert!(env(node, "DENGINE_CLIENT_TLS").is_none());
+
+    let plain = stateful_set(&cluster(DEngineClusterSpec::example(3)), 1);
+    let node = &pod_spec(&plain).expect("pod").containers[0];
+    assert!(env(node, "DENGINE_TLS_CERT_FILE").is_none());
+}

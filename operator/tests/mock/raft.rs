@@ -108,7 +108,12 @@ impl Membership for SimulatedMembership {
         })
     }
 
-    async fn change(&self, _leader_endpoint: &str, change: &MembershipChange) -> Result<(), Error> {
+    async fn change(
+        &self,
+        _leader: NodeId,
+        _leader_endpoint: &str,
+        change: &MembershipChange,
+    ) -> Result<(), Error> {
         let mut group = self.group.lock().expect("group lock");
         group.tokens.insert(self.token.clone());
         group.changes.push(change.clone());

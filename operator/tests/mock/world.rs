@@ -121,9 +121,11 @@ impl World {
             group: self.group.clone(),
             token: String::new(),
         };
-        let result = reconcile_with(cluster, self.ctx.clone(), |token| SimulatedMembership {
-            token,
-            ..membership
+        let result = reconcile_with(cluster, self.ctx.clone(), |token, _tls| {
+            SimulatedMembership {
+                token,
+                ..membership
+            }
         })
         .await
         .map(drop)

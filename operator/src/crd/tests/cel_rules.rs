@@ -159,3 +159,32 @@ fn other_fields_may_change() {
     let new = with(new, "spec/storage/retainOnScaleDown", json!(true));
     assert_eq!(broken_rules(&new, Some(&old)), Vec::<String>::new());
 }
+
+#[test]
+fn tls_is_chosen_at_creation_and_cannot_be_turned_on_or_off() {
+    let secured = with(
+        manifest(),
+        "spec/tls",
+        json!({ "secretName": "orders-tls" }),
+    );
+    assert_eq!(broken_rules(&secured, None), Vec::<String>::new());
+    // Another Secret (a renewed certificate) is fine.
+    let renewed = with(
+        manifest(),
+        "spec/tls",
+        json!({ "secretName": "orders-tls-2" }),
+    );
+    assert_eq!(broken_rules(&renewed, Some(&secured)), Vec::<String>::new());
+
+    let plain = manifest();
+    assert_refused(
+        broken_rules(&secured, Some(&plain)),
+        "spec.tls",
+        "cannot be turned on or off",
+    );
+    assert_refused(
+        broken_rules(&plain, Some(&secured)),
+        "spec.tls",
+        "cannot be turned on or off",
+    );
+}
