@@ -196,14 +196,16 @@ async fn a_client_listener_can_be_served_over_tls() {
         "127.0.0.1:0".into(),
     ]);
     let log = std::fs::File::create(dir.path().join("node.log")).expect("a log file");
-    let mut node = std::process::Command::new(env!("CARGO_BIN_EXE_node"))
-        .args(&args)
-        .env_remove("POD_NAME")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("clone the log"))
-        .stderr(log)
-        .spawn()
-        .expect("start the node");
+    let _node = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_node"))
+            .args(&args)
+            .env_remove("POD_NAME")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the node"),
+    );
     let ca = pki.ca.display().to_string();
     let https = format!("https://{client}");
 
@@ -226,9 +228,16 @@ async fn a_client_listener_can_be_served_over_tls() {
     let no_ca = dengine(&["--endpoints", &https, "get", "k"]).await;
     assert_ne!(no_ca.code, Some(0));
     assert!(no_ca.stderr.contains("--cacert"), "{}", no_ca.stderr);
+}
 
-    let _ = node.kill();
-    let _ = node.wait();
+/// A node process stopped when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test]
