@@ -8,7 +8,7 @@ use super::client::ClusterClients;
 use super::node::{Node, NodeSpec};
 use super::ports::free_ports;
 use super::wait::wait_for;
-use dengine::proto::RaftRole;
+use dengine::proto::{RaftRole, StatusResponse};
 
 /// Nodes 1..=size. Dropping it kills every node; if the test is failing, it first prints the
 /// end of every node's log.
@@ -108,31 +108,7 @@ impl Cluster {
                     .map_err(|e| format!("node {}: {e}", node.id()))?;
                 views.push(status);
             }
-            let describe = || {
-                views
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "node {} leader {} term {} role {:?}",
-                            s.member_id,
-                            s.leader_id,
-                            s.term,
-                            RaftRole::try_from(s.role)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
-            let leader = views.first().map_or(0, |s| s.leader_id);
-            let agreed = leader != 0 && views.iter().all(|s| s.leader_id == leader);
-            let leads = views
-                .iter()
-                .any(|s| s.member_id == leader && s.role == RaftRole::Leader as i32);
-            if agreed && leads {
-                Ok(leader)
-            } else {
-                Err(describe())
-            }
+            agreed_leader(&views)
         })
         .await
     }
@@ -191,4 +167,30 @@ impl Drop for Cluster {
             );
         }
     }
+}
+
+/// The leader that every status in `views` names and that answers as the leader itself, or a
+/// description of the disagreement.
+pub fn agreed_leader(views: &[StatusResponse]) -> Result<u64, String> {
+    let leader = views.first().map_or(0, |s| s.leader_id);
+    let agreed = leader != 0 && views.iter().all(|s| s.leader_id == leader);
+    let leads = views
+        .iter()
+        .any(|s| s.member_id == leader && s.role == RaftRole::Leader as i32);
+    if agreed && leads {
+        return Ok(leader);
+    }
+    Err(views
+        .iter()
+        .map(|s| {
+            format!(
+                "node {} leader {} term {} role {:?}",
+                s.member_id,
+                s.leader_id,
+                s.term,
+                RaftRole::try_from(s.role)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; "))
 }

@@ -20,7 +20,7 @@ pub use client::{
     assert_same_state, b, eventual_state, get, is_retryable, key_value_map, now_unix_ms, put,
     revision_of, scan_all, store_revision, ClusterClients, Keys,
 };
-pub use cluster::Cluster;
-pub use node::{Node, NodeExit, NodeSpec};
+pub use cluster::{agreed_leader, Cluster};
+pub use node::{node_command, send_signal, Node, NodeExit, NodeSpec};
 pub use ports::free_ports;
-pub use wait::{wait_for, DEADLINE, POLL};
+pub use wait::{wait_for, wait_for_within, DEADLINE, POLL};

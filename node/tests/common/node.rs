@@ -78,17 +78,8 @@ impl NodeSpec {
 
     /// The command line, isolated from settings in the environment of whoever runs the tests.
     fn command(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_node"));
+        let mut command = node_command();
         command.args(self.args());
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("DENGINE_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .env_remove("POD_NAME")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
         command
     }
 
@@ -292,11 +283,7 @@ impl Node {
             "===== harness: sending SIGTERM to node {}",
             self.id()
         ));
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed: {sent}");
+        send_signal(pid, "TERM");
         let start = Instant::now();
         loop {
             if let Some(status) = self.try_wait() {
@@ -343,4 +330,29 @@ impl Drop for Node {
         }
         super::ports::release(&[self.spec.client_port, self.spec.peer_port]);
     }
+}
+
+/// The `node` binary as a command, isolated from settings in the environment of whoever runs
+/// the tests (`DENGINE_*`, `POD_NAME`), with no colour in its logs and no standard input.
+pub fn node_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_node"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("DENGINE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env_remove("POD_NAME")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    command
+}
+
+/// `kill -<signal> <pid>`, failing the test if it cannot be sent.
+pub fn send_signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{signal} {pid} failed: {sent}");
 }

@@ -13,7 +13,16 @@ pub const POLL: Duration = Duration::from_millis(50);
 /// Polls `probe` every [`POLL`] until it returns `Ok`, and returns that value. Panics after
 /// [`DEADLINE`] with `what` and the last observation (the `Err` of the last probe), so a
 /// timeout says what was seen instead of only what was expected.
-pub async fn wait_for<T, F, Fut>(what: impl Display, mut probe: F) -> T
+pub async fn wait_for<T, F, Fut>(what: impl Display, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    wait_for_within(DEADLINE, what, probe).await
+}
+
+/// [`wait_for`] with another deadline (containers are slower than processes).
+pub async fn wait_for_within<T, F, Fut>(deadline: Duration, what: impl Display, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -22,8 +31,8 @@ where
     loop {
         match probe().await {
             Ok(value) => return value,
-            Err(observed) if start.elapsed() >= DEADLINE => {
-                panic!("timed out after {DEADLINE:?} waiting for {what}; last observed: {observed}")
+            Err(observed) if start.elapsed() >= deadline => {
+                panic!("timed out after {deadline:?} waiting for {what}; last observed: {observed}")
             }
             Err(_) => tokio::time::sleep(POLL).await,
         }

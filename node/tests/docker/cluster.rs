@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dengine::proto::admin_client::AdminClient;
 use dengine::proto::kv_client::KvClient;
-use dengine::proto::{RaftRole, StatusRequest, StatusResponse};
+use dengine::proto::{StatusRequest, StatusResponse};
 use tonic::transport::{Channel, Endpoint};
 
 use super::engine::{docker, Run};
@@ -334,31 +334,7 @@ impl<'r> DockerCluster<'r> {
             for node in self.nodes.iter().filter(|n| n.running && n.member) {
                 views.push(node.status().await?);
             }
-            let describe = || {
-                views
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "node {} leader {} term {} role {:?}",
-                            s.member_id,
-                            s.leader_id,
-                            s.term,
-                            RaftRole::try_from(s.role)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
-            let leader = views.first().map_or(0, |s| s.leader_id);
-            let agreed = leader != 0 && views.iter().all(|s| s.leader_id == leader);
-            let leads = views
-                .iter()
-                .any(|s| s.member_id == leader && s.role == RaftRole::Leader as i32);
-            if agreed && leads {
-                Ok(leader)
-            } else {
-                Err(describe())
-            }
+            crate::common::agreed_leader(&views)
         })
         .await
     }

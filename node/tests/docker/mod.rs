@@ -15,7 +15,7 @@ pub mod writer;
 
 use std::fmt::Display;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long any condition may take: containers start, elect and catch up slower than processes,
 /// and much slower on a loaded two-core machine. A condition that holds returns at once.
@@ -25,19 +25,10 @@ pub const POLL: Duration = Duration::from_millis(100);
 
 /// Polls `probe` every [`POLL`] until it returns `Ok`, and returns that value. Panics after
 /// [`DEADLINE`] with `what` and the last observation.
-pub async fn wait_until<T, F, Fut>(what: impl Display, mut probe: F) -> T
+pub async fn wait_until<T, F, Fut>(what: impl Display, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let start = Instant::now();
-    loop {
-        match probe().await {
-            Ok(value) => return value,
-            Err(observed) if start.elapsed() >= DEADLINE => {
-                panic!("timed out after {DEADLINE:?} waiting for {what}; last observed: {observed}")
-            }
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
-    }
+    crate::common::wait_for_within(DEADLINE, what, probe).await
 }

@@ -8,7 +8,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use dengine::proto::admin_client::AdminClient;
 use dengine::proto::{StatusRequest, StatusResponse};
 use tonic::transport::{Channel, Endpoint};
 
-use super::common::{NodeSpec, DEADLINE, POLL};
+use super::common::{node_command, send_signal, NodeSpec, DEADLINE, POLL};
 
 /// What the nemesis has done to a member, as far as it knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,18 +150,9 @@ impl Member {
             .open(&self.spec.log_path)
             .expect("open the node's log file");
         let stderr = log.try_clone().expect("clone the log file handle");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_node"));
+        let mut command = node_command();
         command.args(self.args());
-        // Settings in the environment of whoever runs the tests must not leak in.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("DENGINE_") {
-                command.env_remove(name);
-            }
-        }
         let child = command
-            .env_remove("POD_NAME")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
             .spawn()
@@ -232,11 +223,7 @@ impl Member {
         let pid = self
             .pid()
             .unwrap_or_else(|| panic!("node {} is not running", self.id()));
-        let sent = Command::new("kill")
-            .args([format!("-{name}"), pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{name} {pid} failed: {sent}");
+        send_signal(pid, name);
     }
 
     pub fn note(&self, line: &str) {

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use dengine::proto::admin_client::AdminClient;
@@ -37,7 +37,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
-use super::common::{free_ports, ClusterClients, POLL};
+use super::common::{free_ports, node_command, send_signal, ClusterClients, POLL};
 
 /// The admin token every node is started with, and the operator calls with.
 pub const ADMIN_TOKEN: &str = "operator-driver-test-token";
@@ -293,18 +293,9 @@ impl LocalWorkload {
             .open(&slot.log_path)
             .expect("open the pod's log file");
         let stderr = log.try_clone().expect("clone the log file handle");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_node"));
+        let mut command = node_command();
         command.args(&args);
-        // Settings in the environment of whoever runs the tests must not leak in.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("DENGINE_") {
-                command.env_remove(name);
-            }
-        }
         let child = command
-            .env_remove("POD_NAME")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)
             .spawn()
@@ -325,11 +316,7 @@ impl LocalWorkload {
             "===== operator_driver: SIGTERM to pod {ordinal} (pid {})",
             pod.child.id()
         ));
-        let sent = Command::new("kill")
-            .args(["-TERM", &pod.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {} failed", pod.child.id());
+        send_signal(pod.child.id(), "TERM");
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = pod.child.try_wait() {
