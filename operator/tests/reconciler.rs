@@ -19,6 +19,15 @@ async fn bootstrapped(spec: DEngineClusterSpec) -> World {
     world
 }
 
+/// The status condition of type `type_`.
+fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == type_))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
 fn object(world: &World, plural: &str, name: &str) -> Value {
     world
         .store
@@ -70,15 +79,7 @@ async fn bootstrap_applies_the_owned_objects_and_founds_one_member() {
     assert_eq!(status["currentVersion"], "0.1.0");
     assert_eq!(status["targetVersion"], "0.1.0");
     assert_eq!(status["observedGeneration"], 1);
-    let condition = |t: &str| {
-        status["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == t)
-            .cloned()
-            .unwrap()
-    };
+    let condition = |t: &str| condition(&status, t);
     assert_eq!(condition("Available")["status"], "True");
     assert_eq!(condition("Progressing")["status"], "False");
     assert_eq!(condition("Progressing")["reason"], "Settled");
@@ -272,13 +273,7 @@ async fn a_missing_admin_token_is_reported_and_nothing_is_applied() {
     let _ = world.reconcile().await;
     let status = world.status();
     assert_eq!(status["phase"], "Degraded");
-    let degraded = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Degraded")
-        .cloned()
-        .unwrap();
+    let degraded = condition(&status, "Degraded");
     assert_eq!(degraded["status"], "True");
     assert_eq!(degraded["reason"], "AdminTokenMissing");
     assert!(degraded["message"]
@@ -335,13 +330,7 @@ async fn a_missing_tls_secret_is_reported_and_nothing_is_applied() {
     let _ = world.reconcile().await;
     let status = world.status();
     assert_eq!(status["phase"], "Degraded");
-    let degraded = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Degraded")
-        .cloned()
-        .unwrap();
+    let degraded = condition(&status, "Degraded");
     assert_eq!(degraded["reason"], "TlsSecretInvalid");
     assert!(
         degraded["message"]
