@@ -1,0 +1,140 @@
+//! d-engine's gRPC client API (`proto/dengine/v1/kv.proto`), through the node crate's own
+//! generated client.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use dengine::proto::admin_client::AdminClient;
+use dengine::proto::compare::Target as CompareTarget;
+use dengine::proto::kv_client::KvClient;
+use dengine::proto::{CompareAndSwapRequest, GetRequest, PutRequest, ReadPolicy, StatusRequest};
+use tonic::transport::Channel;
+
+use super::{channels, choose_endpoints, connect, OpError, Outcome};
+use crate::cli::ReadFrom;
+use crate::mix::Op;
+
+pub struct DengineTarget {
+    pub endpoints: Vec<String>,
+    pub kv: Vec<KvClient<Channel>>,
+}
+
+/// The leader's id as `endpoint` sees it, and that endpoint's own member id.
+pub async fn status(endpoint: &str) -> anyhow::Result<(u64, u64)> {
+    let mut admin = AdminClient::new(connect(endpoint, Duration::from_secs(5)).await?);
+    let status = admin.status(StatusRequest {}).await?.into_inner();
+    Ok((status.leader_id, status.member_id))
+}
+
+/// Asks every endpoint who leads (waiting up to 30 s for a leader to be known).
+pub async fn members(endpoints: &[String]) -> anyhow::Result<(Vec<(String, u64)>, u64)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut members = Vec::new();
+        let mut leader = 0;
+        let mut last_error = None;
+        for endpoint in endpoints {
+            match status(endpoint).await {
+                Ok((leader_id, member_id)) => {
+                    members.push((endpoint.clone(), member_id));
+                    leader = leader.max(leader_id);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if leader != 0 && members.len() == endpoints.len() {
+            return Ok((members, leader));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(last_error
+                .unwrap_or_else(|| anyhow::anyhow!("no leader known after 30 s"))
+                .context("asking d-engine endpoints for their status"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl DengineTarget {
+    pub async fn connect(
+        endpoints: &[String],
+        read_from: ReadFrom,
+        connections: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let (members, leader) = members(endpoints).await?;
+        let endpoints = choose_endpoints(&members, leader, read_from)?;
+        let kv = channels(&endpoints, connections, timeout)
+            .await?
+            .into_iter()
+            .map(|c| {
+                KvClient::new(c)
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20)
+            })
+            .collect();
+        Ok(Self { endpoints, kv })
+    }
+
+    pub async fn execute(
+        &self,
+        conn: usize,
+        op: Op,
+        key: Bytes,
+        value: Bytes,
+        expected: i64,
+    ) -> Result<Outcome, OpError> {
+        let mut kv = self.kv[conn % self.kv.len()].clone();
+        let get = |policy: ReadPolicy| GetRequest {
+            key: key.clone(),
+            read_policy: policy as i32,
+        };
+        let result = match op {
+            Op::Write => kv
+                .put(PutRequest {
+                    key,
+                    value,
+                    ..Default::default()
+                })
+                .await
+                .map(|r| Outcome {
+                    mod_revision: r.into_inner().header.map(|h| h.revision),
+                    cas_succeeded: None,
+                }),
+            Op::LinearizableRead => kv
+                .get(get(ReadPolicy::Linearizable))
+                .await
+                .map(|_| Outcome::default()),
+            Op::LeaseRead => kv
+                .get(get(ReadPolicy::Lease))
+                .await
+                .map(|_| Outcome::default()),
+            Op::EventualRead => kv
+                .get(get(ReadPolicy::Eventual))
+                .await
+                .map(|_| Outcome::default()),
+            Op::Cas => kv
+                .compare_and_swap(CompareAndSwapRequest {
+                    key,
+                    compare: Some(dengine::proto::Compare {
+                        target: Some(CompareTarget::ModRevision(expected)),
+                    }),
+                    new_value: value,
+                    ttl_ms: 0,
+                })
+                .await
+                .map(|r| {
+                    let r = r.into_inner();
+                    let mod_revision = if r.succeeded {
+                        r.header.map(|h| h.revision)
+                    } else {
+                        Some(r.current.map_or(0, |kv| kv.mod_revision))
+                    };
+                    Outcome {
+                        mod_revision,
+                        cas_succeeded: Some(r.succeeded),
+                    }
+                }),
+        };
+        result.map_err(|s| OpError::from_status(&s))
+    }
+}

@@ -1,0 +1,186 @@
+//! The three systems behind one interface: one request of a given kind on a given connection.
+
+pub mod dengine;
+pub mod embedded;
+pub mod etcd;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::mix::Op;
+
+/// What a request left to remember: the key's mod revision after it (writes and CAS), and
+/// whether a CAS comparison held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub mod_revision: Option<i64>,
+    pub cas_succeeded: Option<bool>,
+}
+
+/// A failed request; `kind` is the gRPC code (or the embedded error's code).
+#[derive(Debug, Clone)]
+pub struct OpError {
+    pub kind: String,
+    pub message: String,
+}
+
+impl OpError {
+    pub fn from_status(status: &tonic::Status) -> Self {
+        Self {
+            kind: format!("{:?}", status.code()),
+            message: status.message().to_string(),
+        }
+    }
+
+    pub fn other(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub enum Target {
+    Dengine(dengine::DengineTarget),
+    Embedded(Box<embedded::EmbeddedTarget>),
+    Etcd(etcd::EtcdTarget),
+}
+
+impl Target {
+    /// One request on connection `conn` (taken modulo the connection count). `expected` is
+    /// the mod revision a CAS compares against.
+    pub async fn execute(
+        &self,
+        conn: usize,
+        op: Op,
+        key: Bytes,
+        value: Bytes,
+        expected: i64,
+    ) -> Result<Outcome, OpError> {
+        match self {
+            Target::Dengine(t) => t.execute(conn, op, key, value, expected).await,
+            Target::Embedded(t) => t.execute(op, key, value, expected).await,
+            Target::Etcd(t) => t.execute(conn, op, key, value, expected).await,
+        }
+    }
+
+    /// Why this target cannot run `op`, if it cannot.
+    pub fn unsupported(&self, op: Op) -> Option<String> {
+        match (self, op) {
+            (Target::Etcd(_), Op::LeaseRead) => Some(
+                "etcd has no lease-based read: its Range is linearizable (read index) or \
+                 serializable (local, may be stale); nothing was run"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The endpoints requests go to.
+    pub fn used_endpoints(&self) -> Vec<String> {
+        match self {
+            Target::Dengine(t) => t.endpoints.clone(),
+            Target::Embedded(t) => vec![t.describe()],
+            Target::Etcd(t) => t.endpoints.clone(),
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        match self {
+            Target::Dengine(t) => t.kv.len(),
+            Target::Embedded(_) => 0,
+            Target::Etcd(t) => t.kv.len(),
+        }
+    }
+
+    /// Stops what the target started (the embedded node).
+    pub async fn close(self) -> anyhow::Result<()> {
+        match self {
+            Target::Embedded(t) => t.close().await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A connected channel to `host:port` (plain HTTP/2).
+pub async fn connect(endpoint: &str, timeout: Duration) -> anyhow::Result<Channel> {
+    let uri = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let channel = Endpoint::from_shared(uri)?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to {endpoint}: {e}"))?;
+    Ok(channel)
+}
+
+/// `count` channels, spread round-robin over `endpoints`.
+pub async fn channels(
+    endpoints: &[String],
+    count: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::with_capacity(count);
+    for i in 0..count {
+        channels.push(connect(&endpoints[i % endpoints.len()], timeout).await?);
+    }
+    Ok(channels)
+}
+
+/// Which of `members` (endpoint, member id) the requests go to, given the leader's id.
+pub fn choose_endpoints(
+    members: &[(String, u64)],
+    leader: u64,
+    read_from: crate::cli::ReadFrom,
+) -> anyhow::Result<Vec<String>> {
+    use crate::cli::ReadFrom;
+    let pick = |want_leader: bool| {
+        members
+            .iter()
+            .find(|(_, id)| (*id == leader) == want_leader)
+            .map(|(e, _)| vec![e.clone()])
+    };
+    match read_from {
+        ReadFrom::Any => Ok(members.iter().map(|(e, _)| e.clone()).collect()),
+        ReadFrom::Leader => pick(true).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no endpoint given is the leader (member {leader}); give every member's endpoint"
+            )
+        }),
+        ReadFrom::Follower => pick(false).ok_or_else(|| {
+            anyhow::anyhow!("every endpoint given is the leader: give a follower's")
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ReadFrom;
+
+    #[test]
+    fn endpoints_by_role() {
+        let members = vec![("a".to_string(), 1), ("b".into(), 2), ("c".into(), 3)];
+        assert_eq!(
+            choose_endpoints(&members, 2, ReadFrom::Leader).unwrap(),
+            vec!["b"]
+        );
+        assert_eq!(
+            choose_endpoints(&members, 2, ReadFrom::Follower).unwrap(),
+            vec!["a"]
+        );
+        assert_eq!(
+            choose_endpoints(&members, 2, ReadFrom::Any).unwrap().len(),
+            3
+        );
+        assert!(choose_endpoints(&members[..1], 2, ReadFrom::Leader).is_err());
+        assert!(choose_endpoints(&members[1..2], 2, ReadFrom::Follower).is_err());
+    }
+}
