@@ -563,12 +563,9 @@ pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<Node
                 .add_service(client_admin)
                 .add_service(health_service)
                 .add_service(reflection)
-                .serve_with_incoming_shutdown(
-                    without_nagle(client_listener),
-                    async move {
-                        let _ = client_shutdown.changed().await;
-                    },
-                ),
+                .serve_with_incoming_shutdown(without_nagle(client_listener), async move {
+                    let _ = client_shutdown.changed().await;
+                }),
         ));
     }
     if let Some((peer_listener, peer_address)) = peer_listener {
