@@ -32,30 +32,10 @@ pub async fn status(endpoint: &str) -> anyhow::Result<(u64, u64)> {
 }
 
 async fn members(endpoints: &[String]) -> anyhow::Result<(Vec<(String, u64)>, u64)> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut members = Vec::new();
-        let mut leader = 0;
-        let mut last_error = None;
-        for endpoint in endpoints {
-            match status(endpoint).await {
-                Ok((leader_id, member_id)) => {
-                    members.push((endpoint.clone(), member_id));
-                    leader = leader.max(leader_id);
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        if leader != 0 && members.len() == endpoints.len() {
-            return Ok((members, leader));
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(last_error
-                .unwrap_or_else(|| anyhow::anyhow!("no leader known after 30 s"))
-                .context("asking etcd endpoints for their status"));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    super::ask_members("etcd", endpoints, |endpoint| async move {
+        status(&endpoint).await
+    })
+    .await
 }
 
 impl EtcdTarget {

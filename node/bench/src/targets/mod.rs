@@ -160,6 +160,44 @@ pub fn choose_endpoints(
     }
 }
 
+/// Asks every endpoint of `system` for `(leader id, member id)` through `status` until all
+/// answer and a leader is known (waiting up to 30 s): each endpoint with its member id, and
+/// the leader's id.
+pub async fn ask_members<F, Fut>(
+    system: &str,
+    endpoints: &[String],
+    status: F,
+) -> anyhow::Result<(Vec<(String, u64)>, u64)>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(u64, u64)>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut members = Vec::new();
+        let mut leader = 0;
+        let mut last_error = None;
+        for endpoint in endpoints {
+            match status(endpoint.clone()).await {
+                Ok((leader_id, member_id)) => {
+                    members.push((endpoint.clone(), member_id));
+                    leader = leader.max(leader_id);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if leader != 0 && members.len() == endpoints.len() {
+            return Ok((members, leader));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(last_error
+                .unwrap_or_else(|| anyhow::anyhow!("no leader known after 30 s"))
+                .context(format!("asking {system} endpoints for their status")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
