@@ -10,7 +10,7 @@ use dengine::proto::kv_client::KvClient;
 use dengine::proto::{CompareAndSwapRequest, GetRequest, PutRequest, ReadPolicy, StatusRequest};
 use tonic::transport::Channel;
 
-use super::{channels, choose_endpoints, connect, OpError, Outcome};
+use super::{connect, connect_chosen, OpError, Outcome};
 use crate::cli::ReadFrom;
 use crate::mix::Op;
 
@@ -41,10 +41,9 @@ impl DengineTarget {
         connections: usize,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let (members, leader) = members(endpoints).await?;
-        let endpoints = choose_endpoints(&members, leader, read_from)?;
-        let kv = channels(&endpoints, connections, timeout)
-            .await?
+        let (endpoints, channels) =
+            connect_chosen(members(endpoints), read_from, connections, timeout).await?;
+        let kv = channels
             .into_iter()
             .map(|c| {
                 KvClient::new(c)

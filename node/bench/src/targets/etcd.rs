@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tonic::transport::Channel;
 
-use super::{channels, choose_endpoints, connect, OpError, Outcome};
+use super::{connect, connect_chosen, OpError, Outcome};
 use crate::cli::ReadFrom;
 use crate::etcd_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::etcd_proto::etcdserverpb::kv_client::KvClient;
@@ -45,10 +45,9 @@ impl EtcdTarget {
         connections: usize,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let (members, leader) = members(endpoints).await?;
-        let endpoints = choose_endpoints(&members, leader, read_from)?;
-        let kv = channels(&endpoints, connections, timeout)
-            .await?
+        let (endpoints, channels) =
+            connect_chosen(members(endpoints), read_from, connections, timeout).await?;
+        let kv = channels
             .into_iter()
             .map(|c| {
                 KvClient::new(c)

@@ -198,6 +198,23 @@ where
     }
 }
 
+/// The endpoints to drive, chosen by `read_from` among the members `members` finds, and
+/// `connections` channels to them, shared round-robin by the clients.
+pub async fn connect_chosen<Fut>(
+    members: Fut,
+    read_from: crate::cli::ReadFrom,
+    connections: usize,
+    timeout: Duration,
+) -> anyhow::Result<(Vec<String>, Vec<tonic::transport::Channel>)>
+where
+    Fut: std::future::Future<Output = anyhow::Result<(Vec<(String, u64)>, u64)>>,
+{
+    let (members, leader) = members.await?;
+    let endpoints = choose_endpoints(&members, leader, read_from)?;
+    let channels = channels(&endpoints, connections, timeout).await?;
+    Ok((endpoints, channels))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
