@@ -10,7 +10,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::task::JoinHandle;
 
-use common::{assert_same_state, eventual_state, wait_for, Cluster, ClusterClients, Keys};
+use common::{
+    assert_same_state, eventual_state, wait_for, wait_for_writes, Cluster, ClusterClients, Keys,
+};
 
 /// Writes through whichever node leads, retrying each write until it is acknowledged, and
 /// records every acknowledged write. A write is retried with the same value, so one that did
@@ -73,23 +75,7 @@ impl Writer {
     /// Waits until `count` writes are acknowledged; fails at once, with its error, if the
     /// writer gave up.
     async fn wait_acked(&mut self, count: u64, why: &str) {
-        wait_for(format!("{count} acknowledged writes ({why})"), || async {
-            if self.task.is_finished() {
-                return Ok(());
-            }
-            match self.acked() {
-                n if n >= count => Ok(()),
-                n => Err(format!("{n} acknowledged")),
-            }
-        })
-        .await;
-        if self.task.is_finished() {
-            match (&mut self.task).await {
-                Ok(Err(error)) => panic!("the writer failed ({why}): {error}"),
-                Err(panic) => panic!("the writer panicked ({why}): {panic}"),
-                Ok(Ok(_)) => panic!("the writer stopped unasked ({why})"),
-            }
-        }
+        wait_for_writes(&mut self.task, &self.acked, count, why).await;
     }
 
     /// Stops after the write in progress is acknowledged; returns every acknowledged write.

@@ -23,4 +23,4 @@ pub use client::{
 pub use cluster::{agreed_leader, Cluster};
 pub use node::{node_command, send_signal, Node, NodeExit, NodeSpec};
 pub use ports::free_ports;
-pub use wait::{wait_for, wait_for_within, DEADLINE, POLL};
+pub use wait::{wait_for, wait_for_within, wait_for_writes, DEADLINE, POLL};

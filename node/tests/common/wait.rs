@@ -38,3 +38,32 @@ where
         }
     }
 }
+
+/// Waits until a background writer has `target` acknowledged writes (`acked` counts them);
+/// fails at once, with its error, if the writer's `task` ended first (gave up, panicked, or
+/// stopped unasked).
+pub async fn wait_for_writes<T>(
+    task: &mut tokio::task::JoinHandle<Result<T, String>>,
+    acked: &std::sync::atomic::AtomicU64,
+    target: u64,
+    why: &str,
+) {
+    use std::sync::atomic::Ordering;
+    wait_for(format!("{target} acknowledged writes ({why})"), || async {
+        if task.is_finished() {
+            return Ok(());
+        }
+        match acked.load(Ordering::SeqCst) {
+            n if n >= target => Ok(()),
+            n => Err(format!("{n} acknowledged")),
+        }
+    })
+    .await;
+    if task.is_finished() {
+        match task.await {
+            Ok(Err(error)) => panic!("the writer failed ({why}): {error}"),
+            Err(panic) => panic!("the writer panicked ({why}): {panic}"),
+            Ok(Ok(_)) => panic!("the writer stopped unasked ({why})"),
+        }
+    }
+}

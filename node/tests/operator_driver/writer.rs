@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use super::common::{wait_for, ClusterClients, Keys};
+use super::common::{wait_for_writes, ClusterClients, Keys};
 
 /// Writes unique keys under a prefix through whichever node leads, each retried until it is
 /// acknowledged, and records every acknowledged write. It only stops between writes, so every
@@ -68,26 +68,7 @@ impl Writer {
     /// up.
     pub async fn wait_progress(&mut self, more: u64, why: &str) {
         let target = self.acked() + more;
-        wait_for(
-            format!("{more} more acknowledged writes ({why})"),
-            || async {
-                if self.task.is_finished() {
-                    return Ok(());
-                }
-                match self.acked() {
-                    n if n >= target => Ok(()),
-                    n => Err(format!("{n} acknowledged, waiting for {target}")),
-                }
-            },
-        )
-        .await;
-        if self.task.is_finished() {
-            match (&mut self.task).await {
-                Ok(Err(error)) => panic!("the writer failed ({why}): {error}"),
-                Err(panic) => panic!("the writer panicked ({why}): {panic}"),
-                Ok(Ok(_)) => panic!("the writer stopped unasked ({why})"),
-            }
-        }
+        wait_for_writes(&mut self.task, &self.acked, target, why).await;
     }
 
     pub async fn stop(self) -> Keys {
