@@ -19,6 +19,7 @@ use super::api::{ApiError, Header, ReadPolicy};
 use super::config::DefaultReadPolicy;
 use super::limits::Limits;
 use super::metrics::{Metrics, OperationLabels};
+use super::read_coalescer::ReadCoalescer;
 use super::requests::{Applied, ClientRequest, ReadBarrier, ServiceError};
 use super::status::NodeStatus;
 use crate::kv::{Command, CommandOutcome};
@@ -48,6 +49,9 @@ pub struct Frontend {
     pub cluster_id: super::transport::ClusterId,
     pub metrics: Arc<Metrics>,
     leaders: Mutex<HashMap<String, RaftClient<Channel>>>,
+    /// A follower's read-index requests to the leader, shared by the reads waiting on them.
+    linearizable_reads: ReadCoalescer<Result<u64, ApiError>>,
+    lease_reads: ReadCoalescer<Result<u64, ApiError>>,
     /// Mutual TLS to the leader, when configured.
     tls: Option<super::tls::Tls>,
 }
@@ -93,6 +97,8 @@ impl Frontend {
             cluster_id,
             metrics,
             leaders: Mutex::new(HashMap::new()),
+            linearizable_reads: ReadCoalescer::default(),
+            lease_reads: ReadCoalescer::default(),
             tls: None,
         }
     }
@@ -391,6 +397,16 @@ impl Frontend {
             .await
     }
 
+    /// The leader's read index for a read that arrived now, asked for together with the other
+    /// reads arriving while an earlier request is in flight (see [`ReadCoalescer`]).
+    async fn coalesced_remote_read_index(&self, barrier: ReadBarrier) -> Result<u64, ApiError> {
+        let reads = match barrier {
+            ReadBarrier::Linearizable => &self.linearizable_reads,
+            ReadBarrier::Lease => &self.lease_reads,
+        };
+        reads.read(|| self.remote_read_index(barrier)).await
+    }
+
     async fn remote_read_index(&self, barrier: ReadBarrier) -> Result<u64, ApiError> {
         let (leader, mut client) = self.leader_client().await?;
         let policy = match barrier {
@@ -420,11 +436,13 @@ impl Frontend {
         let index = if self.is_leader() {
             match self.local_read_index(barrier).await {
                 Ok(index) => index,
-                Err(ServiceError::NotLeader { .. }) => self.remote_read_index(barrier).await?,
+                Err(ServiceError::NotLeader { .. }) => {
+                    self.coalesced_remote_read_index(barrier).await?
+                }
                 Err(e) => return Err(e.into()),
             }
         } else {
-            self.remote_read_index(barrier).await?
+            self.coalesced_remote_read_index(barrier).await?
         };
         self.metrics
             .read_index_seconds

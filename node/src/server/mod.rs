@@ -14,6 +14,7 @@ mod node;
 mod peer_service;
 pub mod probes;
 pub mod raft_store;
+mod read_coalescer;
 pub mod requests;
 pub mod status;
 pub mod tls;
