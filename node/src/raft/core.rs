@@ -589,6 +589,8 @@ impl Raft {
         }
         let hard = self.hard_state();
         if hard != self.prev_hard_state {
+            ready.term_or_vote_changed =
+                hard.term != self.prev_hard_state.term || hard.vote != self.prev_hard_state.vote;
             ready.hard_state = Some(hard);
             self.prev_hard_state = hard;
         }

@@ -8,8 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::frontend::Frontend;
-use super::raft_store::RaftStore;
-use super::requests::{ClientRequest, MembershipRequest, ServiceError};
+use super::requests::{CapturedSnapshot, ClientRequest, MembershipRequest, ServiceError};
 use super::status::NodeStatus;
 use crate::proto::admin_server::Admin;
 use crate::proto::{
@@ -68,17 +67,16 @@ pub struct AdminService {
     pub promote_max_lag: u64,
     /// How long a leadership transfer may take before the call reports failure.
     pub transfer_timeout: Duration,
-    /// Where backups read the stored snapshot from.
-    pub store: RaftStore,
 }
 
 /// Backup data goes out in pieces of this size.
 const BACKUP_CHUNK_BYTES: usize = 1 << 20;
 
 impl AdminService {
-    async fn snapshot_now(&self) -> Result<(u64, u64), Status> {
+    /// The state machine as it is now, encoded; with `compact`, the log it covers is dropped.
+    async fn capture_snapshot(&self, compact: bool) -> Result<CapturedSnapshot, Status> {
         self.frontend
-            .ask_loop(|reply| ClientRequest::SnapshotNow { reply })
+            .ask_loop(|reply| ClientRequest::Snapshot { compact, reply })
             .await
             .map_err(Status::from)
     }
@@ -275,8 +273,11 @@ impl Admin for AdminService {
         request: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotResponse>, Status> {
         self.auth.check(&request)?;
-        let (index, bytes) = self.snapshot_now().await?;
-        Ok(Response::new(SnapshotResponse { index, bytes }))
+        let captured = self.capture_snapshot(true).await?;
+        Ok(Response::new(SnapshotResponse {
+            index: captured.meta.index,
+            bytes: captured.data.len() as u64,
+        }))
     }
 
     type BackupStream = ReceiverStream<Result<BackupChunk, Status>>;
@@ -286,12 +287,11 @@ impl Admin for AdminService {
         request: Request<BackupRequest>,
     ) -> Result<Response<Self::BackupStream>, Status> {
         self.auth.check(&request)?;
-        // A fresh snapshot, so the backup is as recent as this node's applied state.
-        self.snapshot_now().await?;
-        let (metadata, data) = self
-            .store
-            .snapshot()
-            .map_err(|e| Status::internal(format!("reading the snapshot: {e}")))?;
+        // The state as this node has applied it now.
+        let CapturedSnapshot {
+            meta: metadata,
+            data,
+        } = self.capture_snapshot(false).await?;
         let header = BackupHeader {
             format: crate::backup::FORMAT,
             cluster_id: self.status.borrow().cluster_id,

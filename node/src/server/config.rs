@@ -62,9 +62,11 @@ pub struct NodeConfig {
     pub election_ticks: u64,
     /// Ticks between leader heartbeats.
     pub heartbeat_ticks: u64,
-    /// Take a state-machine snapshot and compact the log every this many applied entries.
+    /// Compact the log every this many applied entries (the state machine, stored beside the
+    /// log, covers what is dropped; nothing is copied).
     pub snapshot_every: u64,
-    /// Log entries kept behind a snapshot, so slightly slow followers catch up without one.
+    /// Log entries kept behind the compaction point, so slightly slow followers catch up
+    /// without a snapshot.
     pub snapshot_keep_entries: u64,
     /// Revisions of watch history kept; a watch from an older revision fails.
     pub history_retention: u64,
@@ -186,7 +188,7 @@ pub struct NodeFlags {
     /// Heartbeat interval in ticks [default: 1].
     #[arg(long, env = "DENGINE_HEARTBEAT_TICKS")]
     pub heartbeat_ticks: Option<u64>,
-    /// Snapshot every N applied entries [default: 10000].
+    /// Compact the log every N applied entries [default: 10000].
     #[arg(long, env = "DENGINE_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
     /// Watch history kept, in revisions [default: 10000].

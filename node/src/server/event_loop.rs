@@ -18,7 +18,9 @@ use super::failpoints::failpoint;
 use super::metrics::Metrics;
 use super::probes::Pulse;
 use super::raft_store::RaftStore;
-use super::requests::{Applied, ClientRequest, MembershipRequest, ReadBarrier, ServiceError};
+use super::requests::{
+    Applied, CapturedSnapshot, ClientRequest, MembershipRequest, ReadBarrier, ServiceError,
+};
 use super::status::NodeStatus;
 use super::transport::{PeerInput, Transport};
 use crate::kv::{Command, KvStore};
@@ -82,11 +84,12 @@ pub struct EventLoop {
     connected_membership: Membership,
     /// Whether storage still says this node awaits admission (see `raft::Config`).
     awaiting_admission: bool,
+    /// The term of the entry at the applied index.
     applied_term: Term,
     /// The last log index stored on disk.
     last_stored: LogIndex,
+    /// The compaction point: the log before it is gone, the state machine covers it.
     snapshot_index: LogIndex,
-    snapshot_bytes: u64,
     ticks: u64,
     /// Keys with an Expire proposal in flight, so each is proposed once.
     expiring: HashSet<Vec<u8>>,
@@ -119,8 +122,14 @@ fn now_unix_ms() -> i64 {
 
 impl EventLoop {
     pub fn new(parts: LoopParts) -> Self {
-        let snapshot_index = parts.raft.snapshot_metadata().index;
-        let applied_term = parts.raft.snapshot_metadata().term;
+        let snapshot = parts.raft.snapshot_metadata();
+        let snapshot_index = snapshot.index;
+        // The state machine may be past the compaction point: its entries are still in the log.
+        let applied_term = parts
+            .raft
+            .log()
+            .term(parts.raft.log().applied())
+            .unwrap_or(snapshot.term);
         Self {
             metrics: parts.metrics,
             pulse: parts.pulse,
@@ -145,7 +154,6 @@ impl EventLoop {
             applied_term,
             last_stored: parts.last_stored,
             snapshot_index,
-            snapshot_bytes: 0,
             ticks: 0,
             expiring: HashSet::new(),
         }
@@ -217,6 +225,9 @@ impl EventLoop {
         match input {
             PeerInput::Message(message) => self.raft.step(*message),
             PeerInput::SnapshotSent { to, installed } => self.raft.report_snapshot(to, installed),
+            PeerInput::SnapshotWanted(reply) => {
+                let _ = reply.send(self.capture_snapshot());
+            }
             PeerInput::Unreachable(to) => self.raft.report_unreachable(to),
         }
     }
@@ -247,14 +258,17 @@ impl EventLoop {
             ClientRequest::TransferLeadership { target, reply } => {
                 let _ = reply.send(self.transfer_leadership(target));
             }
-            ClientRequest::SnapshotNow { reply } => {
-                let result = self.snapshot(true).map_err(ServiceError::from);
+            ClientRequest::Snapshot { compact, reply } => {
+                let result = match compact {
+                    true => self.compact_log(true).map(|_| ()),
+                    false => Ok(()),
+                }
+                .and_then(|()| self.capture_snapshot())
+                .map_err(ServiceError::from);
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "snapshot failed");
                 }
-                let _ = reply.send(
-                    result.map(|taken| taken.unwrap_or((self.snapshot_index, self.snapshot_bytes))),
-                );
+                let _ = reply.send(result);
             }
             ClientRequest::WaitApplied { index, reply } => {
                 self.reads_waiting_apply.push((index, reply));
@@ -442,7 +456,7 @@ impl EventLoop {
             self.carry_out(ready)?;
             self.record_admission()?;
             self.raft.advance();
-            self.maybe_snapshot()?;
+            self.compact_log(false)?;
         }
         self.serve_applied_reads();
         if worked {
@@ -462,6 +476,7 @@ impl EventLoop {
             self.publish_status();
         }
         let must_persist = ready.must_persist();
+        let must_sync = ready.must_sync();
         self.transport.send_all(ready.messages);
 
         if must_persist {
@@ -469,8 +484,7 @@ impl EventLoop {
             if let Some(snapshot) = &ready.snapshot {
                 let meta = snapshot.metadata.clone().unwrap_or_default();
                 self.install_snapshot(&meta, &snapshot.data)?;
-                self.store
-                    .stage_snapshot(&mut batch, &meta, &snapshot.data, true);
+                self.store.stage_snapshot(&mut batch, &meta, true);
                 self.last_stored = meta.index;
                 self.snapshot_index = meta.index;
             }
@@ -483,15 +497,20 @@ impl EventLoop {
             if let Some(last) = ready.entries.last() {
                 self.last_stored = last.index;
             }
-            let started = std::time::Instant::now();
             failpoint!("log_append");
-            self.store.write(batch, Durability::Sync)?;
-            self.metrics
-                .fsync_seconds
-                .observe(started.elapsed().as_secs_f64());
-            self.metrics
-                .fsync_batch_entries
-                .observe(ready.entries.len() as f64);
+            if must_sync {
+                let started = std::time::Instant::now();
+                self.store.write(batch, Durability::Sync)?;
+                self.metrics
+                    .fsync_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .fsync_batch_entries
+                    .observe(ready.entries.len() as f64);
+            } else {
+                // A new commit index alone: it reaches the disk with the next fsync.
+                self.store.write(batch, Durability::Buffered)?;
+            }
             failpoint!("after_log_append");
         }
 
@@ -675,31 +694,60 @@ impl EventLoop {
         }
     }
 
-    fn maybe_snapshot(&mut self) -> Result<(), StorageError> {
-        self.snapshot(false).map(|_| ())
-    }
-
-    /// Takes a snapshot at the applied index when `snapshot_every` entries were applied since
-    /// the last one, or, when `now`, whenever anything was. Returns (index, bytes) if taken.
-    fn snapshot(&mut self, now: bool) -> Result<Option<(u64, u64)>, StorageError> {
+    /// Moves the compaction point to the applied index when `snapshot_every` entries were
+    /// applied since the last one or, when `now`, whenever anything was, and drops the log
+    /// before it but for the last `snapshot_keep_entries` (slightly slow followers still catch
+    /// up from the log). Returns whether it moved.
+    ///
+    /// Nothing is copied: the state machine is in the same engine, and this batch's fsync makes
+    /// its buffered writes durable too (one write-ahead log, replayed in order), so it covers
+    /// the new point before the log it replaces is gone.
+    fn compact_log(&mut self, now: bool) -> Result<bool, StorageError> {
         let applied = self.raft.log().applied();
         let due = match now {
             true => applied > self.snapshot_index,
             false => applied >= self.snapshot_index + self.settings.snapshot_every,
         };
         if !due {
-            return Ok(None);
+            return Ok(false);
         }
+        let meta = self.applied_snapshot_metadata();
+        let cut = applied.saturating_sub(self.settings.snapshot_keep_entries);
+        let mut batch = WriteBatch::new();
+        self.store.stage_snapshot(&mut batch, &meta, false);
+        self.store.stage_compaction(&mut batch, cut);
+        failpoint!("snapshot_take");
+        self.store.write(batch, Durability::Sync)?;
+        tracing::info!(index = applied, "log compacted");
+        self.metrics.log_compactions.inc();
+        self.snapshot_index = applied;
+        self.raft.compact(meta, self.settings.snapshot_keep_entries);
+        Ok(true)
+    }
+
+    /// The state machine as it is now, encoded, with what a follower installing it must know.
+    /// Encoding holds up this loop for as long as it takes (about a second per few hundred MB),
+    /// which is why it happens only when a follower needs it or a backup is asked for.
+    fn capture_snapshot(&self) -> Result<CapturedSnapshot, StorageError> {
         let data = {
             let kv = self
                 .kv
                 .read()
                 .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?;
-            debug_assert_eq!(kv.applied_index(), applied);
+            debug_assert_eq!(kv.applied_index(), self.raft.log().applied());
             kv.snapshot_data()?
         };
-        let meta = SnapshotMetadata {
-            index: applied,
+        self.metrics.snapshot_bytes.set(data.len() as i64);
+        Ok(CapturedSnapshot {
+            meta: self.applied_snapshot_metadata(),
+            data,
+        })
+    }
+
+    /// Describes the state at the applied index: its term and the membership in force there.
+    fn applied_snapshot_metadata(&self) -> SnapshotMetadata {
+        SnapshotMetadata {
+            index: self.raft.log().applied(),
             term: self.applied_term,
             conf_state: Some(self.applied_membership.conf_state()),
             addresses: self
@@ -708,24 +756,7 @@ impl EventLoop {
                 .clone()
                 .into_iter()
                 .collect(),
-        };
-        let cut = applied.saturating_sub(self.settings.snapshot_keep_entries);
-        let mut batch = WriteBatch::new();
-        self.store.stage_snapshot(&mut batch, &meta, &data, false);
-        self.store.stage_compaction(&mut batch, cut);
-        failpoint!("snapshot_take");
-        self.store.write(batch, Durability::Sync)?;
-        tracing::info!(
-            index = applied,
-            bytes = data.len(),
-            "snapshot taken, log compacted"
-        );
-        self.metrics.snapshots.inc();
-        self.metrics.snapshot_bytes.set(data.len() as i64);
-        self.snapshot_bytes = data.len() as u64;
-        self.snapshot_index = applied;
-        self.raft.compact(meta, self.settings.snapshot_keep_entries);
-        Ok(Some((applied, self.snapshot_bytes)))
+        }
     }
 
     fn publish_status(&self) {

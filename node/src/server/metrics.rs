@@ -33,7 +33,7 @@ pub struct Metrics {
     pub read_index_seconds: Histogram,
     pub fsync_seconds: Histogram,
     pub fsync_batch_entries: Histogram,
-    pub snapshots: Counter,
+    pub log_compactions: Counter,
     pub snapshot_bytes: Gauge,
     pub peer_lag: Family<PeerLabels, Gauge>,
 }
@@ -57,7 +57,7 @@ impl Metrics {
             read_index_seconds: latency(),
             fsync_seconds: latency(),
             fsync_batch_entries: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
-            snapshots: Counter::default(),
+            log_compactions: Counter::default(),
             snapshot_bytes: Gauge::default(),
             peer_lag: Family::default(),
             registry: Registry::default(),
@@ -108,10 +108,14 @@ impl Metrics {
             "Log entries persisted per fsync (group commit)",
             metrics.fsync_batch_entries.clone(),
         );
-        registry.register("snapshots", "Snapshots taken", metrics.snapshots.clone());
+        registry.register(
+            "log_compactions",
+            "Times the compaction point moved and the log before it was dropped",
+            metrics.log_compactions.clone(),
+        );
         registry.register(
             "snapshot_bytes",
-            "Size of the latest snapshot",
+            "Size of the latest snapshot encoded for a follower or a backup",
             metrics.snapshot_bytes.clone(),
         );
         registry.register(

@@ -278,7 +278,6 @@ fn restore(config: &NodeConfig, store: &RaftStore, kv: &mut KvStore) -> Result<u
             commit: meta.index,
         },
         &meta,
-        &data,
     )?;
     tracing::info!(
         backup = %path.display(),
@@ -448,7 +447,6 @@ pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<Node
         config.id,
         config.advertise_peer(),
         cluster_id.clone(),
-        store.clone(),
         peer_tx.clone(),
         tls.clone(),
     );
@@ -533,7 +531,6 @@ pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<Node
             },
             promote_max_lag: config.promote_max_lag,
             transfer_timeout: election_timeout * 2,
-            store: store.clone(),
         })
     };
 

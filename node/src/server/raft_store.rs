@@ -1,5 +1,11 @@
-//! Durable Raft state on the storage engine: the log, the hard state, the latest snapshot and
+//! Durable Raft state on the storage engine: the log, the hard state, the compaction point and
 //! the node's identity (which cluster and which member this data belongs to).
+//!
+//! The compaction point is a snapshot's metadata without its data. The state machine lives in
+//! the same engine and is durable on its own, so a copy of it is never stored: when a follower
+//! needs a snapshot, or an operator a backup, the event loop encodes the state at that moment
+//! (see `EventLoop::capture_snapshot`). Storing a copy at every compaction would write the
+//! whole state again every `snapshot_every` entries and stall writes while doing so.
 
 use std::sync::Arc;
 
@@ -13,7 +19,9 @@ use crate::storage::{
 
 const HARD_STATE: &[u8] = b"hard_state";
 const SNAPSHOT_META: &[u8] = b"snapshot_meta";
-const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
+/// Where earlier versions kept a copy of the state machine at the compaction point; removed
+/// at the first compaction after an upgrade.
+const LEGACY_SNAPSHOT_DATA: &[u8] = b"snapshot_data";
 const IDENTITY: &[u8] = b"identity";
 /// Present while a node that joined empty has not yet seen itself added as a learner.
 const AWAITING_ADMISSION: &[u8] = b"awaiting_admission";
@@ -104,19 +112,18 @@ impl RaftStore {
         self.engine.write(batch, Durability::Sync)
     }
 
-    /// Founds a node from a snapshot (a restored backup): identity, hard state and snapshot in
-    /// one atomic write, and no log entries.
+    /// Founds a node from a snapshot (a restored backup) whose state the state machine already
+    /// holds: identity, hard state and compaction point in one atomic write, and no log entries.
     pub fn initialise_from_snapshot(
         &self,
         identity: Identity,
         hard_state: HardState,
         meta: &SnapshotMetadata,
-        data: &[u8],
     ) -> StorageResult<()> {
         let mut batch = WriteBatch::new();
         batch.put(Space::RaftState, IDENTITY, identity.encode_to_vec());
         batch.put(Space::RaftState, HARD_STATE, hard_state.encode_to_vec());
-        self.stage_snapshot(&mut batch, meta, data, true);
+        self.stage_snapshot(&mut batch, meta, true);
         self.engine.write(batch, Durability::Sync)
     }
 
@@ -164,16 +171,6 @@ impl RaftStore {
         }
     }
 
-    /// The stored snapshot's metadata and data, for sending to a follower.
-    pub fn snapshot(&self) -> StorageResult<(SnapshotMetadata, Vec<u8>)> {
-        let meta = self.snapshot_metadata()?;
-        let data = self
-            .engine
-            .get(Space::RaftState, SNAPSHOT_DATA)?
-            .unwrap_or_default();
-        Ok((meta, data))
-    }
-
     /// Adds to `batch` the writes that persist one `Ready`: new entries (replacing any stored
     /// at or after the first of them) and the hard state.
     pub fn stage_ready(
@@ -200,16 +197,12 @@ impl RaftStore {
         }
     }
 
-    /// Adds to `batch` a snapshot, replacing the whole log up to and including its index.
-    pub fn stage_snapshot(
-        &self,
-        batch: &mut WriteBatch,
-        meta: &SnapshotMetadata,
-        data: &[u8],
-        drop_log: bool,
-    ) {
+    /// Adds to `batch` a new compaction point: the state machine holds (durably, by the time
+    /// `batch` is) every entry up to `meta.index`. With `drop_log`, the whole log goes too (a
+    /// snapshot from the leader replaced it).
+    pub fn stage_snapshot(&self, batch: &mut WriteBatch, meta: &SnapshotMetadata, drop_log: bool) {
         batch.put(Space::RaftState, SNAPSHOT_META, meta.encode_to_vec());
-        batch.put(Space::RaftState, SNAPSHOT_DATA, data.to_vec());
+        batch.delete(Space::RaftState, LEGACY_SNAPSHOT_DATA);
         if drop_log {
             batch.delete_range(
                 Space::RaftLog,
@@ -286,6 +279,22 @@ mod tests {
     }
 
     #[test]
+    fn a_compaction_removes_the_copy_of_the_state_older_versions_stored() {
+        let engine = Arc::new(MemoryEngine::new());
+        let mut legacy = WriteBatch::new();
+        legacy.put(Space::RaftState, LEGACY_SNAPSHOT_DATA, b"old copy".to_vec());
+        engine.write(legacy, Durability::Sync).unwrap();
+        let store = RaftStore::new(engine.clone());
+        let mut batch = WriteBatch::new();
+        store.stage_snapshot(&mut batch, &SnapshotMetadata::default(), false);
+        store.write(batch, Durability::Sync).unwrap();
+        assert_eq!(
+            engine.get(Space::RaftState, LEGACY_SNAPSHOT_DATA).unwrap(),
+            None
+        );
+    }
+
+    #[test]
     fn load_starts_after_the_snapshot() {
         let store = RaftStore::new(Arc::new(MemoryEngine::new()));
         let entries: Vec<Entry> = (1..=10).map(|i| entry(i, 1)).collect();
@@ -305,12 +314,12 @@ mod tests {
             ..Default::default()
         };
         let mut batch = WriteBatch::new();
-        store.stage_snapshot(&mut batch, &meta, b"data", false);
+        store.stage_snapshot(&mut batch, &meta, false);
         store.stage_compaction(&mut batch, 4);
         store.write(batch, Durability::Sync).unwrap();
         let state = store.load().unwrap();
         assert_eq!(state.snapshot.index, 6);
         assert_eq!(state.entries.first().map(|e| e.index), Some(7));
-        assert_eq!(store.snapshot().unwrap().1, b"data".to_vec());
+        assert_eq!(store.snapshot_metadata().unwrap(), meta);
     }
 }

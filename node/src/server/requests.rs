@@ -3,6 +3,7 @@
 use tokio::sync::oneshot;
 
 use crate::kv::{Command, CommandOutcome};
+use crate::proto::SnapshotMetadata;
 use crate::raft::{NodeId, ProposeError};
 use crate::storage::StorageError;
 
@@ -38,16 +39,25 @@ pub enum ClientRequest {
         target: NodeId,
         reply: oneshot::Sender<Result<NodeId, ServiceError>>,
     },
-    /// Takes a snapshot now (unless one exists at the applied index); answers with its index
-    /// and size.
-    SnapshotNow {
-        reply: oneshot::Sender<Result<(u64, u64), ServiceError>>,
+    /// Encodes the state machine as it is now; with `compact`, also moves the compaction point
+    /// there, dropping the log it covers.
+    Snapshot {
+        compact: bool,
+        reply: oneshot::Sender<Result<CapturedSnapshot, ServiceError>>,
     },
     /// Answers once this node's state machine has applied `index`.
     WaitApplied {
         index: u64,
         reply: oneshot::Sender<Result<(), ServiceError>>,
     },
+}
+
+/// The state machine at one applied index: what a follower behind the compacted log is sent,
+/// and what a backup holds.
+#[derive(Debug, Clone)]
+pub struct CapturedSnapshot {
+    pub meta: SnapshotMetadata,
+    pub data: Vec<u8>,
 }
 
 /// A membership change asked for through the admin API.

@@ -12,15 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::raft_store::RaftStore;
+use super::requests::CapturedSnapshot;
 use super::tls::{peer_endpoint, Tls};
 use crate::proto::raft_client::RaftClient;
 use crate::proto::{Message, MessageType, PeerEnvelope, Snapshot, SnapshotChunk};
 use crate::raft::{Membership, NodeId};
+use crate::storage::StorageError;
 
 /// Queued messages per peer before new ones are dropped (Raft will resend).
 const PEER_QUEUE: usize = 8192;
@@ -32,8 +33,13 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub enum PeerInput {
     Message(Box<Message>),
-    SnapshotSent { to: NodeId, installed: bool },
+    SnapshotSent {
+        to: NodeId,
+        installed: bool,
+    },
     Unreachable(NodeId),
+    /// A snapshot is to be sent: the event loop encodes the state machine as it is now.
+    SnapshotWanted(oneshot::Sender<Result<CapturedSnapshot, StorageError>>),
 }
 
 struct Peer {
@@ -78,7 +84,6 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     id: NodeId,
     cluster_id: ClusterId,
-    store: RaftStore,
     inputs: mpsc::Sender<PeerInput>,
     peers: Mutex<BTreeMap<NodeId, Peer>>,
     /// Mutual TLS to peers, when configured.
@@ -90,7 +95,6 @@ impl Transport {
         id: NodeId,
         address: String,
         cluster_id: ClusterId,
-        store: RaftStore,
         inputs: mpsc::Sender<PeerInput>,
         tls: Option<Tls>,
     ) -> Self {
@@ -100,7 +104,6 @@ impl Transport {
                 runtime: tokio::runtime::Handle::current(),
                 id,
                 cluster_id,
-                store,
                 inputs,
                 peers: Mutex::new(BTreeMap::new()),
                 tls,
@@ -280,14 +283,23 @@ async fn transfer_snapshot(
     address: &str,
     message: &mut Message,
 ) -> Result<(), String> {
-    let (meta, data) = inner.store.snapshot().map_err(|e| e.to_string())?;
-    // The stored snapshot is the newest; the core accepts any snapshot at or past the one it
-    // asked for.
+    let (reply, answer) = oneshot::channel();
+    inner
+        .inputs
+        .send(PeerInput::SnapshotWanted(reply))
+        .await
+        .map_err(|_| "the node is shutting down".to_string())?;
+    let captured = answer
+        .await
+        .map_err(|_| "the node is shutting down".to_string())?
+        .map_err(|e| format!("encoding the snapshot: {e}"))?;
+    // The state now is at or past the compaction point the core asked for, and the core
+    // accepts any snapshot at or past that.
     message.snapshot = Some(Snapshot {
-        metadata: Some(meta),
+        metadata: Some(captured.meta),
         data: Bytes::new(),
     });
-    let data = Bytes::from(data);
+    let data = Bytes::from(captured.data);
     let mut chunks = vec![SnapshotChunk {
         envelope: Some(PeerEnvelope {
             cluster_id: inner.cluster_id.get(),

@@ -61,7 +61,11 @@ pub struct SimNode {
     pub id: NodeId,
     seed: u64,
     pub raft: Option<Raft>,
+    /// What reads of the disk see: every write, fsynced or not.
     disk: Disk,
+    /// What survives a crash: the disk as of the last fsync (an fsync makes every earlier
+    /// write durable, as with one write-ahead log).
+    durable: Disk,
     sm: StateMachine,
     /// Writes proposed here: log index to (write id, term).
     proposed: BTreeMap<LogIndex, (u64, Term)>,
@@ -105,6 +109,7 @@ impl SimNode {
             id,
             seed,
             raft: None,
+            durable: disk.clone(),
             disk,
             sm: StateMachine::default(),
             proposed: BTreeMap::new(),
@@ -138,6 +143,7 @@ impl SimNode {
     }
 
     pub fn crash(&mut self) {
+        self.disk = self.durable.clone();
         if self.raft.take().is_some() {
             self.max_applied_ever = self.max_applied_ever.max(self.sm.applied);
             self.proposed.clear();
@@ -148,19 +154,22 @@ impl SimNode {
 
     pub fn restart(&mut self, checker: &mut Checker) {
         self.restarts += 1;
-        // The regression trap "revision goes backwards after a crash": everything this node
-        // ever applied (and so may have served) must be covered by its durable commit index,
-        // so that it replays at least that far before serving again.
+        // Everything this node ever applied must still be on its disk, in the log or the
+        // snapshot: entries are fsynced before they are applied, so once the leader tells it
+        // the commit index again (its own may have been lost with an unsynced write) it
+        // replays at least that far.
+        let durable_last = self
+            .disk
+            .entries
+            .last()
+            .map_or(self.disk.snapshot_meta.index, |e| e.index)
+            .max(self.disk.snapshot_meta.index);
         assert!(
-            self.disk
-                .hard_state
-                .commit
-                .max(self.disk.snapshot_meta.index)
-                >= self.max_applied_ever,
-            "node {} applied up to {} before crashing but persisted commit only {}",
+            durable_last >= self.max_applied_ever,
+            "node {} applied up to {} before crashing but its disk ends at {}",
             self.id,
             self.max_applied_ever,
-            self.disk.hard_state.commit
+            durable_last
         );
         self.start();
         checker.node_restarted(self.id, self.disk.snapshot_meta.index);
@@ -222,9 +231,9 @@ impl SimNode {
             if let Some(soft) = ready.soft_state {
                 checker.observe_role(self.id, soft.role, soft.term, raft);
             }
-            let must_persist = ready.must_persist();
+            let must_sync = ready.must_sync();
             out.extend(ready.messages);
-            if must_persist && rng.chance(crash_p * 20.0) {
+            if must_sync && rng.chance(crash_p * 20.0) {
                 // Crash before the fsync: this Ready's entries and votes are lost, and
                 // nothing that promised them was sent.
                 self.crash();
@@ -246,6 +255,9 @@ impl SimNode {
             }
             if let Some(hard_state) = ready.hard_state {
                 self.disk.hard_state = hard_state;
+            }
+            if must_sync {
+                self.fsync();
             }
             out.extend(ready.messages_after_persist);
             for entry in ready.committed_entries {
@@ -311,6 +323,10 @@ impl SimNode {
         });
     }
 
+    fn fsync(&mut self) {
+        self.durable = self.disk.clone();
+    }
+
     fn maybe_snapshot(&mut self) {
         if self.sm.applied < self.disk.snapshot_meta.index + SNAPSHOT_EVERY {
             return;
@@ -325,6 +341,7 @@ impl SimNode {
         self.disk.snapshot_data = self.sm.encode();
         let cut = meta.index.saturating_sub(KEEP_AFTER_SNAPSHOT);
         self.disk.entries.retain(|e| e.index > cut);
+        self.fsync();
         if let Some(raft) = self.raft.as_mut() {
             raft.compact(meta, KEEP_AFTER_SNAPSHOT);
         }
