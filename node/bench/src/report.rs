@@ -264,6 +264,10 @@ pub fn markdown_table(reports: &[Report]) -> String {
          | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
     );
     for r in reports {
+        if r.supported && r.result.is_none() {
+            // A preload: nothing was measured.
+            continue;
+        }
         let p = &r.params;
         let workload = if p.mix == "mixed" {
             format!("mixed {}% w", p.mixed_write_percent)
@@ -425,7 +429,11 @@ mod tests {
             r.label = Some("single-write".into());
             r
         };
+        let mut preload = sample("dengine", "write", 0.0);
+        preload.result = None;
+        preload.preload_s = Some(2.0);
         let table = markdown_table(&[
+            preload,
             sample("dengine", "write", 300.0),
             sample("etcd", "write", 200.0),
             sample("dengine", "lease", 900.0),
@@ -434,7 +442,7 @@ mod tests {
             labelled("embedded", 250.0),
         ]);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 8, "{table}");
+        assert_eq!(lines.len(), 8, "a preload has no row: {table}");
         assert!(lines[2].contains("| 300 | 1.50× etcd |"), "{table}");
         assert!(lines[2].contains("| 1.00 | 2.00 | 3.00 |"), "{table}");
         assert!(lines[2].contains("| 2 | 20 |"), "{table}");
