@@ -726,7 +726,7 @@ impl EventLoop {
     }
 
     /// The state machine as it is now, encoded, with what a follower installing it must know.
-    /// Encoding holds up this loop for as long as it takes (about a second per few hundred MB),
+    /// Encoding holds up this loop for as long as it takes (about 200 ms for 29 MB on two cores),
     /// which is why it happens only when a follower needs it or a backup is asked for.
     fn capture_snapshot(&self) -> Result<CapturedSnapshot, StorageError> {
         let data = {
