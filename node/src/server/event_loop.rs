@@ -259,12 +259,7 @@ impl EventLoop {
                 let _ = reply.send(self.transfer_leadership(target));
             }
             ClientRequest::Snapshot { compact, reply } => {
-                let result = match compact {
-                    true => self.compact_log(true).map(|_| ()),
-                    false => Ok(()),
-                }
-                .and_then(|()| self.capture_snapshot())
-                .map_err(ServiceError::from);
+                let result = self.snapshot_now(compact).map_err(ServiceError::from);
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "snapshot failed");
                 }
@@ -697,19 +692,19 @@ impl EventLoop {
     /// Moves the compaction point to the applied index when `snapshot_every` entries were
     /// applied since the last one or, when `now`, whenever anything was, and drops the log
     /// before it but for the last `snapshot_keep_entries` (slightly slow followers still catch
-    /// up from the log). Returns whether it moved.
+    /// up from the log).
     ///
     /// Nothing is copied: the state machine is in the same engine, and this batch's fsync makes
     /// its buffered writes durable too (one write-ahead log, replayed in order), so it covers
     /// the new point before the log it replaces is gone.
-    fn compact_log(&mut self, now: bool) -> Result<bool, StorageError> {
+    fn compact_log(&mut self, now: bool) -> Result<(), StorageError> {
         let applied = self.raft.log().applied();
         let due = match now {
             true => applied > self.snapshot_index,
             false => applied >= self.snapshot_index + self.settings.snapshot_every,
         };
         if !due {
-            return Ok(false);
+            return Ok(());
         }
         let meta = self.applied_snapshot_metadata();
         let cut = applied.saturating_sub(self.settings.snapshot_keep_entries);
@@ -722,7 +717,16 @@ impl EventLoop {
         self.metrics.log_compactions.inc();
         self.snapshot_index = applied;
         self.raft.compact(meta, self.settings.snapshot_keep_entries);
-        Ok(true)
+        Ok(())
+    }
+
+    /// The state machine as it is now, encoded; with `compact`, the log it covers is dropped
+    /// first.
+    fn snapshot_now(&mut self, compact: bool) -> Result<CapturedSnapshot, StorageError> {
+        if compact {
+            self.compact_log(true)?;
+        }
+        self.capture_snapshot()
     }
 
     /// The state machine as it is now, encoded, with what a follower installing it must know.
