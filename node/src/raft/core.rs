@@ -57,6 +57,13 @@ pub struct Raft {
     /// The index of the latest membership change in the log; a new one waits until it commits.
     pub(super) pending_conf_index: LogIndex,
     pub(super) transfer_target: Option<NodeId>,
+    /// Leader only: a TimeoutNow went out in this term. It may still arrive and elect its
+    /// target, so this leader holds no lease until the term ends.
+    pub(super) timeout_now_sent: bool,
+    /// Until an election timeout has passed since start: before it restarted, this node may
+    /// have answered a leader's heartbeat, which promises that leader not to help elect anyone
+    /// else for an election timeout. It does not remember, so it keeps the promise anyway.
+    pub(super) may_have_promised_a_lease: bool,
     /// Reads waiting for the leader's first commit in its term (§6.4: until then it does not
     /// know the commit index).
     pub(super) reads_before_first_commit: Vec<u64>,
@@ -145,6 +152,8 @@ impl Raft {
             rng: Rng::new(seed ^ config.id.wrapping_mul(0x9E37_79B9)),
             pending_conf_index: 0,
             transfer_target: None,
+            timeout_now_sent: false,
+            may_have_promised_a_lease: true,
             reads_before_first_commit: Vec::new(),
             pending_reads: VecDeque::new(),
             ready_reads: Vec::new(),
@@ -291,6 +300,9 @@ impl Raft {
 
     fn tick_election(&mut self) {
         self.election_elapsed += 1;
+        if self.election_elapsed >= self.config.election_ticks {
+            self.may_have_promised_a_lease = false;
+        }
         if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
             self.election_elapsed = 0;
             self.campaign(false);
@@ -367,7 +379,7 @@ impl Raft {
             if matches!(kind, MessageType::Vote | MessageType::PreVote) {
                 let forced = m.context.as_ref() == super::TRANSFER_CONTEXT;
                 let in_lease = self.config.check_quorum
-                    && self.leader != 0
+                    && (self.leader != 0 || self.may_have_promised_a_lease)
                     && self.election_elapsed < self.config.election_ticks;
                 if !forced && in_lease {
                     // §4.2.3: a node that heard from a live leader ignores disruptive
@@ -603,6 +615,13 @@ impl Raft {
         }
         ready.messages = std::mem::take(&mut self.messages);
         ready.messages_after_persist = std::mem::take(&mut self.messages_after_persist);
+        if ready.term_or_vote_changed {
+            // Nothing may leave before the new term and vote are on disk: after a crash this
+            // node could otherwise win the same term again and send other entries under the
+            // same index and term (a lone voter wins inside one tick), or vote twice in it.
+            ready.messages.append(&mut ready.messages_after_persist);
+            ready.messages_after_persist = std::mem::take(&mut ready.messages);
+        }
         ready.read_states = std::mem::take(&mut self.ready_reads);
         ready.failed_reads = std::mem::take(&mut self.failed_reads);
         ready
@@ -623,10 +642,10 @@ impl Raft {
         }
     }
 
-    /// Recomputes the configuration from the snapshot's and every membership change in the
-    /// log, committed or not (dissertation §4.1: a server uses the latest configuration in its
-    /// log). Called when a change is appended, or the log is truncated or replaced.
-    pub(super) fn refresh_membership(&mut self) {
+    /// The configuration in force at `index` (at least the compaction point): the snapshot's,
+    /// then every membership change in the log up to `index`, committed or not. Returns it with
+    /// the index of the latest change it includes (the compaction point if none).
+    pub(super) fn membership_through(&self, index: LogIndex) -> (Membership, LogIndex) {
         let meta = &self.snapshot_meta;
         let mut membership = Membership::from_conf_state(
             &meta.conf_state.clone().unwrap_or_default(),
@@ -634,7 +653,7 @@ impl Raft {
         );
         let mut conf_index = meta.index;
         let from = meta.index.max(self.log.snapshot_index()) + 1;
-        for index in from..=self.log.last_index() {
+        for index in from..=index.min(self.log.last_index()) {
             let Some(entry) = self.log.entry(index) else {
                 continue;
             };
@@ -652,21 +671,38 @@ impl Raft {
                 Err(e) => tracing::error!(index, error = %e, "undecodable membership change"),
             }
         }
+        (membership, conf_index)
+    }
+
+    /// Recomputes the configuration from the latest membership change in the log, committed
+    /// or not (dissertation §4.1: a server uses the latest configuration in its log). Called
+    /// when a change is appended, or the log is truncated or replaced.
+    pub(super) fn refresh_membership(&mut self) {
+        let (membership, conf_index) = self.membership_through(self.log.last_index());
         self.conf_index = conf_index;
-        // Admission is judged on the latest configuration only: a node that lost its disk
-        // replays the founding entries that once made it a learner, but the latest
-        // configuration still lists it as a voter. The leader promotes a learner only once it
-        // holds the latest configuration, so a real learner always sees itself as one.
-        if membership.is_learner(self.id) && self.config.awaiting_admission {
+        if membership != self.membership {
+            self.membership = membership;
+            self.on_membership_change();
+        }
+    }
+
+    /// A node awaiting admission is admitted once its log matches the leader's through
+    /// `leader_conf_index`, the leader's latest configuration, and that configuration lists it
+    /// as a learner. Then every later change it appends is newer than that one: a promotion it
+    /// receives is the cluster's current word, not one from before it lost its disk, which a
+    /// prefix of the log can still hold after an earlier "add as learner".
+    pub(super) fn maybe_admit(&mut self, matched: LogIndex, leader_conf_index: LogIndex) {
+        if !self.config.awaiting_admission || leader_conf_index == 0 || matched < leader_conf_index
+        {
+            return;
+        }
+        let through = leader_conf_index.max(self.snapshot_meta.index);
+        if self.membership_through(through).0.is_learner(self.id) {
             tracing::info!(
                 id = self.id,
                 "admitted as a learner; may vote once promoted"
             );
             self.config.awaiting_admission = false;
-        }
-        if membership != self.membership {
-            self.membership = membership;
-            self.on_membership_change();
         }
     }
 

@@ -18,7 +18,9 @@ impl Raft {
         if term != self.term {
             self.term = term;
             self.vote = 0;
+            self.timeout_now_sent = false;
         }
+        self.may_have_promised_a_lease = false;
         self.leader = 0;
         self.reset_election_timer();
         self.heartbeat_elapsed = 0;
@@ -217,6 +219,10 @@ impl Raft {
     }
 
     pub(super) fn send_timeout_now(&mut self, to: NodeId) {
+        // The target may campaign whenever this arrives, even after the transfer was given up,
+        // and voters grant a transfer's votes whatever lease they promised: no lease is safe
+        // for the rest of this term.
+        self.timeout_now_sent = true;
         self.send(Message {
             msg_type: MessageType::TimeoutNow as i32,
             to,
@@ -266,6 +272,8 @@ mod tests {
             term,
             index: 100,
             log_term: 5,
+            // Forced, as in a transfer: refused for admission, not for a lease.
+            context: Bytes::from_static(TRANSFER_CONTEXT),
             ..Default::default()
         }
     }
@@ -296,7 +304,8 @@ mod tests {
         assert_ne!(raft.role(), Role::Candidate);
         assert_ne!(raft.role(), Role::PreCandidate);
 
-        // Once the cluster removes it and adds it back as a learner, it is admitted.
+        // Even a log whose latest configuration lists it as a learner does not admit it: only
+        // the leader can say that configuration is the current one (see tests/admission.rs).
         let mut entries = founding;
         for (kind, index) in [
             (ConfChangeType::RemoveNode, 7),
@@ -316,6 +325,6 @@ mod tests {
         }
         let raft = joined_empty(3, entries);
         assert!(raft.membership().is_learner(3));
-        assert!(!raft.awaiting_admission());
+        assert!(raft.awaiting_admission());
     }
 }

@@ -38,7 +38,8 @@ impl Raft {
             });
             return;
         }
-        let (prev_index, prev_term, commit) = (m.index, m.log_term, m.commit);
+        let (prev_index, prev_term, commit, leader_conf_index) =
+            (m.index, m.log_term, m.commit, m.conf_index);
         let truncations = self.log.truncations();
         let has_conf_change = m
             .entries
@@ -49,6 +50,9 @@ impl Raft {
             .maybe_append(prev_index, prev_term, commit, m.entries);
         if has_conf_change || self.log.truncations() != truncations {
             self.refresh_membership();
+        }
+        if let Some(last_matching) = appended {
+            self.maybe_admit(last_matching, leader_conf_index);
         }
         match appended {
             Some(last_matching) => self.send(Message {

@@ -21,6 +21,8 @@ mod progress;
 mod ready;
 mod replication;
 mod rng;
+#[cfg(test)]
+mod tests;
 
 pub use self::core::{PeerStatus, Raft, RaftStatus};
 pub use self::log::RaftLog;

@@ -109,6 +109,16 @@ impl Progress {
     /// Handles a rejected append. `rejected` is the index the append was based on, `hint` the
     /// follower's suggestion of where to retry. Returns false for a stale rejection.
     pub fn maybe_decrease_to(&mut self, rejected: LogIndex, hint: LogIndex) -> bool {
+        if hint < self.matched && rejected <= self.matched {
+            // The follower no longer holds entries it acknowledged: it lost its disk and came
+            // back under its id. (Or this is an old answer overtaken by a later one; probing
+            // again from the hint then costs a resend, never safety: a lower match index only
+            // holds commits back.) Without this the leader never probes below the old match.
+            self.matched = hint;
+            self.next = hint + 1;
+            self.probe_sent = false;
+            return true;
+        }
         if self.state == ProgressState::Replicate {
             // A rejection of something already matched is a stale, reordered answer.
             if rejected <= self.matched {
@@ -198,9 +208,23 @@ mod tests {
         p.maybe_update(6);
         p.become_replicate();
         p.sent_append(9, 3);
-        assert!(!p.maybe_decrease_to(6, 0), "stale: 6 is already matched");
+        assert!(
+            !p.maybe_decrease_to(6, 6),
+            "stale: 6 is already matched, and the follower still holds it"
+        );
         assert!(p.maybe_decrease_to(8, 7));
         assert_eq!(p.next, 7);
+    }
+
+    #[test]
+    fn a_follower_that_lost_what_it_acknowledged_is_probed_from_its_hint() {
+        let mut p = Progress::new(1, 4);
+        p.maybe_update(6);
+        p.become_probe();
+        // It answers the probe at its match index: it holds nothing there any more.
+        assert!(p.maybe_decrease_to(6, 0));
+        assert_eq!((p.matched, p.next), (0, 1));
+        assert!(!p.is_paused());
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub struct ReadState {
 /// 2. install `snapshot`, then persist `entries` (first deleting every stored entry at or
 ///    after the first one's index) and `hard_state`, with one fsync if [`Ready::must_sync`]
 ///    (a change of commit index alone may be written without one),
-/// 3. send `messages_after_persist` (votes and acknowledgements that promise what is on disk),
+/// 3. send `messages_after_persist` (votes and acknowledgements that promise what is on disk;
+///    when the term or vote changed, every message of the `Ready` is here),
 /// 4. apply `committed_entries` in order, serve `read_states` once applied that far and fail
 ///    `failed_reads`,
 /// 5. call [`super::Raft::advance`].
@@ -40,7 +41,8 @@ pub struct Ready {
     /// Read requests that can no longer be confirmed (leadership was lost).
     pub failed_reads: Vec<u64>,
     /// Whether the term or vote in `hard_state` changed: those are promises to other nodes
-    /// and must be on disk before the messages that make them go out.
+    /// and must be on disk before any message goes out (the core then puts every message in
+    /// `messages_after_persist`).
     pub term_or_vote_changed: bool,
 }
 

@@ -59,6 +59,7 @@ impl Raft {
             log_term: prev_term,
             entries,
             commit: self.log.committed(),
+            conf_index: self.conf_index,
             ..Default::default()
         });
         if let Some(progress) = self.progress.get_mut(&to) {
@@ -290,6 +291,7 @@ impl Raft {
     pub fn has_lease(&self, lease_ticks: u64) -> bool {
         if self.role != Role::Leader
             || self.transfer_target.is_some()
+            || self.timeout_now_sent
             || !self.config.check_quorum
             || self.log.term(self.log.committed()) != Some(self.term)
         {
