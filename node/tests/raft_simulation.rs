@@ -180,3 +180,32 @@ fn a_promotion_committed_just_before_the_leader_dies_still_leaves_a_quorum() {
         sim.assert_no_acknowledged_write_lost_on(&[2, 3]);
     }
 }
+
+#[test]
+fn a_lone_voter_that_crashes_before_its_first_fsync_of_a_term_keeps_logs_matching() {
+    // Found in review: a lone voter wins inside one tick, and its first append of the term
+    // (with any write proposed in the same step) went to its learners before the new term was
+    // on disk. Crashing before the fsync, it won the same term again and wrote another entry
+    // at the same index and term; a learner kept the first one (Log Matching broken).
+    use dengine::proto::ConfChangeType::AddLearner;
+    for seed in seeds() {
+        let mut faults = Faults::none();
+        faults.crash = 0.02;
+        faults.crash_at_fsync = 1.0;
+        faults.restart = 0.2;
+        let mut sim = Sim::new(seed, 1, faults.clone());
+        sim.faults = Faults::none();
+        sim.run(200, true);
+        for id in [2, 3] {
+            sim.nodes.insert(id, sim::SimNode::joining(id, seed));
+            sim.propose_conf_change(1, AddLearner, id);
+            sim.run(300, true);
+        }
+        // Only the voter crashes: its crashes before an fsync are the ones that matter.
+        sim.faults = faults;
+        sim.crash_only(&[1]);
+        sim.run(5_000, true);
+        sim.converge(20_000);
+        sim.assert_no_acknowledged_write_lost();
+    }
+}

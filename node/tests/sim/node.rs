@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dengine::proto::{ConfChange, Entry, EntryType, HardState, Message, SnapshotMetadata};
-use dengine::raft::{Config, LogIndex, Membership, NodeId, Raft, Rng, Term};
+use dengine::raft::{Config, LogIndex, Membership, NodeId, Raft, Term};
 use prost::Message as _;
 
 use super::checker::Checker;
@@ -74,6 +74,8 @@ pub struct SimNode {
     /// Reads confirmed, waiting for the state machine to apply their index.
     confirmed_reads: Vec<(LogIndex, usize)>,
     restarts: u64,
+    /// The fault plan: crash at the next fsync, before it completes.
+    pub crash_at_next_fsync: bool,
     /// The highest index applied in any earlier life of this node.
     max_applied_ever: LogIndex,
 }
@@ -116,6 +118,7 @@ impl SimNode {
             reads: BTreeMap::new(),
             confirmed_reads: Vec::new(),
             restarts: 0,
+            crash_at_next_fsync: false,
             max_applied_ever: 0,
         };
         node.start();
@@ -143,6 +146,7 @@ impl SimNode {
     }
 
     pub fn crash(&mut self) {
+        self.crash_at_next_fsync = false;
         self.disk = self.durable.clone();
         if self.raft.take().is_some() {
             self.max_applied_ever = self.max_applied_ever.max(self.sm.applied);
@@ -213,12 +217,7 @@ impl SimNode {
     }
 
     /// Carries out every pending `Ready`, possibly crashing half-way. Returns messages to send.
-    pub fn process_ready(
-        &mut self,
-        rng: &mut Rng,
-        crash_p: f64,
-        checker: &mut Checker,
-    ) -> Vec<Message> {
+    pub fn process_ready(&mut self, checker: &mut Checker) -> Vec<Message> {
         let mut out = Vec::new();
         loop {
             let Some(raft) = self.raft.as_mut() else {
@@ -233,7 +232,7 @@ impl SimNode {
             }
             let must_sync = ready.must_sync();
             out.extend(ready.messages);
-            if must_sync && rng.chance(crash_p * 20.0) {
+            if must_sync && self.crash_at_next_fsync {
                 // Crash before the fsync: this Ready's entries and votes are lost, and
                 // nothing that promised them was sent.
                 self.crash();
