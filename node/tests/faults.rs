@@ -55,6 +55,9 @@ mod rng;
 mod shrink;
 #[path = "faults/snapshot_watch.rs"]
 mod snapshot_watch;
+#[cfg(feature = "failpoints")]
+#[path = "faults/stall.rs"]
+mod stall;
 #[path = "faults/watcher.rs"]
 mod watcher;
 #[path = "faults/workload.rs"]
@@ -214,6 +217,12 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
         findings.violations.join("\n\n"),
         nemesis.describe()
     );
+}
+
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_deposed_while_stalled_serves_no_stale_lease_read() {
+    stall::leader_deposed_while_stalled_serves_no_stale_lease_read().await;
 }
 
 /// Reads every key through every node, linearizably, retrying until each read is answered;

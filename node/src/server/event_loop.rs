@@ -8,11 +8,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio::time::MissedTickBehavior;
 
 use super::failpoints::failpoint;
 use super::metrics::Metrics;
@@ -90,7 +89,8 @@ pub struct EventLoop {
     last_stored: LogIndex,
     /// The compaction point: the log before it is gone, the state machine covers it.
     snapshot_index: LogIndex,
-    ticks: u64,
+    /// Logical time: how many ticks the core has been given, and how many are due.
+    clock: TickClock,
     /// Keys with an Expire proposal in flight, so each is proposed once.
     expiring: HashSet<Vec<u8>>,
 }
@@ -113,6 +113,41 @@ pub struct LoopParts {
     pub last_stored: LogIndex,
 }
 
+/// Logical time from the monotonic clock: tick `n` is due `n` tick lengths after the loop was
+/// built. A tick is never given twice, and a stall is made up for tick by tick (the core counts
+/// elections, heartbeats and leases in ticks).
+struct TickClock {
+    started: Instant,
+    tick: Duration,
+    /// Ticks given to the core so far.
+    delivered: u64,
+}
+
+impl TickClock {
+    fn new(tick: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            tick: tick.max(Duration::from_millis(1)),
+            delivered: 0,
+        }
+    }
+
+    /// When the next tick falls due.
+    fn next_deadline(&self) -> Instant {
+        let nanos = (self.tick.as_nanos() as u64).saturating_mul(self.delivered + 1);
+        self.started + Duration::from_nanos(nanos)
+    }
+
+    /// Counts one more tick as given if one is due by now.
+    fn take_due_tick(&mut self) -> bool {
+        let due = Instant::now() >= self.next_deadline();
+        if due {
+            self.delivered += 1;
+        }
+        due
+    }
+}
+
 fn now_unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -130,6 +165,7 @@ impl EventLoop {
             .log()
             .term(parts.raft.log().applied())
             .unwrap_or(snapshot.term);
+        let tick = parts.settings.tick;
         Self {
             metrics: parts.metrics,
             pulse: parts.pulse,
@@ -154,7 +190,7 @@ impl EventLoop {
             applied_term,
             last_stored: parts.last_stored,
             snapshot_index,
-            ticks: 0,
+            clock: TickClock::new(tick),
             expiring: HashSet::new(),
         }
     }
@@ -162,10 +198,6 @@ impl EventLoop {
     /// Runs until `shutdown` fires or storage fails. A storage failure ends the loop with an
     /// error: continuing could acknowledge writes that are not on disk.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StorageError> {
-        let mut ticker = tokio::time::interval(self.settings.tick);
-        // After a pause (SIGSTOP, a long GC-like stall), every missed tick is processed before
-        // any request, so a lease is never judged by a clock that stood still.
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         self.connect_to_members();
         if self.raft.membership().voters().len() == 1
             && self.raft.membership().is_voter(self.raft.id())
@@ -177,8 +209,9 @@ impl EventLoop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
-                _ = ticker.tick() => self.on_tick(),
+                _ = tokio::time::sleep_until(self.clock.next_deadline().into()) => self.catch_up(),
                 Some(input) = self.peer_inputs.recv() => {
+                    self.catch_up();
                     self.on_peer_input(input);
                     for _ in 0..MAX_BATCH {
                         match self.peer_inputs.try_recv() {
@@ -188,6 +221,7 @@ impl EventLoop {
                     }
                 }
                 Some(request) = self.requests.recv() => {
+                    self.catch_up();
                     self.on_request(request);
                     for _ in 0..MAX_BATCH {
                         match self.requests.try_recv() {
@@ -211,11 +245,21 @@ impl EventLoop {
         result
     }
 
+    /// Gives the core every tick due by the monotonic clock. Called whenever the loop wakes and
+    /// before a lease is judged: after a stall inside an iteration (a slow fsync, a long
+    /// encode, SIGSTOP at that moment) the loop serves what queued up without yielding, and
+    /// tokio's timer fires only when it yields, so a tick count fed by the timer alone would
+    /// still show the time before the stall.
+    fn catch_up(&mut self) {
+        while self.clock.take_due_tick() {
+            self.on_tick();
+        }
+    }
+
     fn on_tick(&mut self) {
-        self.ticks += 1;
         self.pulse.beat();
         self.raft.tick();
-        if self.raft.role() == Role::Leader && self.ticks % EXPIRY_SCAN_TICKS == 0 {
+        if self.raft.role() == Role::Leader && self.clock.delivered % EXPIRY_SCAN_TICKS == 0 {
             self.propose_expiries();
         }
         self.publish_status();
@@ -271,6 +315,9 @@ impl EventLoop {
             ClientRequest::ReadIndex { barrier, reply } => match barrier {
                 ReadBarrier::Linearizable => self.new_reads.push(reply),
                 ReadBarrier::Lease => {
+                    // Judged at this moment, not as of the loop's last wake-up: a request
+                    // before this one in the batch may have taken a while.
+                    self.catch_up();
                     if self.raft.has_lease(self.settings.lease_ticks) {
                         let _ = reply.send(Ok(self.raft.lease_read_index()));
                     } else if self.raft.role() == Role::Leader {

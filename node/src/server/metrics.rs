@@ -36,6 +36,7 @@ pub struct Metrics {
     pub log_compactions: Counter,
     pub snapshot_bytes: Gauge,
     pub peer_lag: Family<PeerLabels, Gauge>,
+    pub loop_requests_waiting: Gauge,
 }
 
 fn latency() -> Histogram {
@@ -60,6 +61,7 @@ impl Metrics {
             log_compactions: Counter::default(),
             snapshot_bytes: Gauge::default(),
             peer_lag: Family::default(),
+            loop_requests_waiting: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("raft_term", "The current Raft term", metrics.term.clone());
@@ -122,6 +124,11 @@ impl Metrics {
             "peer_lag_entries",
             "Leader only: entries each peer is behind the leader's log",
             metrics.peer_lag.clone(),
+        );
+        registry.register(
+            "event_loop_requests_waiting",
+            "Client and admin requests handed to the event loop and not yet answered",
+            metrics.loop_requests_waiting.clone(),
         );
         Self {
             registry,

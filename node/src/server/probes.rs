@@ -120,12 +120,39 @@ async fn metrics(State(state): State<ProbeState>) -> Answer {
 }
 
 pub fn router(state: ProbeState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/startupz", get(startupz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+        .route("/metrics", get(metrics));
+    #[cfg(feature = "failpoints")]
+    let router = router.route(
+        "/debug/failpoints/{name}",
+        axum::routing::put(failpoints::set).delete(failpoints::remove),
+    );
+    router.with_state(state)
+}
+
+/// Test builds only (the `failpoints` feature): failpoints set and cleared while the node
+/// runs, so that a test can stall or fail one node at the moment it chooses, e.g.
+/// `curl -X PUT -d pause .../debug/failpoints/log_append`, later `-X DELETE`. (TiKV's status
+/// server offers the same.)
+#[cfg(feature = "failpoints")]
+mod failpoints {
+    use axum::extract::Path;
+    use axum::http::StatusCode;
+
+    pub async fn set(Path(name): Path<String>, action: String) -> (StatusCode, String) {
+        match fail::cfg(&name, action.trim()) {
+            Ok(()) => (StatusCode::OK, format!("{name}={}\n", action.trim())),
+            Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+        }
+    }
+
+    pub async fn remove(Path(name): Path<String>) -> (StatusCode, String) {
+        fail::remove(&name);
+        (StatusCode::OK, format!("{name} removed\n"))
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 mod cli;
 mod client;
 mod cluster;
+mod http;
 mod node;
 mod ports;
 mod wait;
@@ -21,6 +22,7 @@ pub use client::{
     revision_of, scan_all, store_revision, ClusterClients, Keys,
 };
 pub use cluster::{agreed_leader, Cluster};
+pub use http::{http, metric_value, metrics_address};
 pub use node::{node_command, send_signal, Node, NodeExit, NodeSpec};
 pub use ports::free_ports;
 pub use wait::{wait_for, wait_for_within, wait_for_writes, DEADLINE, POLL};

@@ -246,6 +246,30 @@ impl Member {
         String::from_utf8_lossy(&log[start..]).into_owned()
     }
 
+    /// Where this run of the node serves probes, metrics and (test builds) failpoints.
+    pub fn metrics_address(&self) -> std::net::SocketAddr {
+        super::common::metrics_address(&self.log_since(0))
+            .unwrap_or_else(|| panic!("node {} logged no metrics address", self.id()))
+    }
+
+    /// Sets failpoint `name` of this running node to `action` (`off` to disable it).
+    pub async fn failpoint(&self, name: &str, action: &str) {
+        let path = format!("/debug/failpoints/{name}");
+        match super::common::http(self.metrics_address(), "PUT", &path, action).await {
+            Ok((200, _)) => self.note(&format!("===== faults: failpoint {name}={action}")),
+            other => panic!(
+                "node {}: setting failpoint {name}={action}: {other:?}",
+                self.id()
+            ),
+        }
+    }
+
+    /// The value of metric `name` on this node now.
+    pub async fn metric(&self, name: &str) -> Result<f64, String> {
+        let (_, body) = super::common::http(self.metrics_address(), "GET", "/metrics", "").await?;
+        super::common::metric_value(&body, name).ok_or_else(|| format!("no metric {name}"))
+    }
+
     /// The last `lines` lines of everything the node has written, over all its runs.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = self.log_since(0);
