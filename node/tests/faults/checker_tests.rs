@@ -373,6 +373,16 @@ fn a_search_out_of_budget_gives_up_instead_of_guessing() {
 }
 
 #[test]
+fn a_history_the_checker_cannot_decide_fails_the_run() {
+    let mut rng = Rng::new(3);
+    let ops = random_linearizable_history(&mut rng, 200);
+    let mut findings = super::checks::Findings::default();
+    super::checks::linearizable_within(&ops, 10, &mut findings);
+    assert_eq!(findings.violations.len(), 1, "{:?}", findings.violations);
+    assert!(findings.violations[0].contains("UNDECIDED"));
+}
+
+#[test]
 fn an_unknown_write_that_only_an_unknown_compare_and_swap_built_on_is_kept() {
     // 1 is never read, but the swap from 1 to 2 can only have happened on top of it.
     let mut h = History::default();
