@@ -86,6 +86,9 @@ struct Inner {
     cluster_id: ClusterId,
     inputs: mpsc::Sender<PeerInput>,
     peers: Mutex<BTreeMap<NodeId, Peer>>,
+    /// Members and their addresses as the latest configuration says: what a peer's message
+    /// claims about its own address never overrides these.
+    members: Mutex<BTreeMap<NodeId, String>>,
     /// Mutual TLS to peers, when configured.
     tls: Option<Tls>,
 }
@@ -106,6 +109,7 @@ impl Transport {
                 cluster_id,
                 inputs,
                 peers: Mutex::new(BTreeMap::new()),
+                members: Mutex::new(BTreeMap::new()),
                 tls,
             }),
         }
@@ -117,6 +121,8 @@ impl Transport {
 
     /// Opens connections to new members and closes those to removed ones.
     pub fn update_peers(&self, membership: &Membership) {
+        *self.inner.members.lock().unwrap_or_else(|e| e.into_inner()) =
+            membership.addresses().clone();
         let mut peers = self.peers();
         peers.retain(|id, peer| {
             let keep = membership.address(*id) == Some(peer.address.as_str());
@@ -136,11 +142,22 @@ impl Transport {
         }
     }
 
-    /// Opens a connection to a peer that is not (yet) in the applied membership, such as the
-    /// leader that is adding this node. Membership updates close it again if it is not a
-    /// member then.
+    /// Opens a connection to a peer that is not (yet) in the configuration this node holds,
+    /// such as the leader that is adding this node. Membership updates close it again if it is
+    /// not a member then. For a member, the configuration's address stands: a message naming
+    /// another address for it (a stale or misconfigured process, or one that lies) is not
+    /// followed.
     pub fn learn_peer(&self, id: NodeId, address: &str) {
         if id == self.inner.id || address.is_empty() {
+            return;
+        }
+        if self
+            .inner
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+        {
             return;
         }
         let mut peers = self.peers();
@@ -325,4 +342,33 @@ async fn transfer_snapshot(
         .await
         .map_err(|status| status.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn address_of(transport: &Transport, id: NodeId) -> Option<String> {
+        transport.peers().get(&id).map(|peer| peer.address.clone())
+    }
+
+    #[tokio::test]
+    async fn a_message_does_not_repoint_a_members_address() {
+        // Found in review: any inbound envelope re-pointed the connection to `message.from`.
+        let (inputs, _outputs) = mpsc::channel(16);
+        let transport = Transport::new(1, "127.0.0.1:1".into(), ClusterId::new(7), inputs, None);
+        let addresses = BTreeMap::from([
+            (1, "127.0.0.1:1".to_string()),
+            (2, "127.0.0.1:2".to_string()),
+        ]);
+        transport.update_peers(&Membership::new([1, 2], [], addresses));
+        transport.learn_peer(2, "127.0.0.1:9");
+        assert_eq!(address_of(&transport, 2).as_deref(), Some("127.0.0.1:2"));
+        // A node outside the configuration (the leader adding this one) is learned.
+        transport.learn_peer(3, "127.0.0.1:3");
+        assert_eq!(address_of(&transport, 3).as_deref(), Some("127.0.0.1:3"));
+        transport.shutdown();
+    }
 }
