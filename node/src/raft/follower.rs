@@ -87,6 +87,8 @@ impl Raft {
         self.send(Message {
             msg_type: MessageType::HeartbeatResponse as i32,
             to: m.from,
+            // Where this log ends: a follower that lost its disk says so here.
+            index: self.log.last_index(),
             context: m.context,
             clock: m.clock,
             ..Default::default()

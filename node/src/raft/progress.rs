@@ -40,6 +40,9 @@ pub struct Progress {
     pub ticks_since_contact: u64,
     /// The leader clock of the newest heartbeat this follower answered, for leases.
     pub acked_clock: u64,
+    /// The leader clock when `matched` last grew: a heartbeat sent after it that the follower
+    /// answers with a shorter log proves the follower lost entries it acknowledged.
+    pub matched_clock: u64,
     /// Last indexes of the appends in flight, oldest first.
     inflight: VecDeque<LogIndex>,
     max_inflight: usize,
@@ -57,6 +60,7 @@ impl Progress {
             recent_active: false,
             ticks_since_contact: 0,
             acked_clock: 0,
+            matched_clock: 0,
             inflight: VecDeque::new(),
             max_inflight: max_inflight.max(1),
         }
@@ -157,6 +161,13 @@ impl Progress {
             ProgressState::Replicate => self.inflight.len() >= self.max_inflight,
             ProgressState::Snapshot => true,
         }
+    }
+
+    /// The follower no longer holds what it acknowledged (it lost its disk and came back under
+    /// its id) and its log ends at `last`: probe from there.
+    pub fn lost_entries(&mut self, last: LogIndex) {
+        self.matched = self.matched.min(last);
+        self.become_probe();
     }
 
     /// A heartbeat answer proves the follower is alive: probe again, and free a stuck window.

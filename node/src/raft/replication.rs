@@ -187,6 +187,7 @@ impl Raft {
         if !progress.maybe_update(m.index) {
             return;
         }
+        progress.matched_clock = self.clock;
         match progress.state {
             ProgressState::Probe => progress.become_replicate(),
             ProgressState::Snapshot if progress.matched >= progress.pending_snapshot => {
@@ -214,6 +215,11 @@ impl Raft {
         };
         progress.on_heartbeat_response();
         progress.acked_clock = progress.acked_clock.max(m.clock);
+        if m.clock > progress.matched_clock && m.index < progress.matched {
+            // Sent after the follower acknowledged `matched`, answered with a shorter log: it
+            // lost its disk. Without this the leader would think it caught up for ever.
+            progress.lost_entries(m.index);
+        }
         if progress.matched < self.log.last_index() {
             self.send_append(from, true);
         }

@@ -169,6 +169,7 @@ impl Admin for AdminService {
             snapshot_index: status.snapshot_index,
             version: env!("CARGO_PKG_VERSION").to_string(),
             members: members(&status),
+            awaiting_admission: status.awaiting_admission,
         }))
     }
 

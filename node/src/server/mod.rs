@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 mod event_loop;
 pub mod failpoints;
+mod founding;
 mod frontend;
 mod kv_service;
 mod limits;

@@ -244,6 +244,33 @@ fn establish_identity(
     }
 }
 
+/// Whether this founding member, about to found on an empty data directory, must wait to be
+/// admitted instead, because the other founding members say the cluster has already run (see
+/// [`super::founding`]).
+async fn founding_is_unsafe(
+    config: &NodeConfig,
+    tls: Option<&super::tls::Tls>,
+) -> Result<bool, NodeError> {
+    let founding_entries = 2 * config.founding_members()?.len() as u64;
+    let views = super::founding::ask_founding_members(config, tls).await;
+    let cluster_id = config.new_cluster_id()?;
+    match super::founding::evidence_of_a_running_cluster(&views, cluster_id, founding_entries) {
+        None => Ok(false),
+        Some(evidence) => {
+            tracing::warn!(
+                %evidence,
+                "this founding member's data directory is empty but its cluster has already run: \
+                 it lost its data or was started late. It starts waiting to be admitted and \
+                 will not vote until the cluster removes it and adds it back as a learner \
+                 (`dengine member remove {id}`, then `dengine member add {id} <peer address>`, \
+                 then `dengine member promote {id}`)",
+                id = config.id
+            );
+            Ok(true)
+        }
+    }
+}
+
 /// Founds a new cluster whose state is a backup's: every founding member restores the same
 /// file, so they start identical, at the backup's index, with the new membership.
 fn restore(config: &NodeConfig, store: &RaftStore, kv: &mut KvStore) -> Result<u64, NodeError> {
@@ -368,8 +395,12 @@ async fn bind_if(
 
 /// Starts a node that opens only the listeners asked for. Its client API is served in process
 /// by [`NodeHandle::api`] whether or not the client listener is open.
-pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<NodeHandle, NodeError> {
+pub async fn start_with(
+    mut config: NodeConfig,
+    listeners: Listeners,
+) -> Result<NodeHandle, NodeError> {
     config.validate()?;
+    let tls = super::tls::Tls::load(&config)?;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir {
         path: data_dir.display().to_string(),
@@ -385,6 +416,9 @@ pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<Node
     let storage = Arc::downgrade(&engine);
     let store = RaftStore::new(engine.clone());
     let mut kv = KvStore::open(engine.clone(), config.history_retention)?;
+    if store.identity()?.is_none() && !config.join && config.restore_from.is_none() {
+        config.join = founding_is_unsafe(&config, tls.as_ref()).await?;
+    }
     let cluster_id = ClusterId::new(establish_identity(&config, &store, &mut kv)?);
     let state = store.load()?;
     let state_commit = state.hard_state.commit;
@@ -442,7 +476,6 @@ pub async fn start_with(config: NodeConfig, listeners: Listeners) -> Result<Node
     let (status_tx, status_rx) = watch::channel(NodeStatus::initial(config.id, cluster_id.get()));
     let (events_tx, _) = broadcast::channel(4096);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let tls = super::tls::Tls::load(&config)?;
     let transport = Transport::new(
         config.id,
         config.advertise_peer(),

@@ -26,6 +26,9 @@ pub struct NodeStatus {
     pub snapshot_index: u64,
     pub revision: i64,
     pub members: Vec<MemberStatus>,
+    /// This node came back (or started) without the log it may have acknowledged and does not
+    /// vote until the cluster removes it and adds it back as a learner.
+    pub awaiting_admission: bool,
 }
 
 impl NodeStatus {
@@ -42,6 +45,7 @@ impl NodeStatus {
             snapshot_index: 0,
             revision: 0,
             members: Vec::new(),
+            awaiting_admission: false,
         }
     }
 
@@ -70,6 +74,7 @@ impl NodeStatus {
             snapshot_index: status.snapshot_index,
             revision,
             members,
+            awaiting_admission: raft.awaiting_admission(),
         }
     }
 

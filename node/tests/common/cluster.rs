@@ -62,11 +62,15 @@ impl Cluster {
         cluster
     }
 
-    /// Starts every node that is not running.
+    /// Starts every node that is not running, all at once, as founding members start (a
+    /// founder that starts after the others have committed waits to be admitted).
     pub async fn start_stopped(&mut self) {
-        for node in self.nodes.iter_mut().filter(|n| !n.is_running()) {
-            node.start().await;
-        }
+        let starts = self
+            .nodes
+            .iter_mut()
+            .filter(|n| !n.is_running())
+            .map(|node| node.start());
+        futures::future::join_all(starts).await;
     }
 
     pub fn dir(&self) -> &Path {

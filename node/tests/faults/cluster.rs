@@ -72,9 +72,9 @@ impl FaultCluster {
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             dir,
         };
-        for member in &mut cluster.members {
-            member.start().await;
-        }
+        // All at once, as founding members start (a founder that starts after the others have
+        // committed waits to be admitted).
+        futures::future::join_all(cluster.members.iter_mut().map(|member| member.start())).await;
         cluster.wait_for_leader().await;
         cluster
     }

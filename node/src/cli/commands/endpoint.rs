@@ -191,6 +191,7 @@ mod tests {
                 snapshot_index: 100,
                 version: "0.1.0".to_string(),
                 members: Vec::new(),
+                awaiting_admission: false,
             }),
         }
     }
