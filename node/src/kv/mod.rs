@@ -26,4 +26,5 @@ mod fixtures;
 pub use command::Command;
 pub use error::KvError;
 pub use outcome::{ApplyBatch, CommandOutcome};
+pub use snapshot::StagedRestore;
 pub use store::KvStore;

@@ -33,18 +33,32 @@ impl KvStore {
         .encode_to_vec())
     }
 
-    /// Replaces the whole state with a snapshot taken at `applied_index`.
-    ///
-    /// One synced batch: the caller is about to discard the log the snapshot covers, so the
-    /// snapshot must be durable first, and a crash midway must not leave half of each state.
+    /// Replaces the whole state with a snapshot taken at `applied_index`, in one synced write
+    /// (a backup restored into a new data directory).
     pub fn restore(&mut self, data: &[u8], applied_index: u64) -> Result<(), KvError> {
+        let mut batch = WriteBatch::new();
+        let staged = self.stage_restore(&mut batch, data, applied_index)?;
+        self.engine.write(batch, Durability::Sync)?;
+        self.finish_restore(staged);
+        Ok(())
+    }
+
+    /// Adds to `batch` the writes that replace the whole state with a snapshot taken at
+    /// `applied_index`, so that the caller can make them durable together with its own (Raft's
+    /// compaction point and the log the snapshot replaces: a crash must leave both or
+    /// neither). Once `batch` is written, [`KvStore::finish_restore`] brings the store's memory
+    /// in line; nothing changes before.
+    pub fn stage_restore(
+        &self,
+        batch: &mut WriteBatch,
+        data: &[u8],
+        applied_index: u64,
+    ) -> Result<StagedRestore, KvError> {
         let snapshot =
             KvSnapshot::decode(data).map_err(|e| KvError::InvalidSnapshot(e.to_string()))?;
         validate(&snapshot)?;
-
-        let mut batch = WriteBatch::new();
         for space in [Space::Kv, Space::History, Space::Meta] {
-            clear(self.engine.as_ref(), &mut batch, space)?;
+            clear(self.engine.as_ref(), batch, space)?;
         }
         let mut expiry = ExpiryIndex::default();
         for kv in &snapshot.kvs {
@@ -56,13 +70,23 @@ impl KvStore {
             revision: snapshot.revision,
             compacted_revision: snapshot.revision,
         };
-        meta.write_to(&mut batch);
-        self.engine.write(batch, Durability::Sync)?;
-
-        self.meta = meta;
-        self.expiry = expiry;
-        Ok(())
+        meta.write_to(batch);
+        Ok(StagedRestore { meta, expiry })
     }
+
+    /// Takes on the state a restore staged by [`KvStore::stage_restore`] wrote.
+    pub fn finish_restore(&mut self, staged: StagedRestore) {
+        self.meta = staged.meta;
+        self.expiry = staged.expiry;
+    }
+}
+
+/// A restore written into a batch, not yet taken on by the store (see
+/// [`KvStore::stage_restore`]).
+#[derive(Debug)]
+pub struct StagedRestore {
+    meta: Meta,
+    expiry: ExpiryIndex,
 }
 
 /// Rejects a snapshot whose keys could not have come from [`KvStore::snapshot_data`]: a key

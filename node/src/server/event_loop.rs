@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::failpoints::failpoint;
 use super::metrics::Metrics;
+use super::persist::persist_ready;
 use super::probes::Pulse;
 use super::raft_store::RaftStore;
 use super::requests::{
@@ -522,36 +523,33 @@ impl EventLoop {
         self.transport.send_all(ready.messages);
 
         if must_persist {
-            let mut batch = WriteBatch::new();
-            if let Some(snapshot) = &ready.snapshot {
-                let meta = snapshot.metadata.clone().unwrap_or_default();
-                self.install_snapshot(&meta, &snapshot.data)?;
-                self.store.stage_snapshot(&mut batch, &meta, true);
-                self.last_stored = meta.index;
-                self.snapshot_index = meta.index;
-            }
-            self.store.stage_ready(
-                &mut batch,
+            let durability = match must_sync {
+                true => Durability::Sync,
+                // A new commit index alone: it reaches the disk with the next fsync.
+                false => Durability::Buffered,
+            };
+            let persisted = persist_ready(
+                &self.store,
+                &self.kv,
+                ready.snapshot.as_ref(),
                 &ready.entries,
                 ready.hard_state.as_ref(),
                 self.last_stored,
-            );
-            if let Some(last) = ready.entries.last() {
-                self.last_stored = last.index;
-            }
-            failpoint!("log_append");
+                durability,
+            )?;
+            self.last_stored = persisted.last_stored;
             if must_sync {
-                let started = std::time::Instant::now();
-                self.store.write(batch, Durability::Sync)?;
                 self.metrics
                     .fsync_seconds
-                    .observe(started.elapsed().as_secs_f64());
+                    .observe(persisted.write_time.as_secs_f64());
                 self.metrics
                     .fsync_batch_entries
                     .observe(ready.entries.len() as f64);
-            } else {
-                // A new commit index alone: it reaches the disk with the next fsync.
-                self.store.write(batch, Durability::Buffered)?;
+            }
+            if let Some(snapshot) = &ready.snapshot {
+                let meta = snapshot.metadata.clone().unwrap_or_default();
+                self.snapshot_index = meta.index;
+                self.after_snapshot_installed(&meta);
             }
             failpoint!("after_log_append");
         }
@@ -594,20 +592,10 @@ impl EventLoop {
         }
     }
 
-    fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMetadata,
-        data: &[u8],
-    ) -> Result<(), StorageError> {
-        failpoint!("snapshot_install");
-        let mut kv = self
-            .kv
-            .write()
-            .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?;
-        kv.restore(data, meta.index)
-            .map_err(|e| StorageError::Engine(format!("installing snapshot: {e}")))?;
-        let revision = kv.revision();
-        drop(kv);
+    /// What follows a snapshot from the leader once it is installed: watchers, the applied
+    /// configuration, and the replies that can no longer be matched to an outcome.
+    fn after_snapshot_installed(&mut self, meta: &SnapshotMetadata) {
+        let revision = self.kv.read().map(|kv| kv.revision()).unwrap_or(0);
         // Watchers behind this point cannot be served the events in between: tell them.
         let _ = self.events.send(EventBatch::Reset { revision });
         self.applied_membership = Membership::from_conf_state(
@@ -632,7 +620,6 @@ impl EventLoop {
                 self.proposals.insert(index, (term, reply));
             }
         }
-        Ok(())
     }
 
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
@@ -780,19 +767,26 @@ impl EventLoop {
     /// Encoding holds up this loop for as long as it takes (about 200 ms for 29 MB on two cores),
     /// which is why it happens only when a follower needs it or a backup is asked for.
     fn capture_snapshot(&self) -> Result<CapturedSnapshot, StorageError> {
-        let data = {
+        let (data, index) = {
             let kv = self
                 .kv
                 .read()
                 .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?;
-            debug_assert_eq!(kv.applied_index(), self.raft.log().applied());
-            kv.snapshot_data()?
+            (kv.snapshot_data()?, kv.applied_index())
         };
+        // The label must say what the data holds: the index the state machine itself
+        // recorded, read with the data. The term and configuration this loop tracks are those
+        // at Raft's applied index, so the two must agree.
+        let meta = self.applied_snapshot_metadata();
+        if meta.index != index {
+            return Err(StorageError::Engine(format!(
+                "the state machine holds index {index} but Raft applied {}; refusing to send a \
+                 snapshot labelled with the wrong index",
+                meta.index
+            )));
+        }
         self.metrics.snapshot_bytes.set(data.len() as i64);
-        Ok(CapturedSnapshot {
-            meta: self.applied_snapshot_metadata(),
-            data,
-        })
+        Ok(CapturedSnapshot { meta, data })
     }
 
     /// Describes the state at the applied index: its term and the membership in force there.

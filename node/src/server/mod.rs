@@ -13,6 +13,7 @@ mod limits;
 pub mod metrics;
 mod node;
 mod peer_service;
+mod persist;
 pub mod probes;
 pub mod raft_store;
 mod read_coalescer;

@@ -29,7 +29,7 @@ use crate::proto::kv_server::KvServer;
 use crate::proto::raft_server::RaftServer;
 use crate::proto::{ConfChange, EntryType, HardState};
 use crate::raft::{Config, Membership, Raft};
-use crate::storage::{Engine, RocksEngine, StorageError};
+use crate::storage::{Durability, Engine, RocksEngine, StorageError, WriteBatch};
 
 /// Why a node could not start. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -291,10 +291,15 @@ fn restore(config: &NodeConfig, store: &RaftStore, kv: &mut KvStore) -> Result<u
         }),
         addresses: members.clone().into_iter().collect(),
     };
-    kv.restore(&data, meta.index)
-        .map_err(|e| NodeError::Identity(format!("restoring {}: {e}", path.display())))?;
     let cluster_id = config.new_cluster_id()?;
-    store.initialise_from_snapshot(
+    // The state machine and Raft's founding state in one write: a crash leaves an empty data
+    // directory or a restored one, never half of each.
+    let mut batch = WriteBatch::new();
+    let staged = kv
+        .stage_restore(&mut batch, &data, meta.index)
+        .map_err(|e| NodeError::Identity(format!("restoring {}: {e}", path.display())))?;
+    store.stage_initialise_from_snapshot(
+        &mut batch,
         Identity {
             cluster_id,
             node_id: config.id,
@@ -305,7 +310,9 @@ fn restore(config: &NodeConfig, store: &RaftStore, kv: &mut KvStore) -> Result<u
             commit: meta.index,
         },
         &meta,
-    )?;
+    );
+    store.write(batch, Durability::Sync)?;
+    kv.finish_restore(staged);
     tracing::info!(
         backup = %path.display(),
         index = meta.index,

@@ -112,19 +112,19 @@ impl RaftStore {
         self.engine.write(batch, Durability::Sync)
     }
 
-    /// Founds a node from a snapshot (a restored backup) whose state the state machine already
-    /// holds: identity, hard state and compaction point in one atomic write, and no log entries.
-    pub fn initialise_from_snapshot(
+    /// Adds to `batch` what founds a node from a snapshot (a restored backup) whose state the
+    /// same batch restores into the state machine: identity, hard state and compaction point,
+    /// and no log entries.
+    pub fn stage_initialise_from_snapshot(
         &self,
+        batch: &mut WriteBatch,
         identity: Identity,
         hard_state: HardState,
         meta: &SnapshotMetadata,
-    ) -> StorageResult<()> {
-        let mut batch = WriteBatch::new();
+    ) {
         batch.put(Space::RaftState, IDENTITY, identity.encode_to_vec());
         batch.put(Space::RaftState, HARD_STATE, hard_state.encode_to_vec());
-        self.stage_snapshot(&mut batch, meta, true);
-        self.engine.write(batch, Durability::Sync)
+        self.stage_snapshot(batch, meta, true);
     }
 
     pub fn load(&self) -> StorageResult<RaftState> {

@@ -16,6 +16,9 @@ struct State {
     /// What reads see: `durable` plus `pending`.
     visible: BTreeMap<Space, Tree>,
     crashed: bool,
+    /// Writes still allowed before the engine crashes instead of writing (a crash in the
+    /// middle of a sequence of writes); `None`: no crash planned.
+    writes_before_crash: Option<u64>,
 }
 
 /// Keeps buffered writes apart until the next synced write, so [`MemoryEngine::crash`] can
@@ -59,15 +62,26 @@ impl MemoryEngine {
     /// Loses every write not yet made durable and refuses further use until
     /// [`MemoryEngine::restart`].
     pub fn crash(&self) {
-        let mut state = self.lock();
-        state.pending.clear();
-        state.visible = state.durable.clone();
-        state.crashed = true;
+        Self::crash_locked(&mut self.lock());
     }
 
     /// Makes the engine usable again after a crash, holding only what was durable.
     pub fn restart(&self) {
-        self.lock().crashed = false;
+        let mut state = self.lock();
+        state.crashed = false;
+        state.writes_before_crash = None;
+    }
+
+    /// Lets `writes` more writes happen, then crashes (as [`MemoryEngine::crash`]) at the next
+    /// one instead of carrying it out: the process died in the middle of a sequence of writes.
+    pub fn crash_after_writes(&self, writes: u64) {
+        self.lock().writes_before_crash = Some(writes);
+    }
+
+    fn crash_locked(state: &mut State) {
+        state.pending.clear();
+        state.visible = state.durable.clone();
+        state.crashed = true;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -132,6 +146,14 @@ impl Engine for MemoryEngine {
         if state.crashed {
             return Err(StorageError::Crashed);
         }
+        match state.writes_before_crash {
+            Some(0) => {
+                Self::crash_locked(&mut state);
+                return Err(StorageError::Crashed);
+            }
+            Some(n) => state.writes_before_crash = Some(n - 1),
+            None => {}
+        }
         apply(&mut state.visible, &batch);
         state.pending.push(batch);
         if durability == Durability::Sync {
@@ -172,6 +194,26 @@ mod tests {
         assert_eq!(engine.get(Space::Kv, b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(engine.get(Space::Kv, b"b").unwrap(), Some(b"2".to_vec()));
         assert_eq!(engine.get(Space::Kv, b"c").unwrap(), None);
+    }
+
+    #[test]
+    fn a_planned_crash_strikes_at_the_chosen_write() {
+        let engine = MemoryEngine::new();
+        engine.crash_after_writes(1);
+        let batch = |key: &[u8]| {
+            let mut batch = WriteBatch::new();
+            batch.put(Space::Kv, key.to_vec(), b"v".to_vec());
+            batch
+        };
+        engine.write(batch(b"a"), Durability::Sync).unwrap();
+        assert!(matches!(
+            engine.write(batch(b"b"), Durability::Sync),
+            Err(StorageError::Crashed)
+        ));
+        engine.restart();
+        assert!(engine.get(Space::Kv, b"a").unwrap().is_some());
+        assert!(engine.get(Space::Kv, b"b").unwrap().is_none());
+        engine.write(batch(b"c"), Durability::Sync).unwrap();
     }
 
     #[test]

@@ -52,7 +52,7 @@ async fn lease_read(
 /// count that stood still during the stall, and served queued requests before the missed
 /// ticks.)
 pub async fn leader_deposed_while_stalled_serves_no_stale_lease_read() {
-    let mut cluster = FaultCluster::start(3, ARGS, CONFIG).await;
+    let cluster = FaultCluster::start(3, ARGS, CONFIG).await;
     let old = cluster.wait_for_leader().await;
     let old_id = cluster.members[old].id();
     let old_term = cluster.members[old].status().await.expect("status").term;
