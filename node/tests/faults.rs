@@ -225,6 +225,18 @@ async fn a_leader_deposed_while_stalled_serves_no_stale_lease_read() {
     stall::leader_deposed_while_stalled_serves_no_stale_lease_read().await;
 }
 
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_go_on_while_a_snapshot_is_encoded() {
+    stall::writes_go_on_while_a_snapshot_is_encoded().await;
+}
+
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_go_on_while_a_watch_replays_history() {
+    stall::writes_go_on_while_a_watch_replays_history().await;
+}
+
 /// Reads every key through every node, linearizably, retrying until each read is answered;
 /// every attempt goes into the history. Returns those operations and the final state, as
 /// the first node read it.

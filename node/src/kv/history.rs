@@ -7,7 +7,9 @@
 use prost::Message;
 
 use crate::proto::Event;
-use crate::storage::{u64_key, Engine, Space, StorageError, StorageResult, WriteBatch};
+use crate::storage::{
+    parse_u64_key, u64_key, Reader, Space, StorageError, StorageResult, WriteBatch,
+};
 
 /// Revisions start at 1, so they are never negative and `unsigned_abs` is the identity.
 fn key(revision: i64) -> [u8; 8] {
@@ -41,22 +43,26 @@ pub(super) fn write(
     }
 }
 
-/// The retained events with revision `>= start_revision` on `key` (or under it when `prefix`),
-/// in revision order. The caller checks `start_revision` against the compaction point.
-pub(super) fn read_since(
-    engine: &dyn Engine,
+/// One page of history: the matching events among at most `max_rows` stored revisions from
+/// `start_revision` on, and the revision the next page starts at (`None` after the last).
+pub(super) fn read_page(
+    reader: &dyn Reader,
     start_revision: i64,
     key_or_prefix: &[u8],
     prefix: bool,
-) -> StorageResult<Vec<Event>> {
-    let rows = engine.scan(
+    max_rows: usize,
+) -> StorageResult<(Vec<Event>, Option<i64>)> {
+    let rows = reader.scan(
         Space::History,
         &key(start_revision.max(1)),
         None,
-        usize::MAX,
+        max_rows.max(1),
     )?;
+    let full = rows.len() == max_rows.max(1);
     let mut events = Vec::new();
+    let mut last_revision = start_revision;
     for (revision, stored) in rows {
+        last_revision = parse_u64_key(Space::History, &revision)? as i64;
         let event = Event::decode(stored.as_slice()).map_err(|e| StorageError::Corrupt {
             space: Space::History,
             detail: format!("event at key {}: {e}", revision.escape_ascii()),
@@ -76,7 +82,7 @@ pub(super) fn read_since(
             events.push(event);
         }
     }
-    Ok(events)
+    Ok((events, full.then_some(last_revision + 1)))
 }
 
 #[cfg(test)]
@@ -99,7 +105,7 @@ mod store_tests {
     use crate::kv::fixtures::{put, Harness};
     use crate::kv::{Command, KvError};
     use crate::proto::event::EventType;
-    use crate::storage::{Engine, Space};
+    use crate::storage::{Engine, Reader, Space};
 
     fn revisions(events: &[crate::proto::Event]) -> Vec<i64> {
         events

@@ -19,6 +19,7 @@ mod outcome;
 mod record;
 mod snapshot;
 mod store;
+mod view;
 
 #[cfg(test)]
 mod fixtures;
@@ -28,3 +29,4 @@ pub use error::KvError;
 pub use outcome::{ApplyBatch, CommandOutcome};
 pub use snapshot::StagedRestore;
 pub use store::KvStore;
+pub use view::{HistoryPage, KvView, HISTORY_PAGE_ROWS};

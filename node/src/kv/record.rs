@@ -5,7 +5,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::proto::KeyValue;
-use crate::storage::{Engine, Space, StorageError, StorageResult};
+use crate::storage::{Reader, Space, StorageError, StorageResult};
 
 /// Keys read per engine call when walking the whole key space, to bound memory.
 const PAGE: usize = 1024;
@@ -27,7 +27,7 @@ pub(super) fn decode(key: Vec<u8>, stored: &[u8]) -> StorageResult<KeyValue> {
     Ok(kv)
 }
 
-pub(super) fn get(engine: &dyn Engine, key: &[u8]) -> StorageResult<Option<KeyValue>> {
+pub(super) fn get(engine: &dyn Reader, key: &[u8]) -> StorageResult<Option<KeyValue>> {
     engine
         .get(Space::Kv, key)?
         .map(|stored| decode(key.to_vec(), &stored))
@@ -35,7 +35,7 @@ pub(super) fn get(engine: &dyn Engine, key: &[u8]) -> StorageResult<Option<KeyVa
 }
 
 /// Calls `visit` with every key-value, in key order.
-pub(super) fn for_each(engine: &dyn Engine, mut visit: impl FnMut(KeyValue)) -> StorageResult<()> {
+pub(super) fn for_each(engine: &dyn Reader, mut visit: impl FnMut(KeyValue)) -> StorageResult<()> {
     let mut from = Vec::new();
     loop {
         let page = engine.scan(Space::Kv, &from, None, PAGE)?;

@@ -2,35 +2,17 @@
 
 use prost::Message;
 
-use crate::proto::KeyValue;
 use crate::storage::{Durability, Engine, Space, StorageResult, WriteBatch};
 
 use super::expiry::ExpiryIndex;
 use super::meta::Meta;
+use super::view::KvSnapshot;
 use super::{record, KvError, KvStore};
 
-/// The snapshot payload. Watch history is not included: after a restore nothing before the
-/// snapshot's revision can be replayed, and the compacted revision says so.
-#[derive(Clone, PartialEq, prost::Message)]
-struct KvSnapshot {
-    #[prost(int64, tag = "1")]
-    revision: i64,
-    /// In key order.
-    #[prost(message, repeated, tag = "2")]
-    kvs: Vec<KeyValue>,
-}
-
 impl KvStore {
-    /// Every key-value and the revision, encoded. Pair it with [`KvStore::applied_index`]
-    /// read at the same time.
+    /// Every key-value and the revision, encoded (see [`KvView::snapshot_data`](super::KvView::snapshot_data)).
     pub fn snapshot_data(&self) -> StorageResult<Vec<u8>> {
-        let mut kvs = Vec::new();
-        record::for_each(self.engine.as_ref(), |kv| kvs.push(kv))?;
-        Ok(KvSnapshot {
-            revision: self.meta.revision,
-            kvs,
-        }
-        .encode_to_vec())
+        self.current().snapshot_data()
     }
 
     /// Replaces the whole state with a snapshot taken at `applied_index`, in one synced write
@@ -141,6 +123,8 @@ mod tests {
     use super::*;
     use crate::kv::fixtures::{keys, put, Harness};
     use crate::kv::Command;
+    use crate::proto::KeyValue;
+    use crate::storage::Reader;
 
     #[test]
     fn a_snapshot_restores_into_a_fresh_engine() {

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use crate::proto::{Event, KeyValue};
-use crate::storage::{prefix_end, Durability, Engine, Space, StorageResult, WriteBatch};
+use crate::storage::{Durability, Engine, Space, StorageResult, WriteBatch};
 
 use super::apply::Staged;
 use super::expiry::ExpiryIndex;
 use super::meta::Meta;
+use super::view::KvView;
 use super::{history, record, ApplyBatch, Command, KvError};
 
 /// The KV state machine over one engine.
@@ -118,77 +119,39 @@ impl KvStore {
         })
     }
 
-    pub fn get(&self, key: &[u8]) -> StorageResult<Option<KeyValue>> {
-        record::get(self.engine.as_ref(), key)
+    /// The state machine as it is, for a read made under its lock.
+    pub fn current(&self) -> KvView {
+        KvView::new(self.engine.clone(), self.meta)
     }
 
-    /// Up to `limit` keys starting with `prefix` (all keys when empty), in key order, after
-    /// `continuation` (empty for the first page). Returns the page and the continuation of the
-    /// next one, empty when there are no more keys.
-    ///
-    /// The continuation is the smallest key after the last one returned: a key inserted
-    /// between two pages is still seen if it sorts after the page boundary. A limit of 0 is
-    /// read as 1, since an empty page with no continuation would look like the end.
+    /// The state machine as it is now, for a read made after letting go of its lock: later
+    /// applies do not show through it.
+    pub fn view(&self) -> StorageResult<KvView> {
+        Ok(KvView::new(self.engine.clone().view()?, self.meta))
+    }
+
+    pub fn get(&self, key: &[u8]) -> StorageResult<Option<KeyValue>> {
+        self.current().get(key)
+    }
+
+    /// See [`KvView::scan`].
     pub fn scan(
         &self,
         prefix: &[u8],
         continuation: &[u8],
         limit: usize,
     ) -> Result<(Vec<KeyValue>, Vec<u8>), KvError> {
-        let from = if continuation.is_empty() {
-            prefix
-        } else if continuation.starts_with(prefix) {
-            continuation
-        } else {
-            return Err(KvError::InvalidContinuation);
-        };
-        let limit = limit.max(1);
-        let end = prefix_end(prefix);
-        // One more than asked tells whether another page exists.
-        let mut rows =
-            self.engine
-                .scan(Space::Kv, from, end.as_deref(), limit.saturating_add(1))?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = match rows.last() {
-            Some((last, _)) if more => {
-                let mut next = last.clone();
-                next.push(0);
-                next
-            }
-            _ => Vec::new(),
-        };
-        let kvs = rows
-            .into_iter()
-            .map(|(key, stored)| record::decode(key, &stored))
-            .collect::<StorageResult<Vec<_>>>()?;
-        Ok((kvs, next))
+        self.current().scan(prefix, continuation, limit)
     }
 
-    /// The retained events with revision `>= start_revision` on `key`, or on every key under
-    /// it when `prefix`, in revision order.
-    ///
-    /// Fails with [`KvError::Compacted`] when some of those events were dropped. Revision 0
-    /// never existed, so with nothing compacted a start of 0 replays the whole history.
+    /// See [`KvView::events_since`].
     pub fn events_since(
         &self,
         start_revision: i64,
         key: &[u8],
         prefix: bool,
     ) -> Result<Vec<Event>, KvError> {
-        let compacted = self.meta.compacted_revision;
-        if start_revision.max(1) <= compacted {
-            return Err(KvError::Compacted {
-                requested: start_revision,
-                oldest_retained: compacted + 1,
-            });
-        }
-        Ok(history::read_since(
-            self.engine.as_ref(),
-            start_revision,
-            key,
-            prefix,
-        )?)
+        self.current().events_since(start_revision, key, prefix)
     }
 
     /// Up to `max` keys whose TTL ran out at `now_unix_ms`, earliest deadline first, with the

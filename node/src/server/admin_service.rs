@@ -14,8 +14,8 @@ use crate::proto::admin_server::Admin;
 use crate::proto::{
     AddLearnerRequest, BackupChunk, BackupHeader, BackupRequest, Member, MemberListRequest,
     MemberListResponse, MemberRole, MembershipResponse, PromoteLearnerRequest, RaftRole,
-    RemoveMemberRequest, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
-    TransferLeadershipRequest, TransferLeadershipResponse,
+    RemoveMemberRequest, SnapshotMetadata, SnapshotRequest, SnapshotResponse, StatusRequest,
+    StatusResponse, TransferLeadershipRequest, TransferLeadershipResponse,
 };
 use crate::raft::{NodeId, Role};
 
@@ -73,12 +73,18 @@ pub struct AdminService {
 const BACKUP_CHUNK_BYTES: usize = 1 << 20;
 
 impl AdminService {
-    /// The state machine as it is now, encoded; with `compact`, the log it covers is dropped.
-    async fn capture_snapshot(&self, compact: bool) -> Result<CapturedSnapshot, Status> {
-        self.frontend
+    /// The state machine as it is now, encoded (off the event loop); with `compact`, the log
+    /// it covers is dropped.
+    async fn capture_snapshot(&self, compact: bool) -> Result<(SnapshotMetadata, Vec<u8>), Status> {
+        let captured: CapturedSnapshot = self
+            .frontend
             .ask_loop(|reply| ClientRequest::Snapshot { compact, reply })
             .await
-            .map_err(Status::from)
+            .map_err(Status::from)?;
+        captured
+            .encode()
+            .await
+            .map_err(|e| Status::internal(e.to_string()))
     }
 
     async fn change(
@@ -274,10 +280,10 @@ impl Admin for AdminService {
         request: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotResponse>, Status> {
         self.auth.check(&request)?;
-        let captured = self.capture_snapshot(true).await?;
+        let (meta, data) = self.capture_snapshot(true).await?;
         Ok(Response::new(SnapshotResponse {
-            index: captured.meta.index,
-            bytes: captured.data.len() as u64,
+            index: meta.index,
+            bytes: data.len() as u64,
         }))
     }
 
@@ -289,10 +295,7 @@ impl Admin for AdminService {
     ) -> Result<Response<Self::BackupStream>, Status> {
         self.auth.check(&request)?;
         // The state as this node has applied it now.
-        let CapturedSnapshot {
-            meta: metadata,
-            data,
-        } = self.capture_snapshot(false).await?;
+        let (metadata, data) = self.capture_snapshot(false).await?;
         let header = BackupHeader {
             format: crate::backup::FORMAT,
             cluster_id: self.status.borrow().cluster_id,

@@ -754,7 +754,7 @@ impl EventLoop {
         Ok(())
     }
 
-    /// The state machine as it is now, encoded; with `compact`, the log it covers is dropped
+    /// The state machine as it is now, captured; with `compact`, the log it covers is dropped
     /// first.
     fn snapshot_now(&mut self, compact: bool) -> Result<CapturedSnapshot, StorageError> {
         if compact {
@@ -763,30 +763,32 @@ impl EventLoop {
         self.capture_snapshot()
     }
 
-    /// The state machine as it is now, encoded, with what a follower installing it must know.
-    /// Encoding holds up this loop for as long as it takes (about 200 ms for 29 MB on two cores),
-    /// which is why it happens only when a follower needs it or a backup is asked for.
+    /// The state machine as it is now, with what a follower installing it must know. Only a
+    /// point-in-time view is taken here; the encoding happens off this loop.
     fn capture_snapshot(&self) -> Result<CapturedSnapshot, StorageError> {
-        let (data, index) = {
-            let kv = self
-                .kv
-                .read()
-                .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?;
-            (kv.snapshot_data()?, kv.applied_index())
-        };
+        let state = self
+            .kv
+            .read()
+            .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?
+            .view()?;
         // The label must say what the data holds: the index the state machine itself
-        // recorded, read with the data. The term and configuration this loop tracks are those
+        // recorded, read with the view. The term and configuration this loop tracks are those
         // at Raft's applied index, so the two must agree.
         let meta = self.applied_snapshot_metadata();
-        if meta.index != index {
+        if meta.index != state.applied_index() {
             return Err(StorageError::Engine(format!(
-                "the state machine holds index {index} but Raft applied {}; refusing to send a \
+                "the state machine holds index {} but Raft applied {}; refusing to send a \
                  snapshot labelled with the wrong index",
+                state.applied_index(),
                 meta.index
             )));
         }
-        self.metrics.snapshot_bytes.set(data.len() as i64);
-        Ok(CapturedSnapshot { meta, data })
+        Ok(CapturedSnapshot {
+            meta,
+            state,
+            size_gauge: self.metrics.snapshot_bytes.clone(),
+            encoding_gauge: self.metrics.snapshots_encoding.clone(),
+        })
     }
 
     /// Describes the state at the applied index: its term and the membership in force there.

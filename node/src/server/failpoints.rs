@@ -8,7 +8,12 @@
 //! Names: `log_append` (before the log is written and fsynced), `after_log_append` (after the
 //! fsync, before acknowledgements are sent), `apply` (before committed entries are applied),
 //! `snapshot_install` (before a snapshot from the leader is installed), `snapshot_take`
-//! (before a snapshot is written and the log compacted).
+//! (before a snapshot is written and the log compacted), `snapshot_encode` (before the state
+//! machine is encoded for a follower or a backup), `watch_history_read` (before a page of a
+//! watch's retained history is read).
+//!
+//! Test builds also take failpoints at run time: `PUT /debug/failpoints/{name}` on the
+//! metrics listener (see `probes.rs`), e.g. `pause` to stall a node where the test chooses.
 
 use crate::storage::StorageError;
 

@@ -18,7 +18,7 @@ use tonic::transport::Channel;
 use super::api::{ApiError, Header, ReadPolicy};
 use super::config::DefaultReadPolicy;
 use super::limits::Limits;
-use super::metrics::{Metrics, OperationLabels};
+use super::metrics::{InProgress, Metrics, OperationLabels};
 use super::read_coalescer::ReadCoalescer;
 use super::requests::{Applied, ClientRequest, ReadBarrier, ServiceError};
 use super::status::NodeStatus;
@@ -134,7 +134,7 @@ impl Frontend {
             .send(make(reply))
             .await
             .map_err(|_| ServiceError::ShuttingDown)?;
-        let _waiting = Waiting::count(&self.metrics.loop_requests_waiting);
+        let _waiting = InProgress::enter(&self.metrics.loop_requests_waiting);
         answer.await.map_err(|_| ServiceError::ShuttingDown)?
     }
 
@@ -455,22 +455,5 @@ impl Frontend {
                 "this node has not applied up to the read index {index} in time; it may be cut off from the leader"
             ))),
         }
-    }
-}
-
-/// One request counted in a gauge while it waits, however the wait ends (answered, failed or
-/// abandoned by its caller).
-struct Waiting<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl<'a> Waiting<'a> {
-    fn count(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }

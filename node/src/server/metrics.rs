@@ -37,6 +37,24 @@ pub struct Metrics {
     pub snapshot_bytes: Gauge,
     pub peer_lag: Family<PeerLabels, Gauge>,
     pub loop_requests_waiting: Gauge,
+    pub snapshots_encoding: Gauge,
+    pub watch_history_reads: Gauge,
+}
+
+/// Counts one thing in progress in a gauge for as long as it lives, however it ends.
+pub struct InProgress(Gauge);
+
+impl InProgress {
+    pub fn enter(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 fn latency() -> Histogram {
@@ -62,6 +80,8 @@ impl Metrics {
             snapshot_bytes: Gauge::default(),
             peer_lag: Family::default(),
             loop_requests_waiting: Gauge::default(),
+            snapshots_encoding: Gauge::default(),
+            watch_history_reads: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("raft_term", "The current Raft term", metrics.term.clone());
@@ -129,6 +149,16 @@ impl Metrics {
             "event_loop_requests_waiting",
             "Client and admin requests handed to the event loop and not yet answered",
             metrics.loop_requests_waiting.clone(),
+        );
+        registry.register(
+            "snapshots_encoding",
+            "Snapshots being encoded now, for a follower or a backup (off the event loop)",
+            metrics.snapshots_encoding.clone(),
+        );
+        registry.register(
+            "watch_history_reads",
+            "Watches reading retained history now (from a view, not under the state machine's lock)",
+            metrics.watch_history_reads.clone(),
         );
         Self {
             registry,

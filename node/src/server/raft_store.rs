@@ -229,7 +229,7 @@ impl RaftStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryEngine;
+    use crate::storage::{MemoryEngine, Reader};
 
     fn entry(index: u64, term: u64) -> Entry {
         Entry {

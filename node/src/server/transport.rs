@@ -306,17 +306,20 @@ async fn transfer_snapshot(
         .send(PeerInput::SnapshotWanted(reply))
         .await
         .map_err(|_| "the node is shutting down".to_string())?;
-    let captured = answer
+    let (meta, data) = answer
         .await
         .map_err(|_| "the node is shutting down".to_string())?
+        .map_err(|e| format!("capturing the snapshot: {e}"))?
+        .encode()
+        .await
         .map_err(|e| format!("encoding the snapshot: {e}"))?;
     // The state now is at or past the compaction point the core asked for, and the core
     // accepts any snapshot at or past that.
     message.snapshot = Some(Snapshot {
-        metadata: Some(captured.meta),
+        metadata: Some(meta),
         data: Bytes::new(),
     });
-    let data = Bytes::from(captured.data);
+    let data = Bytes::from(data);
     let mut chunks = vec![SnapshotChunk {
         envelope: Some(PeerEnvelope {
             cluster_id: inner.cluster_id.get(),

@@ -1,9 +1,9 @@
 //! An in-memory [`Engine`] for the simulator, with crash semantics.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::{Durability, Engine, Space, StorageError, StorageResult, WriteBatch, WriteOp};
+use super::{Durability, Engine, Reader, Space, StorageError, StorageResult, WriteBatch, WriteOp};
 
 type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -91,13 +91,56 @@ impl MemoryEngine {
     }
 }
 
-impl Engine for MemoryEngine {
-    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn get(trees: &BTreeMap<Space, Tree>, space: Space, key: &[u8]) -> Option<Vec<u8>> {
+    trees.get(&space).and_then(|t| t.get(key)).cloned()
+}
+
+fn scan(
+    trees: &BTreeMap<Space, Tree>,
+    space: Space,
+    from: &[u8],
+    to: Option<&[u8]>,
+    limit: usize,
+) -> Pairs {
+    let Some(tree) = trees.get(&space) else {
+        return Vec::new();
+    };
+    tree.range(from.to_vec()..)
+        .take_while(|(k, _)| to.is_none_or(|to| k.as_slice() < to))
+        .take(limit)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn last_before(
+    trees: &BTreeMap<Space, Tree>,
+    space: Space,
+    before: Option<&[u8]>,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let tree = trees.get(&space)?;
+    let found = match before {
+        Some(before) => tree.range(..before.to_vec()).next_back(),
+        None => tree.iter().next_back(),
+    };
+    found.map(|(k, v)| (k.clone(), v.clone()))
+}
+
+impl MemoryEngine {
+    /// What reads see now, unless the engine has crashed.
+    fn visible<T>(&self, read: impl FnOnce(&BTreeMap<Space, Tree>) -> T) -> StorageResult<T> {
         let state = self.lock();
         if state.crashed {
             return Err(StorageError::Crashed);
         }
-        Ok(state.visible.get(&space).and_then(|t| t.get(key)).cloned())
+        Ok(read(&state.visible))
+    }
+}
+
+impl Reader for MemoryEngine {
+    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.visible(|trees| get(trees, space, key))
     }
 
     fn scan(
@@ -106,20 +149,8 @@ impl Engine for MemoryEngine {
         from: &[u8],
         to: Option<&[u8]>,
         limit: usize,
-    ) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let state = self.lock();
-        if state.crashed {
-            return Err(StorageError::Crashed);
-        }
-        let Some(tree) = state.visible.get(&space) else {
-            return Ok(Vec::new());
-        };
-        Ok(tree
-            .range(from.to_vec()..)
-            .take_while(|(k, _)| to.is_none_or(|to| k.as_slice() < to))
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+    ) -> StorageResult<Pairs> {
+        self.visible(|trees| scan(trees, space, from, to, limit))
     }
 
     fn last_before(
@@ -127,18 +158,44 @@ impl Engine for MemoryEngine {
         space: Space,
         before: Option<&[u8]>,
     ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
-        let state = self.lock();
-        if state.crashed {
-            return Err(StorageError::Crashed);
-        }
-        let Some(tree) = state.visible.get(&space) else {
-            return Ok(None);
-        };
-        let found = match before {
-            Some(before) => tree.range(..before.to_vec()).next_back(),
-            None => tree.iter().next_back(),
-        };
-        Ok(found.map(|(k, v)| (k.clone(), v.clone())))
+        self.visible(|trees| last_before(trees, space, before))
+    }
+}
+
+/// A copy of what the engine held when the view was taken (the memory engine is for tests and
+/// the simulator, whose states are small).
+struct MemoryView {
+    trees: BTreeMap<Space, Tree>,
+}
+
+impl Reader for MemoryView {
+    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        Ok(get(&self.trees, space, key))
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> StorageResult<Pairs> {
+        Ok(scan(&self.trees, space, from, to, limit))
+    }
+
+    fn last_before(
+        &self,
+        space: Space,
+        before: Option<&[u8]>,
+    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(last_before(&self.trees, space, before))
+    }
+}
+
+impl Engine for MemoryEngine {
+    fn view(self: Arc<Self>) -> StorageResult<Arc<dyn Reader>> {
+        let trees = self.visible(Clone::clone)?;
+        Ok(Arc::new(MemoryView { trees }))
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> StorageResult<()> {
@@ -214,6 +271,23 @@ mod tests {
         assert!(engine.get(Space::Kv, b"a").unwrap().is_some());
         assert!(engine.get(Space::Kv, b"b").unwrap().is_none());
         engine.write(batch(b"c"), Durability::Sync).unwrap();
+    }
+
+    #[test]
+    fn a_view_does_not_see_later_writes() {
+        let engine = Arc::new(MemoryEngine::new());
+        let put = |key: &[u8], value: &[u8]| {
+            let mut batch = WriteBatch::new();
+            batch.put(Space::Kv, key.to_vec(), value.to_vec());
+            batch
+        };
+        engine.write(put(b"a", b"1"), Durability::Sync).unwrap();
+        let view = engine.clone().view().unwrap();
+        engine.write(put(b"a", b"2"), Durability::Sync).unwrap();
+        engine.write(put(b"b", b"1"), Durability::Sync).unwrap();
+        assert_eq!(view.get(Space::Kv, b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(view.scan(Space::Kv, b"", None, 10).unwrap().len(), 1);
+        assert_eq!(engine.scan(Space::Kv, b"", None, 10).unwrap().len(), 2);
     }
 
     #[test]

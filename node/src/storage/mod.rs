@@ -12,6 +12,8 @@
 mod memory;
 mod rocks;
 
+use std::sync::Arc;
+
 pub use memory::MemoryEngine;
 pub use rocks::RocksEngine;
 
@@ -148,8 +150,8 @@ pub enum StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
-/// An ordered key-value engine with atomic batches.
-pub trait Engine: Send + Sync + 'static {
+/// Ordered reads: of an engine as it is now, or of a [`Engine::view`] taken earlier.
+pub trait Reader: Send + Sync {
     fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
 
     /// Up to `limit` pairs with `from <= key < to` (no upper bound when `to` is `None`), in key
@@ -168,8 +170,16 @@ pub trait Engine: Send + Sync + 'static {
         space: Space,
         before: Option<&[u8]>,
     ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>>;
+}
 
+/// An ordered key-value engine with atomic batches.
+pub trait Engine: Reader + 'static {
     fn write(&self, batch: WriteBatch, durability: Durability) -> StorageResult<()>;
+
+    /// The engine as it is now, for reads that take a while (encoding a snapshot, replaying
+    /// a watch's history, a long scan): later writes do not show through it, so readers need
+    /// not hold anyone up while they read. Cheap to take; it keeps the engine open while held.
+    fn view(self: Arc<Self>) -> StorageResult<Arc<dyn Reader>>;
 }
 
 /// Big-endian encoding, so byte order is numeric order.

@@ -1,12 +1,16 @@
 //! The production [`Engine`]: RocksDB with one column family per [`Space`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB,
+    ColumnFamilyDescriptor, DBIteratorWithThreadMode, Direction, IteratorMode, Options,
+    ReadOptions, SnapshotWithThreadMode, WriteOptions, DB,
 };
 
-use super::{Durability, Engine, Space, StorageError, StorageResult, WriteBatch, WriteOp};
+use super::{Durability, Engine, Reader, Space, StorageError, StorageResult, WriteBatch, WriteOp};
+
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 pub struct RocksEngine {
     db: DB,
@@ -31,12 +35,6 @@ impl RocksEngine {
         let db = DB::open_cf_descriptors(&options, dir, families).map_err(engine_error)?;
         Ok(Self { db })
     }
-
-    fn family(&self, space: Space) -> StorageResult<&rocksdb::ColumnFamily> {
-        self.db
-            .cf_handle(space.name())
-            .ok_or_else(|| StorageError::Engine(format!("missing column family {}", space.name())))
-    }
 }
 
 /// Closing syncs the write-ahead log: writes made without fsync (the state machine's, which
@@ -50,11 +48,102 @@ impl Drop for RocksEngine {
     }
 }
 
-impl Engine for RocksEngine {
+/// Where reads come from: the database as it is, or a snapshot of it.
+trait Source {
+    fn db(&self) -> &DB;
+    fn get(
+        &self,
+        family: &rocksdb::ColumnFamily,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, rocksdb::Error>;
+    fn iterator(
+        &self,
+        family: &rocksdb::ColumnFamily,
+        read: ReadOptions,
+        mode: IteratorMode,
+    ) -> DBIteratorWithThreadMode<'_, DB>;
+}
+
+impl Source for RocksEngine {
+    fn db(&self) -> &DB {
+        &self.db
+    }
+
+    fn get(
+        &self,
+        family: &rocksdb::ColumnFamily,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, rocksdb::Error> {
+        self.db.get_cf(family, key)
+    }
+
+    fn iterator(
+        &self,
+        family: &rocksdb::ColumnFamily,
+        read: ReadOptions,
+        mode: IteratorMode,
+    ) -> DBIteratorWithThreadMode<'_, DB> {
+        self.db.iterator_cf_opt(family, read, mode)
+    }
+}
+
+fn family(db: &DB, space: Space) -> StorageResult<&rocksdb::ColumnFamily> {
+    db.cf_handle(space.name())
+        .ok_or_else(|| StorageError::Engine(format!("missing column family {}", space.name())))
+}
+
+fn get(source: &impl Source, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+    source
+        .get(family(source.db(), space)?, key)
+        .map_err(engine_error)
+}
+
+fn scan(
+    source: &impl Source,
+    space: Space,
+    from: &[u8],
+    to: Option<&[u8]>,
+    limit: usize,
+) -> StorageResult<Pairs> {
+    let mut read = ReadOptions::default();
+    if let Some(to) = to {
+        read.set_iterate_upper_bound(to.to_vec());
+    }
+    let iter = source.iterator(
+        family(source.db(), space)?,
+        read,
+        IteratorMode::From(from, Direction::Forward),
+    );
+    let mut out = Vec::new();
+    for item in iter.take(limit) {
+        let (k, v) = item.map_err(engine_error)?;
+        out.push((k.into_vec(), v.into_vec()));
+    }
+    Ok(out)
+}
+
+fn last_before(
+    source: &impl Source,
+    space: Space,
+    before: Option<&[u8]>,
+) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut read = ReadOptions::default();
+    if let Some(before) = before {
+        read.set_iterate_upper_bound(before.to_vec());
+    }
+    let mut iter = source.iterator(family(source.db(), space)?, read, IteratorMode::End);
+    match iter.next() {
+        Some(item) => {
+            let (k, v) = item.map_err(engine_error)?;
+            Ok(Some((k.into_vec(), v.into_vec())))
+        }
+        None => Ok(None),
+    }
+}
+
+impl Reader for RocksEngine {
     fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        self.db
-            .get_cf(self.family(space)?, key)
-            .map_err(engine_error)
+        get(self, space, key)
     }
 
     fn scan(
@@ -63,22 +152,8 @@ impl Engine for RocksEngine {
         from: &[u8],
         to: Option<&[u8]>,
         limit: usize,
-    ) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut read = ReadOptions::default();
-        if let Some(to) = to {
-            read.set_iterate_upper_bound(to.to_vec());
-        }
-        let iter = self.db.iterator_cf_opt(
-            self.family(space)?,
-            read,
-            IteratorMode::From(from, Direction::Forward),
-        );
-        let mut out = Vec::new();
-        for item in iter.take(limit) {
-            let (k, v) = item.map_err(engine_error)?;
-            out.push((k.into_vec(), v.into_vec()));
-        }
-        Ok(out)
+    ) -> StorageResult<Pairs> {
+        scan(self, space, from, to, limit)
     }
 
     fn last_before(
@@ -86,20 +161,73 @@ impl Engine for RocksEngine {
         space: Space,
         before: Option<&[u8]>,
     ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
-        let mut read = ReadOptions::default();
-        if let Some(before) = before {
-            read.set_iterate_upper_bound(before.to_vec());
-        }
-        let mut iter = self
-            .db
-            .iterator_cf_opt(self.family(space)?, read, IteratorMode::End);
-        match iter.next() {
-            Some(item) => {
-                let (k, v) = item.map_err(engine_error)?;
-                Ok(Some((k.into_vec(), v.into_vec())))
-            }
-            None => Ok(None),
-        }
+        last_before(self, space, before)
+    }
+}
+
+type Snapshot<'a> = SnapshotWithThreadMode<'a, DB>;
+
+self_cell::self_cell!(
+    /// A RocksDB snapshot with the engine it was taken of, which it keeps open.
+    struct RocksView {
+        owner: Arc<RocksEngine>,
+        #[covariant]
+        dependent: Snapshot,
+    }
+);
+
+impl Source for RocksView {
+    fn db(&self) -> &DB {
+        &self.borrow_owner().db
+    }
+
+    fn get(
+        &self,
+        family: &rocksdb::ColumnFamily,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, rocksdb::Error> {
+        self.borrow_dependent().get_cf(family, key)
+    }
+
+    fn iterator(
+        &self,
+        family: &rocksdb::ColumnFamily,
+        read: ReadOptions,
+        mode: IteratorMode,
+    ) -> DBIteratorWithThreadMode<'_, DB> {
+        self.borrow_dependent().iterator_cf_opt(family, read, mode)
+    }
+}
+
+impl Reader for RocksView {
+    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        get(self, space, key)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> StorageResult<Pairs> {
+        scan(self, space, from, to, limit)
+    }
+
+    fn last_before(
+        &self,
+        space: Space,
+        before: Option<&[u8]>,
+    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
+        last_before(self, space, before)
+    }
+}
+
+impl Engine for RocksEngine {
+    fn view(self: Arc<Self>) -> StorageResult<Arc<dyn Reader>> {
+        Ok(Arc::new(RocksView::new(self, |engine| {
+            engine.db.snapshot()
+        })))
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> StorageResult<()> {
@@ -107,11 +235,13 @@ impl Engine for RocksEngine {
         for op in batch.ops() {
             match op {
                 WriteOp::Put { space, key, value } => {
-                    rocks_batch.put_cf(self.family(*space)?, key, value)
+                    rocks_batch.put_cf(family(&self.db, *space)?, key, value)
                 }
-                WriteOp::Delete { space, key } => rocks_batch.delete_cf(self.family(*space)?, key),
+                WriteOp::Delete { space, key } => {
+                    rocks_batch.delete_cf(family(&self.db, *space)?, key)
+                }
                 WriteOp::DeleteRange { space, from, to } => {
-                    rocks_batch.delete_range_cf(self.family(*space)?, from, to)
+                    rocks_batch.delete_range_cf(family(&self.db, *space)?, from, to)
                 }
             }
         }
@@ -159,5 +289,30 @@ mod tests {
             .unwrap();
         assert_eq!(last.1, vec![8]);
         assert_eq!(engine.last_before(Space::Kv, None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_view_reads_the_state_it_was_taken_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(RocksEngine::open(dir.path()).unwrap());
+        let put = |key: &[u8], value: &[u8]| {
+            let mut batch = WriteBatch::new();
+            batch.put(Space::Kv, key.to_vec(), value.to_vec());
+            batch
+        };
+        engine.write(put(b"a", b"1"), Durability::Sync).unwrap();
+        let view = engine.clone().view().unwrap();
+        engine.write(put(b"a", b"2"), Durability::Sync).unwrap();
+        engine.write(put(b"b", b"1"), Durability::Sync).unwrap();
+        assert_eq!(view.get(Space::Kv, b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(view.scan(Space::Kv, b"", None, 10).unwrap().len(), 1);
+        assert_eq!(view.last_before(Space::Kv, None).unwrap().unwrap().0, b"a");
+        assert_eq!(engine.scan(Space::Kv, b"", None, 10).unwrap().len(), 2);
+        // The view keeps the engine open after everyone else let go of it.
+        let weak = Arc::downgrade(&engine);
+        drop(engine);
+        assert!(weak.upgrade().is_some());
+        drop(view);
+        assert!(weak.upgrade().is_none());
     }
 }

@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, watch as watch_channel};
 use super::event_loop::EventBatch;
 use super::frontend::Frontend;
 use super::limits::Limits;
+use super::metrics::InProgress;
 use super::status::NodeStatus;
 use crate::kv::KvStore;
 use crate::proto;
@@ -173,10 +174,11 @@ impl KvApi {
             0 => self.limits.max_scan_limit,
             n => n.min(self.limits.max_scan_limit),
         } as usize;
-        let kv = self.kv.read().map_err(|_| lock_poisoned())?;
-        let (kvs, continuation) = kv.scan(&request.prefix, &request.continuation, limit)?;
-        let revision = kv.revision();
-        drop(kv);
+        // A page may be long: read it from a view, not under the lock the event loop needs to
+        // apply.
+        let view = self.kv.read().map_err(|_| lock_poisoned())?.view()?;
+        let (kvs, continuation) = view.scan(&request.prefix, &request.continuation, limit)?;
+        let revision = view.revision();
         Ok(ScanResponse {
             header: self.frontend.header(revision),
             kvs,
@@ -193,18 +195,22 @@ impl KvApi {
         if request.start_revision < 0 {
             return Err(ApiError::invalid("start_revision must not be negative"));
         }
-        // Subscribe before reading history, so no event falls between the two.
+        // Subscribe before taking the view of the history, so no event falls between the two.
         let live = self.events.subscribe();
-        let (history, last_sent) = {
-            let kv = self.kv.read().map_err(|_| lock_poisoned())?;
-            if request.start_revision > 0 {
-                let history =
-                    kv.events_since(request.start_revision, &request.key, request.prefix)?;
-                (history, request.start_revision - 1)
-            } else {
-                (Vec::new(), kv.revision())
-            }
+        let view = self.kv.read().map_err(|_| lock_poisoned())?.view()?;
+        let reading = &self.frontend.metrics.watch_history_reads;
+        let (history, last_sent) = if request.start_revision > 0 {
+            // Fails at once if the start is compacted; the rest is read page by page.
+            let first = {
+                let _reading = InProgress::enter(reading);
+                view.history_page(request.start_revision, &request.key, request.prefix)?
+            };
+            let rest = first.next.map(|next| (view.clone(), next));
+            ((first.events, rest), request.start_revision - 1)
+        } else {
+            ((Vec::new(), None), view.revision())
         };
+        let history_until = view.revision();
         let (cluster_id, member_id) = {
             let status = self.status.borrow();
             (status.cluster_id, status.id)
@@ -215,8 +221,11 @@ impl KvApi {
                 prefix: request.prefix,
                 cluster_id,
                 member_id,
-                history,
+                history: history.0,
+                more_history: history.1,
+                history_until,
                 last_sent,
+                history_reads: reading.clone(),
             },
             live,
             self.shutdown.clone(),

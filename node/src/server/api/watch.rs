@@ -9,8 +9,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{ApiError, Header, RoleEvent, WatchEvent, WatchResponse};
+use crate::kv::KvView;
 use crate::proto::Event;
 use crate::server::event_loop::EventBatch;
+use crate::server::metrics::InProgress;
 use crate::server::status::NodeStatus;
 
 /// The events of a watch, a batch at a time, in revision order, each revision once.
@@ -65,10 +67,16 @@ pub(super) struct WatchTask {
     pub prefix: bool,
     pub cluster_id: u64,
     pub member_id: u64,
-    /// Retained events from the start revision on, sent first.
+    /// The first page of retained events from the start revision on, sent first.
     pub history: Vec<Event>,
+    /// Where the rest of the history is read from, page by page, if there is more.
+    pub more_history: Option<(KvView, i64)>,
+    /// The revision of the view the history comes from: live events after it follow.
+    pub history_until: i64,
     /// The revision up to which events count as sent.
     pub last_sent: i64,
+    /// Counts the history reads in progress.
+    pub history_reads: prometheus_client::metrics::gauge::Gauge,
 }
 
 fn revision_of(event: &Event) -> i64 {
@@ -114,13 +122,44 @@ pub(super) fn spawn_watch(
 ) -> WatchStream {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
-        let history = std::mem::take(&mut task.history);
-        if !history.is_empty() {
-            task.last_sent = history.last().map_or(task.last_sent, revision_of);
-            if tx.send(Ok(task.respond(history))).await.is_err() {
-                return;
+        // The history first, a page at a time, from the view taken when the watch began: the
+        // event loop never waits on it, and a long history is never held in memory at once.
+        let mut page = std::mem::take(&mut task.history);
+        let mut more = task.more_history.take();
+        loop {
+            if !page.is_empty() {
+                task.last_sent = page.last().map_or(task.last_sent, revision_of);
+                if tx.send(Ok(task.respond(page))).await.is_err() {
+                    return;
+                }
+            }
+            let Some((view, next)) = more.take() else {
+                break;
+            };
+            let (key, prefix) = (task.key.clone(), task.prefix);
+            let reading = InProgress::enter(&task.history_reads);
+            let read = tokio::task::spawn_blocking(move || {
+                view.history_page(next, &key, prefix)
+                    .map(|page| (page.events, page.next.map(|next| (view, next))))
+            })
+            .await;
+            drop(reading);
+            match read {
+                Ok(Ok((events, rest))) => {
+                    page = events;
+                    more = rest;
+                }
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(ApiError::from(e))).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(ApiError::Internal(e.to_string()))).await;
+                    return;
+                }
             }
         }
+        task.last_sent = task.last_sent.max(task.history_until);
         loop {
             let batch = tokio::select! {
                 batch = live.recv() => batch,

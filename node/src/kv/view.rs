@@ -1,0 +1,185 @@
+//! [`KvView`]: reads of the state machine as it was at one moment.
+//!
+//! Reads that take a while (a long scan, a watch replaying history, a snapshot being encoded)
+//! read from a view of the engine taken under the state machine's lock, and then let go of the
+//! lock: the event loop, which needs it to apply, never waits for them.
+
+use std::sync::Arc;
+
+use prost::Message as _;
+
+use crate::proto::{Event, KeyValue};
+use crate::storage::{prefix_end, Reader, Space, StorageResult};
+
+use super::meta::Meta;
+use super::{history, record, KvError};
+
+/// History rows one page of a watch's replay reads at most.
+pub const HISTORY_PAGE_ROWS: usize = 1024;
+
+/// The state machine as one reader sees it: the engine (as it is, or a point-in-time view of
+/// it) and the revisions that go with it.
+#[derive(Clone)]
+pub struct KvView {
+    reader: Arc<dyn Reader>,
+    meta: Meta,
+}
+
+/// One page of a watch's history (see [`KvView::history_page`]).
+#[derive(Debug, Default)]
+pub struct HistoryPage {
+    pub events: Vec<Event>,
+    /// Where the next page starts; `None` when this was the last.
+    pub next: Option<i64>,
+}
+
+/// The snapshot payload. Watch history is not included: after a restore nothing before the
+/// snapshot's revision can be replayed, and the compacted revision says so.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(super) struct KvSnapshot {
+    #[prost(int64, tag = "1")]
+    pub revision: i64,
+    /// In key order.
+    #[prost(message, repeated, tag = "2")]
+    pub kvs: Vec<KeyValue>,
+}
+
+impl KvView {
+    pub(super) fn new(reader: Arc<dyn Reader>, meta: Meta) -> Self {
+        Self { reader, meta }
+    }
+
+    /// Index of the last Raft log entry applied in this view.
+    pub fn applied_index(&self) -> u64 {
+        self.meta.applied_index
+    }
+
+    /// Revision of the last state change in this view.
+    pub fn revision(&self) -> i64 {
+        self.meta.revision
+    }
+
+    /// Highest revision whose watch history is gone.
+    pub fn compacted_revision(&self) -> i64 {
+        self.meta.compacted_revision
+    }
+
+    pub fn get(&self, key: &[u8]) -> StorageResult<Option<KeyValue>> {
+        record::get(self.reader.as_ref(), key)
+    }
+
+    /// Up to `limit` keys starting with `prefix` (all keys when empty), in key order, after
+    /// `continuation` (empty for the first page). Returns the page and the continuation of the
+    /// next one, empty when there are no more keys.
+    ///
+    /// The continuation is the smallest key after the last one returned: a key inserted
+    /// between two pages is still seen if it sorts after the page boundary. A limit of 0 is
+    /// read as 1, since an empty page with no continuation would look like the end.
+    pub fn scan(
+        &self,
+        prefix: &[u8],
+        continuation: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<KeyValue>, Vec<u8>), KvError> {
+        let from = if continuation.is_empty() {
+            prefix
+        } else if continuation.starts_with(prefix) {
+            continuation
+        } else {
+            return Err(KvError::InvalidContinuation);
+        };
+        let limit = limit.max(1);
+        let end = prefix_end(prefix);
+        // One more than asked tells whether another page exists.
+        let mut rows =
+            self.reader
+                .scan(Space::Kv, from, end.as_deref(), limit.saturating_add(1))?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = match rows.last() {
+            Some((last, _)) if more => {
+                let mut next = last.clone();
+                next.push(0);
+                next
+            }
+            _ => Vec::new(),
+        };
+        let kvs = rows
+            .into_iter()
+            .map(|(key, stored)| record::decode(key, &stored))
+            .collect::<StorageResult<Vec<_>>>()?;
+        Ok((kvs, next))
+    }
+
+    /// The retained events with revision `>= start_revision` on `key`, or on every key under
+    /// it when `prefix`, reading at most [`HISTORY_PAGE_ROWS`] stored revisions: a watch
+    /// replays a long history page by page.
+    ///
+    /// Fails with [`KvError::Compacted`] when some of those events were dropped. Revision 0
+    /// never existed, so with nothing compacted a start of 0 replays the whole history.
+    pub fn history_page(
+        &self,
+        start_revision: i64,
+        key: &[u8],
+        prefix: bool,
+    ) -> Result<HistoryPage, KvError> {
+        let compacted = self.meta.compacted_revision;
+        if start_revision.max(1) <= compacted {
+            return Err(KvError::Compacted {
+                requested: start_revision,
+                oldest_retained: compacted + 1,
+            });
+        }
+        if start_revision > self.meta.revision {
+            return Ok(HistoryPage::default());
+        }
+        history_read_failpoint()?;
+        let (events, next) = history::read_page(
+            self.reader.as_ref(),
+            start_revision,
+            key,
+            prefix,
+            HISTORY_PAGE_ROWS,
+        )?;
+        Ok(HistoryPage {
+            events,
+            next: next.filter(|&next| next <= self.meta.revision),
+        })
+    }
+
+    /// Every retained event from `start_revision` on (see [`KvView::history_page`]), in one
+    /// list.
+    pub fn events_since(
+        &self,
+        start_revision: i64,
+        key: &[u8],
+        prefix: bool,
+    ) -> Result<Vec<Event>, KvError> {
+        let mut events = Vec::new();
+        let mut next = Some(start_revision);
+        while let Some(start) = next {
+            let page = self.history_page(start, key, prefix)?;
+            events.extend(page.events);
+            next = page.next;
+        }
+        Ok(events)
+    }
+
+    /// Every key-value and the revision, encoded: a snapshot at [`KvView::applied_index`].
+    pub fn snapshot_data(&self) -> StorageResult<Vec<u8>> {
+        crate::server::failpoints::failpoint!("snapshot_encode");
+        let mut kvs = Vec::new();
+        record::for_each(self.reader.as_ref(), |kv| kvs.push(kv))?;
+        Ok(KvSnapshot {
+            revision: self.meta.revision,
+            kvs,
+        }
+        .encode_to_vec())
+    }
+}
+
+/// Failpoint `watch_history_read`: before a page of a watch's history is read.
+fn history_read_failpoint() -> StorageResult<()> {
+    crate::server::failpoints::failpoint!("watch_history_read");
+    Ok(())
+}
