@@ -232,8 +232,13 @@ impl EventLoop {
                     }
                 }
             }
+            let woke = Instant::now();
             self.start_read_round();
-            if let Err(e) = self.process_ready() {
+            let processed = self.process_ready();
+            self.metrics
+                .loop_iteration_seconds
+                .observe(woke.elapsed().as_secs_f64());
+            if let Err(e) = processed {
                 tracing::error!(error = %e, "storage failed; the node stops serving");
                 break Err(e);
             }
@@ -627,6 +632,7 @@ impl EventLoop {
             return Ok(());
         }
         failpoint!("apply");
+        let started = Instant::now();
         let mut items: Vec<(LogIndex, Option<Command>)> = Vec::with_capacity(entries.len());
         let mut terms = BTreeMap::new();
         for entry in &entries {
@@ -691,6 +697,9 @@ impl EventLoop {
             // No receivers is fine: nobody is watching.
             let _ = self.events.send(EventBatch::Events(Arc::new(batch.events)));
         }
+        self.metrics
+            .apply_seconds
+            .observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 

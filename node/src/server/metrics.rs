@@ -39,6 +39,8 @@ pub struct Metrics {
     pub loop_requests_waiting: Gauge,
     pub snapshots_encoding: Gauge,
     pub watch_history_reads: Gauge,
+    pub loop_iteration_seconds: Histogram,
+    pub apply_seconds: Histogram,
 }
 
 /// Counts one thing in progress in a gauge for as long as it lives, however it ends.
@@ -82,6 +84,8 @@ impl Metrics {
             loop_requests_waiting: Gauge::default(),
             snapshots_encoding: Gauge::default(),
             watch_history_reads: Gauge::default(),
+            loop_iteration_seconds: latency(),
+            apply_seconds: latency(),
             registry: Registry::default(),
         };
         registry.register("raft_term", "The current Raft term", metrics.term.clone());
@@ -159,6 +163,16 @@ impl Metrics {
             "watch_history_reads",
             "Watches reading retained history now (from a view, not under the state machine's lock)",
             metrics.watch_history_reads.clone(),
+        );
+        registry.register(
+            "event_loop_iteration_seconds",
+            "Time the event loop spends carrying out the core's work after each wake-up (persist, send, apply)",
+            metrics.loop_iteration_seconds.clone(),
+        );
+        registry.register(
+            "apply_seconds",
+            "Time to apply one batch of committed entries to the state machine",
+            metrics.apply_seconds.clone(),
         );
         Self {
             registry,
