@@ -17,6 +17,7 @@ mod persist;
 pub mod probes;
 pub mod raft_store;
 mod read_coalescer;
+pub(crate) mod replica;
 pub mod requests;
 pub mod status;
 pub mod tls;

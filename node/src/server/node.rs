@@ -12,7 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use super::admin_service::{AdminAuth, AdminService};
 use super::api::KvApi;
 use super::config::{ConfigError, NodeConfig};
-use super::event_loop::{EventLoop, LoopParts, LoopSettings};
+use super::event_loop::EventLoop;
 use super::frontend::{Frontend, FrontendTiming};
 use super::kv_service::KvService;
 use super::limits::Limits;
@@ -20,6 +20,7 @@ use super::metrics::Metrics;
 use super::peer_service::PeerService;
 use super::probes::{ProbeState, Pulse};
 use super::raft_store::{Identity, RaftStore};
+use super::replica::{recover, Replica, ReplicaParts, ReplicaSettings, SystemClock};
 use super::requests::ClientRequest;
 use super::status::NodeStatus;
 use super::transport::{ClusterId, Transport};
@@ -27,8 +28,8 @@ use crate::kv::KvStore;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::kv_server::KvServer;
 use crate::proto::raft_server::RaftServer;
-use crate::proto::{ConfChange, EntryType, HardState};
-use crate::raft::{Config, Membership, Raft};
+use crate::proto::HardState;
+use crate::raft::{Config, Raft};
 use crate::storage::{Durability, Engine, RocksEngine, StorageError, WriteBatch};
 
 /// Why a node could not start. Each says what to fix.
@@ -427,42 +428,12 @@ pub async fn start_with(
         config.join = founding_is_unsafe(&config, tls.as_ref()).await?;
     }
     let cluster_id = ClusterId::new(establish_identity(&config, &store, &mut kv)?);
-    let state = store.load()?;
-    let state_commit = state.hard_state.commit;
-    let last_stored = state.snapshot.index + state.entries.len() as u64;
-    // Membership as of the applied index: the snapshot's, then changes up to `applied`.
-    let mut applied_membership = Membership::from_conf_state(
-        &state.snapshot.conf_state.clone().unwrap_or_default(),
-        state.snapshot.addresses.clone().into_iter().collect(),
-    );
-    for entry in state
-        .entries
-        .iter()
-        .filter(|e| e.index <= kv.applied_index())
-    {
-        if entry.entry_type() == EntryType::ConfChange {
-            if let Ok(change) = prost::Message::decode(entry.data.as_ref()) {
-                let change: ConfChange = change;
-                let _ = applied_membership.apply(&change);
-            }
-        }
-    }
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
         ^ u64::from(std::process::id());
-    let awaiting_admission = store.awaiting_admission()?;
-    let mut raft_settings = raft_config(&config);
-    raft_settings.awaiting_admission = awaiting_admission;
-    let raft = Raft::new(
-        raft_settings,
-        state.hard_state,
-        state.snapshot,
-        state.entries,
-        kv.applied_index(),
-        seed,
-    );
+    let recovered = recover(&store, &kv, raft_config(&config), seed)?;
 
     let client_listener = bind_if(listeners.client, config.client_listen).await?;
     let peer_listener = bind_if(listeners.peer, config.peer_listen).await?;
@@ -474,7 +445,7 @@ pub async fn start_with(
         tracing::warn!(%client_address, "the client API listens beyond loopback: anyone who can reach it can read and write every key");
     }
 
-    let startup_commit = state_commit;
+    let startup_commit = recovered.stored_commit;
     let metrics = Arc::new(Metrics::new());
     let pulse = Pulse::new();
     let kv = Arc::new(RwLock::new(kv));
@@ -492,15 +463,18 @@ pub async fn start_with(
     );
 
     let peer_transport = transport.clone();
-    let event_loop = EventLoop::new(LoopParts {
-        awaiting_admission_stored: awaiting_admission,
+    let clock = SystemClock::starting_now();
+    let started = clock.started();
+    let replica = Replica::new(ReplicaParts {
+        awaiting_admission_stored: recovered.awaiting_admission,
         metrics: metrics.clone(),
         pulse: pulse.clone(),
-        raft,
+        raft: recovered.raft,
         kv: kv.clone(),
         store: store.clone(),
-        transport,
-        settings: LoopSettings {
+        outbox: Box::new(transport.clone()),
+        clock: Box::new(clock),
+        settings: ReplicaSettings {
             tick: Duration::from_millis(config.tick_ms),
             lease_ticks: config.lease_ticks,
             election_ticks: config.election_ticks,
@@ -508,13 +482,12 @@ pub async fn start_with(
             snapshot_keep_entries: config.snapshot_keep_entries,
             cluster_id: cluster_id.get(),
         },
-        requests: requests_rx,
-        peer_inputs: peer_rx,
         status: status_tx,
         events: events_tx.clone(),
-        applied_membership,
-        last_stored,
+        applied_membership: recovered.applied_membership,
+        last_stored: recovered.last_stored,
     });
+    let event_loop = EventLoop::new(replica, started, requests_rx, peer_rx, transport);
     let loop_shutdown = shutdown_rx.clone();
     let event_loop = std::thread::Builder::new()
         .name(format!("raft-loop-{}", config.id))

@@ -375,3 +375,13 @@ mod tests {
         transport.shutdown();
     }
 }
+
+impl super::replica::Outbox for Transport {
+    fn send(&self, messages: Vec<Message>) {
+        self.send_all(messages);
+    }
+
+    fn connect(&self, membership: &Membership) {
+        self.update_peers(membership);
+    }
+}

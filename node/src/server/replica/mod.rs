@@ -1,0 +1,713 @@
+//! The replica: the Raft core, the log and the state machine on one node, and the rules by
+//! which each `Ready` is carried out (the reference design's single event loop, without its
+//! channels and timers). It takes ticks, peer messages and client requests, one at a time,
+//! and does everything they lead to synchronously; the event loop (`event_loop.rs`) feeds it
+//! from channels and a timer, and the simulator drives it directly on simulated time, so that
+//! the ordering rules tested are the node's own.
+
+mod clock;
+mod pending;
+mod recover;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use tokio::sync::{broadcast, watch};
+
+use super::failpoints::failpoint;
+use super::metrics::Metrics;
+use super::persist::persist_ready;
+use super::probes::Pulse;
+use super::raft_store::RaftStore;
+use super::requests::{
+    CapturedSnapshot, ClientRequest, MembershipRequest, ReadBarrier, ServiceError,
+};
+use super::status::NodeStatus;
+use super::transport::PeerInput;
+use crate::kv::{Command, KvStore};
+use crate::proto::{
+    ConfChange, ConfChangeType, Entry, EntryType, Event, Message, SnapshotMetadata,
+};
+use crate::raft::{LogIndex, Membership, NodeId, Raft, Ready, Role, Term};
+use crate::storage::{Durability, StorageError, WriteBatch};
+
+use clock::TickClock;
+pub use clock::{Clock, SystemClock};
+use pending::PendingReplies;
+pub use recover::recover;
+/// The leader looks for expired keys this often, in ticks.
+const EXPIRY_SCAN_TICKS: u64 = 5;
+
+/// Where a replica's messages to its peers go: the transport, or the simulator's network.
+pub trait Outbox: Send {
+    /// Sends messages to peers, best effort (Raft resends what matters).
+    fn send(&self, messages: Vec<Message>);
+    /// Keeps connections to the members of `membership`, and to no one else.
+    fn connect(&self, membership: &Membership);
+}
+
+/// Settings of the replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaSettings {
+    pub tick: Duration,
+    pub lease_ticks: u64,
+    pub election_ticks: u64,
+    pub snapshot_every: u64,
+    pub snapshot_keep_entries: u64,
+    pub cluster_id: u64,
+}
+
+/// What watchers are told, shared by all of them.
+#[derive(Debug, Clone)]
+pub enum EventBatch {
+    /// The events of one apply batch, in revision order.
+    Events(Arc<Vec<Event>>),
+    /// The state machine was replaced by a snapshot at `revision`: the events between what a
+    /// watcher has seen and that revision are not available on this node.
+    Reset { revision: i64 },
+}
+
+pub struct Replica {
+    metrics: Arc<Metrics>,
+    pulse: Pulse,
+    raft: Raft,
+    kv: Arc<RwLock<KvStore>>,
+    store: RaftStore,
+    outbox: Box<dyn Outbox>,
+    settings: ReplicaSettings,
+    status: watch::Sender<NodeStatus>,
+    events: broadcast::Sender<EventBatch>,
+    /// Every reply owed to a client or an admin call.
+    pending: PendingReplies,
+    /// Membership as of the applied index, for snapshots (the core's is the latest in the
+    /// log, committed or not).
+    applied_membership: Membership,
+    /// The membership the outbox last connected to: the core's latest.
+    connected_membership: Membership,
+    /// Whether storage still says this node awaits admission (see `raft::Config`).
+    awaiting_admission: bool,
+    /// The term of the entry at the applied index.
+    applied_term: Term,
+    /// The last log index stored on disk.
+    last_stored: LogIndex,
+    /// The compaction point: the log before it is gone, the state machine covers it.
+    snapshot_index: LogIndex,
+    /// Logical time: how many ticks the core has been given, and how many are due.
+    clock: TickClock,
+    /// Keys with an Expire proposal in flight, so each is proposed once.
+    expiring: HashSet<Vec<u8>>,
+}
+
+pub struct ReplicaParts {
+    /// Whether storage marks this node as awaiting admission.
+    pub awaiting_admission_stored: bool,
+    pub metrics: Arc<Metrics>,
+    pub pulse: Pulse,
+    pub raft: Raft,
+    pub kv: Arc<RwLock<KvStore>>,
+    pub store: RaftStore,
+    pub outbox: Box<dyn Outbox>,
+    pub clock: Box<dyn Clock>,
+    pub settings: ReplicaSettings,
+    pub status: watch::Sender<NodeStatus>,
+    pub events: broadcast::Sender<EventBatch>,
+    pub applied_membership: Membership,
+    pub last_stored: LogIndex,
+}
+
+impl Replica {
+    pub fn new(parts: ReplicaParts) -> Self {
+        let snapshot = parts.raft.snapshot_metadata();
+        let snapshot_index = snapshot.index;
+        // The state machine may be past the compaction point: its entries are still in the log.
+        let applied_term = parts
+            .raft
+            .log()
+            .term(parts.raft.log().applied())
+            .unwrap_or(snapshot.term);
+        let clock = TickClock::new(parts.clock, parts.settings.tick);
+        Self {
+            metrics: parts.metrics,
+            pulse: parts.pulse,
+            raft: parts.raft,
+            kv: parts.kv,
+            store: parts.store,
+            outbox: parts.outbox,
+            settings: parts.settings,
+            status: parts.status,
+            events: parts.events,
+            pending: PendingReplies::default(),
+            applied_membership: parts.applied_membership,
+            connected_membership: Membership::default(),
+            awaiting_admission: parts.awaiting_admission_stored,
+            applied_term,
+            last_stored: parts.last_stored,
+            snapshot_index,
+            clock,
+            expiring: HashSet::new(),
+        }
+    }
+
+    /// What to do once, before anything else: connect to the members, and campaign at once
+    /// if this node is the only voter (it need not wait an election timeout to lead).
+    pub fn start(&mut self) {
+        self.connect_to_members();
+        if self.raft.membership().voters().len() == 1
+            && self.raft.membership().is_voter(self.raft.id())
+        {
+            self.raft.campaign_now();
+        }
+    }
+
+    /// When the next tick falls due, as time since the replica started.
+    pub fn next_tick_deadline(&self) -> Duration {
+        self.clock.next_deadline()
+    }
+
+    /// After a batch of inputs: a read-index round for the reads that arrived, then every
+    /// `Ready` carried out. A storage failure is returned, and the node must stop: continuing
+    /// could acknowledge writes that are not on disk.
+    pub fn work(&mut self) -> Result<(), StorageError> {
+        let started = Instant::now();
+        self.start_read_round();
+        let processed = self.process_ready();
+        self.metrics
+            .loop_iteration_seconds
+            .observe(started.elapsed().as_secs_f64());
+        processed
+    }
+
+    /// The node stops (`error` says why): every reply still owed ends with it.
+    pub fn stop(&mut self, error: ServiceError) {
+        self.pending.fail_all(error);
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn kv(&self) -> &Arc<RwLock<KvStore>> {
+        &self.kv
+    }
+
+    /// Gives the core every tick due by the monotonic clock. Called whenever the loop wakes and
+    /// before a lease is judged: after a stall inside an iteration (a slow fsync, a long
+    /// encode, SIGSTOP at that moment) the loop serves what queued up without yielding, and
+    /// tokio's timer fires only when it yields, so a tick count fed by the timer alone would
+    /// still show the time before the stall.
+    pub fn catch_up(&mut self) {
+        while self.clock.take_due_tick() {
+            self.on_tick();
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.pulse.beat();
+        self.raft.tick();
+        if self.raft.role() == Role::Leader && self.clock.delivered() % EXPIRY_SCAN_TICKS == 0 {
+            self.propose_expiries();
+        }
+        self.publish_status();
+    }
+
+    pub fn on_peer_input(&mut self, input: PeerInput) {
+        match input {
+            PeerInput::Message(message) => self.raft.step(*message),
+            PeerInput::SnapshotSent { to, installed } => self.raft.report_snapshot(to, installed),
+            PeerInput::SnapshotWanted(reply) => {
+                let _ = reply.send(self.capture_snapshot());
+            }
+            PeerInput::Unreachable(to) => self.raft.report_unreachable(to),
+        }
+    }
+
+    pub fn on_request(&mut self, request: ClientRequest) {
+        match request {
+            ClientRequest::Propose { command, reply } => {
+                match self.raft.propose(command.to_bytes().into()) {
+                    Ok((index, term)) => {
+                        self.metrics.proposals.inc();
+                        self.pending.write_proposed(index, term, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(self.propose_error(e)));
+                    }
+                }
+            }
+            ClientRequest::ChangeMembership { change, reply } => {
+                match self.propose_membership(change) {
+                    Ok((index, term)) => {
+                        self.pending.change_proposed(index, term, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            ClientRequest::TransferLeadership { target, reply } => {
+                let _ = reply.send(self.transfer_leadership(target));
+            }
+            ClientRequest::Snapshot { compact, reply } => {
+                let result = self.snapshot_now(compact).map_err(ServiceError::from);
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "snapshot failed");
+                }
+                let _ = reply.send(result);
+            }
+            ClientRequest::WaitApplied { index, reply } => {
+                self.pending.wait_applied(index, reply);
+            }
+            ClientRequest::ReadIndex { barrier, reply } => match barrier {
+                ReadBarrier::Linearizable => self.pending.read_asked(reply),
+                ReadBarrier::Lease => {
+                    // Judged at this moment, not as of the loop's last wake-up: a request
+                    // before this one in the batch may have taken a while.
+                    self.catch_up();
+                    if self.raft.has_lease(self.settings.lease_ticks) {
+                        let _ = reply.send(Ok(self.raft.lease_read_index()));
+                    } else if self.raft.role() == Role::Leader {
+                        let _ = reply.send(Err(ServiceError::NoLease));
+                    } else {
+                        let _ = reply.send(Err(self.not_leader()));
+                    }
+                }
+            },
+        }
+    }
+
+    fn healthy(&self, id: NodeId) -> bool {
+        id == self.raft.id()
+            || self
+                .raft
+                .status()
+                .peers
+                .iter()
+                .any(|p| p.id == id && p.ticks_since_contact <= self.settings.election_ticks)
+    }
+
+    fn propose_membership(
+        &mut self,
+        request: MembershipRequest,
+    ) -> Result<(LogIndex, Term), ServiceError> {
+        if self.raft.role() != Role::Leader {
+            return Err(self.not_leader());
+        }
+        let status = self.raft.status();
+        let change = match request {
+            MembershipRequest::AddLearner { id, address } => ConfChange {
+                change_type: ConfChangeType::AddLearner as i32,
+                node_id: id,
+                address,
+            },
+            MembershipRequest::Promote { id, max_lag } => {
+                if !status.membership.is_learner(id) {
+                    return Err(ServiceError::Invalid(format!("node {id} is not a learner")));
+                }
+                let peer = status.peers.iter().find(|p| p.id == id);
+                let matched = peer.map_or(0, |p| p.matched);
+                let configuration = self.raft.conf_index();
+                if matched < configuration {
+                    // It must hold the entry that made it a learner, or it could not know it
+                    // may vote once promoted.
+                    return Err(ServiceError::Rejected(format!(
+                        "learner {id} has not yet received the current configuration (index {configuration}, it holds {matched}); wait for it to catch up"
+                    )));
+                }
+                let behind = status.commit.saturating_sub(matched);
+                if behind > max_lag {
+                    return Err(ServiceError::Rejected(format!(
+                        "learner {id} is {behind} entries behind the commit index {} (at most {max_lag} allowed); wait for it to catch up",
+                        status.commit
+                    )));
+                }
+                if !self.healthy(id) {
+                    return Err(ServiceError::Rejected(format!(
+                        "learner {id} has not been heard from within an election timeout"
+                    )));
+                }
+                ConfChange {
+                    change_type: ConfChangeType::PromoteLearner as i32,
+                    node_id: id,
+                    address: String::new(),
+                }
+            }
+            MembershipRequest::Remove { id, force } => {
+                if status.membership.is_voter(id) && !force {
+                    let remaining: Vec<NodeId> = status
+                        .membership
+                        .voters()
+                        .iter()
+                        .copied()
+                        .filter(|&v| v != id)
+                        .collect();
+                    let healthy = remaining.iter().filter(|&&v| self.healthy(v)).count();
+                    let quorum = remaining.len() / 2 + 1;
+                    if healthy < quorum {
+                        return Err(ServiceError::Rejected(format!(
+                            "removing node {id} would leave {healthy} healthy voters of {}, fewer than a quorum of {quorum}; use force to remove anyway",
+                            remaining.len()
+                        )));
+                    }
+                }
+                ConfChange {
+                    change_type: ConfChangeType::RemoveNode as i32,
+                    node_id: id,
+                    address: String::new(),
+                }
+            }
+        };
+        self.raft
+            .propose_conf_change(change)
+            .map_err(|e| self.propose_error(e))
+    }
+
+    fn transfer_leadership(&mut self, target: NodeId) -> Result<NodeId, ServiceError> {
+        if self.raft.role() != Role::Leader {
+            return Err(self.not_leader());
+        }
+        let status = self.raft.status();
+        let target = match target {
+            0 => status
+                .peers
+                .iter()
+                .filter(|p| p.id != status.id && status.membership.is_voter(p.id))
+                .max_by_key(|p| (p.matched, std::cmp::Reverse(p.ticks_since_contact)))
+                .map(|p| p.id)
+                .ok_or_else(|| {
+                    ServiceError::Rejected("there is no other voter to hand leadership to".into())
+                })?,
+            id => id,
+        };
+        self.raft
+            .transfer_leadership(target)
+            .map_err(|e| self.propose_error(e))?;
+        Ok(target)
+    }
+
+    fn propose_error(&self, e: crate::raft::ProposeError) -> ServiceError {
+        let membership = self.raft.membership();
+        ServiceError::from_propose(e, |id| membership.address(id).map(str::to_string))
+    }
+
+    fn not_leader(&self) -> ServiceError {
+        let leader = self.raft.leader();
+        ServiceError::NotLeader {
+            leader,
+            address: leader.and_then(|id| self.raft.membership().address(id).map(str::to_string)),
+        }
+    }
+
+    /// One read-index round for every linearizable read that arrived since the last one.
+    fn start_read_round(&mut self) {
+        let Some(request) = self.pending.start_read_round() else {
+            return;
+        };
+        if let Err(e) = self.raft.read_index(request) {
+            let error = self.propose_error(e);
+            self.pending.read_round_refused(request, error);
+        }
+    }
+
+    fn propose_expiries(&mut self) {
+        let expired = match self.kv.read() {
+            Ok(kv) => kv.expired(self.clock.unix_ms(), 256),
+            Err(_) => return,
+        };
+        for (key, mod_revision) in expired {
+            if self.expiring.contains(&key) {
+                continue;
+            }
+            let command = Command::expire(key.clone(), mod_revision);
+            if self.raft.propose(command.to_bytes().into()).is_ok() {
+                self.expiring.insert(key);
+            }
+        }
+    }
+
+    fn process_ready(&mut self) -> Result<(), StorageError> {
+        let mut worked = false;
+        while self.raft.has_ready() {
+            worked = true;
+            let ready = self.raft.ready();
+            self.connect_to_members();
+            self.carry_out(ready)?;
+            self.record_admission()?;
+            self.raft.advance();
+            self.compact_log(false)?;
+        }
+        self.serve_applied_reads();
+        if worked {
+            // Status readers (admin API, probes, role watch) see every change, not only at
+            // the next tick.
+            self.publish_status();
+        }
+        Ok(())
+    }
+
+    fn carry_out(&mut self, ready: Ready) -> Result<(), StorageError> {
+        if let Some(soft) = ready.soft_state {
+            tracing::info!(role = ?soft.role, leader = soft.leader, term = soft.term, "raft state changed");
+            if soft.role != Role::Leader {
+                self.expiring.clear();
+            }
+            self.publish_status();
+        }
+        let must_persist = ready.must_persist();
+        let must_sync = ready.must_sync();
+        self.outbox.send(ready.messages);
+
+        if must_persist {
+            let durability = match must_sync {
+                true => Durability::Sync,
+                // A new commit index alone: it reaches the disk with the next fsync.
+                false => Durability::Buffered,
+            };
+            let persisted = persist_ready(
+                &self.store,
+                &self.kv,
+                ready.snapshot.as_ref(),
+                &ready.entries,
+                ready.hard_state.as_ref(),
+                self.last_stored,
+                durability,
+            )?;
+            self.last_stored = persisted.last_stored;
+            if must_sync {
+                self.metrics
+                    .fsync_seconds
+                    .observe(persisted.write_time.as_secs_f64());
+                self.metrics
+                    .fsync_batch_entries
+                    .observe(ready.entries.len() as f64);
+            }
+            if let Some(snapshot) = &ready.snapshot {
+                let meta = snapshot.metadata.clone().unwrap_or_default();
+                self.snapshot_index = meta.index;
+                self.after_snapshot_installed(&meta);
+            }
+            failpoint!("after_log_append");
+        }
+
+        self.outbox.send(ready.messages_after_persist);
+        self.apply(ready.committed_entries)?;
+        for read in ready.read_states {
+            self.pending.read_confirmed(read.request, read.index);
+        }
+        for request in ready.failed_reads {
+            self.pending.read_failed(request);
+        }
+        Ok(())
+    }
+
+    /// Persists that a node which joined empty has been added as a learner, so that after a
+    /// restart it may still vote once promoted (its log may by then show only the promotion).
+    fn record_admission(&mut self) -> Result<(), StorageError> {
+        if self.awaiting_admission && !self.raft.awaiting_admission() {
+            self.store.record_admitted()?;
+            self.awaiting_admission = false;
+        }
+        Ok(())
+    }
+
+    /// Keeps a connection to every member of the latest configuration, so a learner added a
+    /// moment ago gets its first appends before the change is even committed.
+    fn connect_to_members(&mut self) {
+        if self.raft.membership() != &self.connected_membership {
+            self.connected_membership = self.raft.membership().clone();
+            self.outbox.connect(&self.connected_membership);
+        }
+    }
+
+    /// What follows a snapshot from the leader once it is installed: watchers, the applied
+    /// configuration, and the replies that can no longer be matched to an outcome.
+    fn after_snapshot_installed(&mut self, meta: &SnapshotMetadata) {
+        let revision = self.kv.read().map(|kv| kv.revision()).unwrap_or(0);
+        // Watchers behind this point cannot be served the events in between: tell them.
+        let _ = self.events.send(EventBatch::Reset { revision });
+        self.applied_membership = Membership::from_conf_state(
+            &meta.conf_state.clone().unwrap_or_default(),
+            meta.addresses.clone().into_iter().collect(),
+        );
+        self.applied_term = meta.term;
+        self.pending.superseded_by_snapshot(meta.index);
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        failpoint!("apply");
+        let started = Instant::now();
+        let mut items: Vec<(LogIndex, Option<Command>)> = Vec::with_capacity(entries.len());
+        let mut terms = BTreeMap::new();
+        for entry in &entries {
+            terms.insert(entry.index, entry.term);
+            let command = match entry.entry_type() {
+                EntryType::Command => match Command::from_bytes(&entry.data) {
+                    Ok(command) => Some(command),
+                    Err(e) => {
+                        tracing::error!(index = entry.index, error = %e, "undecodable command skipped");
+                        None
+                    }
+                },
+                EntryType::ConfChange => {
+                    self.apply_membership_change(entry);
+                    None
+                }
+                EntryType::Empty => None,
+            };
+            items.push((entry.index, command));
+        }
+        self.applied_term = entries.last().map_or(self.applied_term, |e| e.term);
+        let batch = {
+            let mut kv = self
+                .kv
+                .write()
+                .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?;
+            kv.apply(&items)?
+        };
+        for (_, command) in &items {
+            if let Some(key) = command.as_ref().and_then(expired_key) {
+                self.expiring.remove(&key);
+            }
+        }
+        let last = entries.last().map_or(0, |e| e.index);
+        self.pending.applied(last, &terms, batch.outcomes);
+        if !batch.events.is_empty() {
+            // No receivers is fine: nobody is watching.
+            let _ = self.events.send(EventBatch::Events(Arc::new(batch.events)));
+        }
+        self.metrics
+            .apply_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn apply_membership_change(&mut self, entry: &Entry) {
+        match ConfChange::decode(entry.data.as_ref()) {
+            Ok(change) => {
+                if let Err(e) = self.applied_membership.apply(&change) {
+                    tracing::warn!(index = entry.index, error = %e, "membership change ignored");
+                } else {
+                    tracing::info!(index = entry.index, ?change, "membership change applied");
+                }
+            }
+            Err(e) => {
+                tracing::error!(index = entry.index, error = %e, "undecodable membership change")
+            }
+        }
+    }
+
+    fn serve_applied_reads(&mut self) {
+        self.pending.serve_applied(self.raft.log().applied());
+    }
+
+    /// Moves the compaction point to the applied index when `snapshot_every` entries were
+    /// applied since the last one or, when `now`, whenever anything was, and drops the log
+    /// before it but for the last `snapshot_keep_entries` (slightly slow followers still catch
+    /// up from the log).
+    ///
+    /// Nothing is copied: the state machine is in the same engine, and this batch's fsync makes
+    /// its buffered writes durable too (one write-ahead log, replayed in order), so it covers
+    /// the new point before the log it replaces is gone.
+    fn compact_log(&mut self, now: bool) -> Result<(), StorageError> {
+        let applied = self.raft.log().applied();
+        let due = match now {
+            true => applied > self.snapshot_index,
+            false => applied >= self.snapshot_index + self.settings.snapshot_every,
+        };
+        if !due {
+            return Ok(());
+        }
+        let meta = self.applied_snapshot_metadata();
+        let cut = applied.saturating_sub(self.settings.snapshot_keep_entries);
+        let mut batch = WriteBatch::new();
+        self.store.stage_snapshot(&mut batch, &meta, false);
+        self.store.stage_compaction(&mut batch, cut);
+        failpoint!("snapshot_take");
+        self.store.write(batch, Durability::Sync)?;
+        tracing::info!(index = applied, "log compacted");
+        self.metrics.log_compactions.inc();
+        self.snapshot_index = applied;
+        self.raft.compact(meta, self.settings.snapshot_keep_entries);
+        Ok(())
+    }
+
+    /// The state machine as it is now, captured; with `compact`, the log it covers is dropped
+    /// first.
+    fn snapshot_now(&mut self, compact: bool) -> Result<CapturedSnapshot, StorageError> {
+        if compact {
+            self.compact_log(true)?;
+        }
+        self.capture_snapshot()
+    }
+
+    /// The state machine as it is now, with what a follower installing it must know. Only a
+    /// point-in-time view is taken here; the encoding happens off this loop.
+    fn capture_snapshot(&self) -> Result<CapturedSnapshot, StorageError> {
+        let state = self
+            .kv
+            .read()
+            .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?
+            .view()?;
+        // The label must say what the data holds: the index the state machine itself
+        // recorded, read with the view. The term and configuration this loop tracks are those
+        // at Raft's applied index, so the two must agree.
+        let meta = self.applied_snapshot_metadata();
+        if meta.index != state.applied_index() {
+            return Err(StorageError::Engine(format!(
+                "the state machine holds index {} but Raft applied {}; refusing to send a \
+                 snapshot labelled with the wrong index",
+                state.applied_index(),
+                meta.index
+            )));
+        }
+        Ok(CapturedSnapshot {
+            meta,
+            state,
+            size_gauge: self.metrics.snapshot_bytes.clone(),
+            encoding_gauge: self.metrics.snapshots_encoding.clone(),
+        })
+    }
+
+    /// Describes the state at the applied index: its term and the membership in force there.
+    fn applied_snapshot_metadata(&self) -> SnapshotMetadata {
+        SnapshotMetadata {
+            index: self.raft.log().applied(),
+            term: self.applied_term,
+            conf_state: Some(self.applied_membership.conf_state()),
+            addresses: self
+                .applied_membership
+                .addresses()
+                .clone()
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn publish_status(&self) {
+        let revision = self.kv.read().map(|kv| kv.revision()).unwrap_or(0);
+        let status = NodeStatus::capture(
+            &self.raft,
+            self.settings.cluster_id,
+            revision,
+            self.settings.tick.as_millis() as u64,
+        );
+        self.status.send_if_modified(|current| {
+            let changed = *current != status;
+            if changed {
+                *current = status;
+            }
+            changed
+        });
+    }
+}
+
+fn expired_key(command: &Command) -> Option<Vec<u8>> {
+    match &command.op {
+        Some(crate::kv::command::Op::Expire(expire)) => Some(expire.key.to_vec()),
+        _ => None,
+    }
+}
