@@ -105,7 +105,7 @@ mod store_tests {
     use crate::kv::fixtures::{put, Harness};
     use crate::kv::{Command, KvError};
     use crate::proto::event::EventType;
-    use crate::storage::{Engine, Reader, Space};
+    use crate::storage::{Reader, Space};
 
     fn revisions(events: &[crate::proto::Event]) -> Vec<i64> {
         events

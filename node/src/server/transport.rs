@@ -347,6 +347,16 @@ async fn transfer_snapshot(
     Ok(())
 }
 
+impl super::replica::Outbox for Transport {
+    fn send(&self, messages: Vec<Message>) {
+        self.send_all(messages);
+    }
+
+    fn connect(&self, membership: &Membership) {
+        self.update_peers(membership);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -373,15 +383,5 @@ mod tests {
         transport.learn_peer(3, "127.0.0.1:3");
         assert_eq!(address_of(&transport, 3).as_deref(), Some("127.0.0.1:3"));
         transport.shutdown();
-    }
-}
-
-impl super::replica::Outbox for Transport {
-    fn send(&self, messages: Vec<Message>) {
-        self.send_all(messages);
-    }
-
-    fn connect(&self, membership: &Membership) {
-        self.update_peers(membership);
     }
 }

@@ -78,6 +78,11 @@ impl MemoryEngine {
         self.lock().writes_before_crash = Some(writes);
     }
 
+    /// Forgets a crash planned by [`MemoryEngine::crash_after_writes`].
+    pub fn cancel_planned_crash(&self) {
+        self.lock().writes_before_crash = None;
+    }
+
     fn crash_locked(state: &mut State) {
         state.pending.clear();
         state.visible = state.durable.clone();

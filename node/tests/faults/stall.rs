@@ -216,7 +216,6 @@ pub async fn writes_go_on_while_a_watch_replays_history() {
                     key: b("w/"),
                     prefix: true,
                     start_revision: 1,
-                    ..Default::default()
                 })
                 .await?
                 .into_inner();

@@ -21,6 +21,9 @@ pub(super) struct Disk {
     pub awaiting_admission: bool,
 }
 
+/// Which messages a test holds back.
+type HoldIf = dyn Fn(&Message) -> bool;
+
 pub(super) struct Net {
     pub nodes: BTreeMap<NodeId, Raft>,
     pub disks: BTreeMap<NodeId, Disk>,
@@ -30,7 +33,7 @@ pub(super) struct Net {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Messages a test chose to hold back, to deliver later (or never).
     pub held: Vec<Message>,
-    hold_if: Option<Box<dyn Fn(&Message) -> bool>>,
+    hold_if: Option<Box<HoldIf>>,
     restarts: u64,
 }
 

@@ -8,6 +8,8 @@
 mod clock;
 mod pending;
 mod recover;
+#[cfg(test)]
+mod simulation;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -184,10 +186,12 @@ impl Replica {
         self.pending.fail_all(error);
     }
 
+    #[cfg(test)]
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
 
+    #[cfg(test)]
     pub fn kv(&self) -> &Arc<RwLock<KvStore>> {
         &self.kv
     }
