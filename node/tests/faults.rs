@@ -3,12 +3,13 @@
 //! Three members talk Raft through TCP proxies this test controls. Six clients (two per node,
 //! each on its own node's client port, as applications on the same machine do) write unique
 //! values, compare-and-swap, delete and read under every read policy on a few keys, while a
-//! nemesis kills (`kill -9`) and restarts members, pauses them (SIGSTOP / SIGCONT) and cuts
-//! them off (their proxy refuses or swallows inbound connections: an asymmetric partition, see
-//! `faults/proxy.rs`). While every member is healthy it also moves leadership, and replaces a
-//! voter (leader or not) by a new node: joined, caught up as a learner, promoted, and the old
-//! voter removed and stopped; its clients move to the new node. A watcher per node follows
-//! the whole prefix. At the end everything is healed and restarted, the members (as the
+//! nemesis (`faults/nemesis.rs`) kills, pauses, partitions (one-way, both ways, or one pair of
+//! members), stalls and fails disks (failpoints set at run time), stalls snapshot encoding and
+//! steps wall clocks (libfaketime); moves leadership and replaces voters, also while a member
+//! is down, and brings back a member that lost its disk under its id. Every fault kind strikes
+//! the leader at least once while reads are in flight (probes read through the struck leader
+//! and another member meanwhile), or the run fails. A watcher per node follows the whole
+//! prefix. At the end everything is healed and restarted, the members (as the
 //! membership now stands) converge, every key is read through every node, and:
 //! - writes, compare-and-swaps, deletes, linearizable and lease reads must be linearizable,
 //!   per key (`faults/linearizability.rs`); with the final reads in the history, this also
@@ -23,12 +24,12 @@
 //!
 //! Lease reads are checked as linearizable: a leader serves them only while a quorum answered
 //! heartbeats it sent within `lease_ticks`, fewer than an election timeout, so no other leader
-//! can have been elected meanwhile; the members share one machine's clock, so there is no
-//! drift to allow for. `faults/snapshot_watch.rs` replays, deterministically, one scenario the
+//! can have been elected meanwhile; the members share one machine's monotonic clock, so there
+//! is no drift to allow for (wall-clock steps do not touch it). `faults/snapshot_watch.rs` replays, deterministically, one scenario the
 //! randomized run finds.
 //!
 //! `DENGINE_FAULT_SEED` (u64; default: from the clock, always printed) chooses the schedule of
-//! faults and every client's choices; `DENGINE_FAULT_SECONDS` (default 25) how long faults
+//! faults and every client's choices; `DENGINE_FAULT_SECONDS` (default 40) how long faults
 //! are injected. The seed replays decisions, not timing: the processes run on a real machine.
 //! On a violation the test prints the seed, the smallest failing sub-history it found, the
 //! nemesis' log, and the end of every node's log.
@@ -51,6 +52,8 @@ mod nemesis;
 mod proxy;
 #[path = "faults/rng.rs"]
 mod rng;
+#[path = "faults/senders.rs"]
+mod senders;
 #[path = "faults/shrink.rs"]
 mod shrink;
 #[path = "faults/snapshot_watch.rs"]
@@ -115,7 +118,7 @@ impl Settings {
                     .parse()
                     .unwrap_or_else(|_| panic!("DENGINE_FAULT_SECONDS={s:?} is not a number"))
             })
-            .unwrap_or(25.0);
+            .unwrap_or(40.0);
         Self {
             seed,
             duration: Duration::from_secs_f64(seconds.max(1.0)),
@@ -165,7 +168,7 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
         watchers.start(member.id(), member.spec.client_port, 1);
     }
 
-    let mut nemesis = Nemesis::new(seed, clock, 2);
+    let mut nemesis = Nemesis::new(seed, clock, 2, keys.clone());
     nemesis
         .run(&mut cluster, &roster, &mut watchers, settings.duration)
         .await;
@@ -175,6 +178,7 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
     for client in clients {
         ops.extend(client.await.expect("a client task panicked"));
     }
+    ops.extend(nemesis.probe_ops().await);
 
     let revision = cluster.wait_converged().await;
     let (final_reads, final_state) = read_everything_everywhere(&cluster, &keys, clock, seed).await;
@@ -197,6 +201,8 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
     checks::no_invented_or_refused_values(&ops, &watch_logs, &mut findings);
     checks::read_revisions_monotonic(&ops, &mut findings);
     checks::watches(&ops, &watch_logs, &final_state, &mut findings);
+    let coverage = checks::fault_coverage(&nemesis.strikes, &ops, clock.now());
+    checks::every_fault_met_the_leader(&coverage, &mut findings);
 
     let events: usize = watch_logs.iter().map(|l| l.events.len()).sum();
     let reconnects: usize = watch_logs.iter().map(|l| l.reconnects).sum();
@@ -206,6 +212,13 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
         watch_logs.len(),
         checks::summary(&ops),
     );
+    println!("faults that struck the leader, with the reads in flight meanwhile:");
+    for (kind, c) in &coverage {
+        println!(
+            "  {kind:<24} {:>3} strikes, {:>5} lease and {:>5} linearizable reads in flight",
+            c.leader_strikes, c.lease_reads, c.linearizable_reads
+        );
+    }
     println!("nemesis:\n{}", nemesis.describe());
     for note in &findings.notes {
         println!("note: {note}");

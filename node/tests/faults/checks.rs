@@ -322,3 +322,62 @@ pub fn summary(ops: &[Op]) -> String {
         reasons.join("\n")
     )
 }
+
+/// How one fault kind met the leader: the strikes at it, and the reads in flight meanwhile.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    pub leader_strikes: usize,
+    pub lease_reads: usize,
+    pub linearizable_reads: usize,
+}
+
+/// Per fault kind, how it met the leader: strikes at the leader, and the lease and
+/// linearizable reads (any outcome) whose call overlapped one of them. A strike still in force
+/// lasts until `end`.
+pub fn fault_coverage(
+    strikes: &[super::nemesis::Strike],
+    ops: &[Op],
+    end: super::history::Nanos,
+) -> BTreeMap<&'static str, Coverage> {
+    let mut coverage: BTreeMap<&'static str, Coverage> = BTreeMap::new();
+    for strike in strikes.iter().filter(|s| s.leader) {
+        let entry = coverage.entry(strike.kind).or_default();
+        entry.leader_strikes += 1;
+        let to = strike.to.unwrap_or(end);
+        for op in ops {
+            if op.invoke >= to || op.complete <= strike.from {
+                continue;
+            }
+            match op.call {
+                Call::Read {
+                    policy: Policy::Lease,
+                } => entry.lease_reads += 1,
+                Call::Read {
+                    policy: Policy::Linearizable,
+                } => entry.linearizable_reads += 1,
+                _ => {}
+            }
+        }
+    }
+    coverage
+}
+
+/// Every fault kind must have struck the leader while lease and linearizable reads were in
+/// flight; a run where one did not cannot say anything about it, and fails.
+pub fn every_fault_met_the_leader(
+    coverage: &BTreeMap<&'static str, Coverage>,
+    findings: &mut Findings,
+) {
+    for kind in super::nemesis::KINDS {
+        let met = coverage
+            .get(kind)
+            .is_some_and(|c| c.leader_strikes > 0 && c.lease_reads > 0 && c.linearizable_reads > 0);
+        if !met {
+            findings.violation(format!(
+                "fault kind {kind:?} never struck the leader while lease and linearizable reads \
+                 were in flight ({:?}); the run proves nothing about it",
+                coverage.get(kind)
+            ));
+        }
+    }
+}

@@ -9,7 +9,8 @@ use tempfile::TempDir;
 
 use super::common::{free_ports, wait_for, NodeSpec};
 use super::member::{Condition, Member};
-use super::proxy::Proxy;
+use super::proxy::{Mode, Proxy};
+use super::senders::Senders;
 
 /// Lines of each node's log printed when the test fails.
 const LOG_LINES_ON_FAILURE: usize = 200;
@@ -24,6 +25,8 @@ pub struct FaultCluster {
     next_id: u64,
     config_file: std::path::PathBuf,
     extra_args: Vec<String>,
+    /// Which process runs which node, for the proxies.
+    senders: Senders,
     /// Data and logs; removed when the cluster is dropped.
     dir: TempDir,
 }
@@ -48,6 +51,7 @@ impl FaultCluster {
             .join(",");
         let mut members = Vec::new();
         let mut proxies = Vec::new();
+        let senders = Senders::default();
         for id in 1..=size {
             let spec = NodeSpec {
                 id,
@@ -60,8 +64,8 @@ impl FaultCluster {
                 config_file: Some(config_file.clone()),
                 extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             };
-            proxies.push(Proxy::start(port(id, 2), port(id, 1)).await);
-            members.push(Member::new(spec, port(id, 1)));
+            proxies.push(Proxy::start(port(id, 2), port(id, 1), senders.clone()).await);
+            members.push(Member::new(spec, port(id, 1), senders.clone()));
         }
         let mut cluster = Self {
             members,
@@ -70,6 +74,7 @@ impl FaultCluster {
             next_id: size + 1,
             config_file,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            senders,
             dir,
         };
         // All at once, as founding members start (a founder that starts after the others have
@@ -99,8 +104,10 @@ impl FaultCluster {
             config_file: Some(self.config_file.clone()),
             extra_args,
         };
-        self.proxies.push(Proxy::start(ports[2], ports[1]).await);
-        self.members.push(Member::new(spec, ports[1]));
+        self.proxies
+            .push(Proxy::start(ports[2], ports[1], self.senders.clone()).await);
+        self.members
+            .push(Member::new(spec, ports[1], self.senders.clone()));
         let index = self.members.len() - 1;
         self.members[index].start().await;
         index
@@ -122,6 +129,23 @@ impl FaultCluster {
             member.id()
         ));
         self.retired.push((member, proxy));
+    }
+
+    /// Cuts members `a` and `b` (indexes) off from each other, both ways, as `mode` says;
+    /// `Mode::Forward` joins them again.
+    pub fn cut_pair(&self, a: usize, b: usize, mode: Mode) {
+        let (id_a, id_b) = (self.members[a].id(), self.members[b].id());
+        self.proxies[a].set_for(id_b, mode);
+        self.proxies[b].set_for(id_a, mode);
+    }
+
+    /// Cuts member `index` off from every other member, both ways.
+    pub fn isolate_both_ways(&self, index: usize, mode: Mode) {
+        for other in 0..self.members.len() {
+            if other != index {
+                self.cut_pair(index, other, mode);
+            }
+        }
     }
 
     pub fn index_of(&self, id: u64) -> Option<usize> {

@@ -18,6 +18,27 @@ use dengine::proto::{StatusRequest, StatusResponse};
 use tonic::transport::{Channel, Endpoint};
 
 use super::common::{node_command, send_signal, NodeSpec, DEADLINE, POLL};
+use super::senders::Senders;
+
+/// libfaketime, which `scripts/setup` installs (Debian's `faketime`).
+fn libfaketime() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        // The variant for multi-threaded programs.
+        let candidates = [
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+            "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+            "/usr/lib/faketime/libfaketimeMT.so.1",
+        ];
+        candidates
+            .iter()
+            .find(|path| std::path::Path::new(path).exists())
+            .unwrap_or_else(|| {
+                panic!("libfaketime is not installed (looked at {candidates:?}); run scripts/setup")
+            })
+            .to_string()
+    })
+}
 
 /// What the nemesis has done to a member, as far as it knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +61,8 @@ pub struct Member {
     /// answers from different lifetimes apart.
     lifetime: Arc<AtomicU64>,
     admin: AdminClient<Channel>,
+    /// Told which process runs this node, so that proxies can tell its connections apart.
+    senders: Senders,
 }
 
 /// A lazy channel to a loopback port: a call to a stopped node fails, and the channel
@@ -54,7 +77,7 @@ pub fn channel(port: u16, timeout: Duration) -> Channel {
 }
 
 impl Member {
-    pub fn new(spec: NodeSpec, listen_port: u16) -> Self {
+    pub fn new(spec: NodeSpec, listen_port: u16, senders: Senders) -> Self {
         let admin = AdminClient::new(channel(spec.client_port, Duration::from_secs(2)));
         Self {
             spec,
@@ -63,6 +86,7 @@ impl Member {
             condition: Condition::Killed,
             lifetime: Arc::new(AtomicU64::new(0)),
             admin,
+            senders,
         }
     }
 
@@ -111,34 +135,97 @@ impl Member {
     /// taken for a moment (another process's outgoing connection may borrow it while the node
     /// is down); any other early exit fails the test with the node's output.
     pub async fn start(&mut self) {
+        if let Err((status, output)) = self.start_with_failpoints(None).await {
+            panic!(
+                "node {} exited at start ({status}) with {:?}:\n{output}",
+                self.id(),
+                self.args()
+            );
+        }
+    }
+
+    /// As [`Member::start`], with `FAILPOINTS` set for this run of the process; an exit at
+    /// start (a failpoint that crashes it) is returned with the node's output of this run.
+    pub async fn start_with_failpoints(
+        &mut self,
+        failpoints: Option<&str>,
+    ) -> Result<(), (ExitStatus, String)> {
         assert!(
             self.child.is_none(),
             "node {} is already running",
             self.id()
         );
         const ATTEMPTS: usize = 5;
-        for attempt in 1..=ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             let offset = self.log_len();
-            self.spawn(attempt);
+            self.spawn(attempt, failpoints);
             match self.wait_serving().await {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(status) => {
                     let output = self.log_since(offset);
                     if output.contains("cannot listen on") && attempt < ATTEMPTS {
+                        attempt += 1;
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     }
-                    panic!(
-                        "node {} exited at start ({status}) with {:?}:\n{output}",
-                        self.id(),
-                        self.args()
-                    );
+                    return Err((status, output));
                 }
             }
         }
     }
 
-    fn spawn(&mut self, attempt: usize) {
+    /// How the process ended, if it did by itself (a failing disk, a crashing failpoint);
+    /// the member then counts as killed.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        self.condition = Condition::Killed;
+        self.note(&format!(
+            "===== faults: node {} exited by itself: {status}",
+            self.id()
+        ));
+        Some(status)
+    }
+
+    /// Waits (up to `limit`) for the process to end by itself.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        None
+    }
+
+    /// Deletes the data directory of a member that is not running: its disk is lost.
+    pub fn lose_data(&mut self) {
+        assert!(self.child.is_none(), "node {} is running", self.id());
+        let _ = std::fs::remove_dir_all(&self.spec.data_dir);
+        self.note(&format!(
+            "===== faults: node {} lost its data directory",
+            self.id()
+        ));
+    }
+
+    /// Steps this node's wall clock to `offset_seconds` from the real one (libfaketime reads
+    /// the file again within a second); its monotonic clock is not touched.
+    pub fn step_wall_clock(&self, offset_seconds: i64) {
+        std::fs::write(self.faketime_file(), format!("{offset_seconds:+}\n"))
+            .expect("write the node's faketime file");
+        self.note(&format!(
+            "===== faults: node {} wall clock stepped to {offset_seconds:+} s",
+            self.id()
+        ));
+    }
+
+    fn faketime_file(&self) -> std::path::PathBuf {
+        self.spec.log_path.with_extension("faketime")
+    }
+
+    fn spawn(&mut self, attempt: usize, failpoints: Option<&str>) {
         self.note(&format!(
             "===== faults: starting node {} (attempt {attempt}): {:?}",
             self.id(),
@@ -152,11 +239,26 @@ impl Member {
         let stderr = log.try_clone().expect("clone the log file handle");
         let mut command = node_command();
         command.args(self.args());
+        if let Some(failpoints) = failpoints {
+            command.env("FAILPOINTS", failpoints);
+        }
+        // The wall clock through libfaketime, so that the nemesis can step it; monotonic time
+        // stays the machine's.
+        let faketime = self.faketime_file();
+        if !faketime.exists() {
+            std::fs::write(&faketime, "+0\n").expect("write the node's faketime file");
+        }
+        command
+            .env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME_TIMESTAMP_FILE", &faketime)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_CACHE_DURATION", "1");
         let child = command
             .stdout(log)
             .stderr(stderr)
             .spawn()
             .expect("spawn the node binary");
+        self.senders.started(child.id(), self.id());
         self.child = Some(child);
         self.condition = Condition::Running;
         self.lifetime.fetch_add(1, Ordering::SeqCst);

@@ -2,18 +2,22 @@
 //!
 //! Every member's address in `--initial-cluster` is its proxy, so all Raft traffic *to* a node
 //! (appends, votes, heartbeats and their answers, forwarded writes, read-index requests, from
-//! every peer) passes through that node's proxy. Isolating node i therefore cuts what reaches
-//! i; what i sends still reaches the others through their own proxies. That is an asymmetric
-//! partition: i's heartbeats and votes arrive but no answer comes back. A symmetric one would
-//! need the proxies to tell connections apart by sender, which the peer protocol does not
-//! allow (every node dials the same advertised address).
+//! every peer) passes through that node's proxy. A rule for everyone cuts what reaches the
+//! node (an asymmetric partition: its heartbeats and votes arrive, no answer comes back). A
+//! rule for one sender cuts only what that node sends it: the proxy learns who opened each
+//! connection from the process that owns its other end (`senders.rs`), so a pair of rules
+//! makes a pairwise partition, and rules against every other node a symmetric one.
 
 use std::time::Duration;
+
+use std::collections::BTreeMap;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use super::senders::Senders;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -26,36 +30,80 @@ pub enum Mode {
     Blackhole,
 }
 
+/// What the proxy does with connections: a mode for everyone, and modes for single senders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    everyone: Mode,
+    senders: BTreeMap<u64, Mode>,
+}
+
+impl Rules {
+    /// The mode for a connection from `sender` (unknown: the rule for everyone).
+    fn mode_for(&self, sender: Option<u64>) -> Mode {
+        match self.everyone {
+            Mode::Forward => sender
+                .and_then(|s| self.senders.get(&s).copied())
+                .unwrap_or(Mode::Forward),
+            mode => mode,
+        }
+    }
+}
+
 pub struct Proxy {
-    mode: watch::Sender<Mode>,
+    rules: watch::Sender<Rules>,
     accept: JoinHandle<()>,
 }
 
 impl Proxy {
-    /// Listens on `port` and forwards to `target` on loopback.
-    pub async fn start(port: u16, target: u16) -> Self {
+    /// Listens on `port` and forwards to `target` on loopback; `senders` says which node
+    /// opened each connection.
+    pub async fn start(port: u16, target: u16, senders: Senders) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap_or_else(|e| panic!("bind the proxy port {port}: {e}"));
-        let (mode, _) = watch::channel(Mode::Forward);
-        let modes = mode.clone();
+        let (rules, _) = watch::channel(Rules {
+            everyone: Mode::Forward,
+            senders: BTreeMap::new(),
+        });
+        let subscribe = rules.clone();
         let accept = tokio::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((socket, _)) => {
+                    Ok((socket, peer)) => {
                         let _ = socket.set_nodelay(true);
-                        tokio::spawn(serve(socket, target, modes.subscribe()));
+                        let sender = socket
+                            .local_addr()
+                            .ok()
+                            .and_then(|local| senders.identify(peer, local));
+                        tokio::spawn(serve(socket, target, sender, subscribe.subscribe()));
                     }
                     // Out of file descriptors, say: the proxy must not die of it.
                     Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                 }
             }
         });
-        Self { mode, accept }
+        Self { rules, accept }
     }
 
+    /// What happens to everything sent to this node; `Forward` also lifts the rules for
+    /// single senders.
     pub fn set(&self, mode: Mode) {
-        self.mode.send_replace(mode);
+        self.rules.send_modify(|rules| {
+            rules.everyone = mode;
+            if mode == Mode::Forward {
+                rules.senders.clear();
+            }
+        });
+    }
+
+    /// What happens to what node `sender` sends to this node.
+    pub fn set_for(&self, sender: u64, mode: Mode) {
+        self.rules.send_modify(|rules| {
+            match mode {
+                Mode::Forward => rules.senders.remove(&sender),
+                mode => rules.senders.insert(sender, mode),
+            };
+        });
     }
 }
 
@@ -66,8 +114,32 @@ impl Drop for Proxy {
     }
 }
 
-async fn serve(client: TcpStream, target: u16, mut mode: watch::Receiver<Mode>) {
-    let current = *mode.borrow_and_update();
+/// The mode for this connection, as the rules change.
+struct ModeOf {
+    sender: Option<u64>,
+    rules: watch::Receiver<Rules>,
+}
+
+impl ModeOf {
+    fn now(&mut self) -> Mode {
+        self.rules.borrow_and_update().mode_for(self.sender)
+    }
+
+    /// Waits until the mode is no longer `mode`; `None` once the proxy is gone.
+    async fn leaves(&mut self, mode: Mode) -> Option<Mode> {
+        let sender = self.sender;
+        let rules = self
+            .rules
+            .wait_for(|rules| rules.mode_for(sender) != mode)
+            .await
+            .ok()?;
+        Some(rules.mode_for(sender))
+    }
+}
+
+async fn serve(client: TcpStream, target: u16, sender: Option<u64>, rules: watch::Receiver<Rules>) {
+    let mut mode = ModeOf { sender, rules };
+    let current = mode.now();
     match current {
         Mode::Refuse => reset(client),
         Mode::Blackhole => swallow(client, None, mode).await,
@@ -88,28 +160,24 @@ async fn serve(client: TcpStream, target: u16, mut mode: watch::Receiver<Mode>) 
 }
 
 /// Copies both ways until either side closes or the mode changes.
-async fn forward(mut client: TcpStream, mut server: TcpStream, mut mode: watch::Receiver<Mode>) {
+async fn forward(mut client: TcpStream, mut server: TcpStream, mut mode: ModeOf) {
     let changed = tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => None,
-        result = mode.wait_for(|m| *m != Mode::Forward) => Some(result.map(|m| *m)),
+        changed = mode.leaves(Mode::Forward) => changed,
     };
     match changed {
-        None | Some(Err(_)) | Some(Ok(Mode::Forward)) => {}
-        Some(Ok(Mode::Refuse)) => {
+        None | Some(Mode::Forward) => {}
+        Some(Mode::Refuse) => {
             reset(client);
             reset(server);
         }
-        Some(Ok(Mode::Blackhole)) => swallow(client, Some(server), mode).await,
+        Some(Mode::Blackhole) => swallow(client, Some(server), mode).await,
     }
 }
 
 /// Reads and discards from both sockets until the mode changes, then resets them: after a
 /// heal, the peer reconnects instead of waiting on a stream that lost data.
-async fn swallow(
-    mut client: TcpStream,
-    mut server: Option<TcpStream>,
-    mut mode: watch::Receiver<Mode>,
-) {
+async fn swallow(mut client: TcpStream, mut server: Option<TcpStream>, mut mode: ModeOf) {
     let mut from_client = [0u8; 16 * 1024];
     let mut from_server = [0u8; 16 * 1024];
     let mut client_open = true;
@@ -127,10 +195,7 @@ async fn swallow(
             }, if server_open => {
                 server_open = matches!(read, Ok(n) if n > 0);
             }
-            result = mode.wait_for(|m| *m != Mode::Blackhole) => {
-                let _ = result;
-                break;
-            }
+            _ = mode.leaves(Mode::Blackhole) => break,
         }
     }
     reset(client);
