@@ -5,7 +5,7 @@
 //! values, compare-and-swap, delete and read under every read policy on a few keys, while a
 //! nemesis (`faults/nemesis.rs`) kills, pauses, partitions (one-way, both ways, or one pair of
 //! members), stalls and fails disks (failpoints set at run time), stalls snapshot encoding and
-//! steps wall clocks (libfaketime); moves leadership and replaces voters, also while a member
+//! steps wall clocks; moves leadership and replaces voters, also while a member
 //! is down, and brings back a member that lost its disk under its id. Every fault kind strikes
 //! the leader at least once while reads are in flight (probes read through the struck leader
 //! and another member meanwhile), or the run fails. A watcher per node follows the whole
@@ -33,6 +33,11 @@
 //! are injected. The seed replays decisions, not timing: the processes run on a real machine.
 //! On a violation the test prints the seed, the smallest failing sub-history it found, the
 //! nemesis' log, and the end of every node's log.
+//!
+//! Runs only when built with `--features failpoints` (as `scripts/test` does): the nemesis sets
+//! failpoints and steps clocks in the nodes at run time.
+
+#![cfg(feature = "failpoints")]
 
 mod common;
 
@@ -58,9 +63,10 @@ mod senders;
 mod shrink;
 #[path = "faults/snapshot_watch.rs"]
 mod snapshot_watch;
-#[cfg(feature = "failpoints")]
 #[path = "faults/stall.rs"]
 mod stall;
+#[path = "faults/ttl.rs"]
+mod ttl;
 #[path = "faults/watcher.rs"]
 mod watcher;
 #[path = "faults/workload.rs"]
@@ -168,6 +174,13 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
         watchers.start(member.id(), member.spec.client_port, 1);
     }
 
+    let ttl_writer = tokio::spawn(ttl::write(
+        stop.clone(),
+        roster.clone(),
+        cluster.members.len(),
+        clock,
+        seed,
+    ));
     let mut nemesis = Nemesis::new(seed, clock, 2, keys.clone());
     nemesis
         .run(&mut cluster, &roster, &mut watchers, settings.duration)
@@ -179,6 +192,7 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
         ops.extend(client.await.expect("a client task panicked"));
     }
     ops.extend(nemesis.probe_ops().await);
+    let ttl_writes = ttl_writer.await.expect("the TTL writer panicked");
 
     let revision = cluster.wait_converged().await;
     let (final_reads, final_state) = read_everything_everywhere(&cluster, &keys, clock, seed).await;
@@ -197,6 +211,15 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
             .push(format!("membership change: {failure}"));
     }
     same_data_everywhere(&cluster, &final_state, &mut findings).await;
+    let forward_steps = nemesis.forward_clock_steps();
+    let ttl_excused = match ttl::all_expired_everywhere(&cluster, &ttl_writes, &forward_steps).await
+    {
+        Ok(excused) => excused,
+        Err(e) => {
+            findings.violations.push(e);
+            0
+        }
+    };
     checks::linearizable(&ops, &mut findings);
     checks::no_invented_or_refused_values(&ops, &watch_logs, &mut findings);
     checks::read_revisions_monotonic(&ops, &mut findings);
@@ -208,8 +231,10 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
     let reconnects: usize = watch_logs.iter().map(|l| l.reconnects).sum();
     println!(
         "seed {seed}: final revision {revision}; {events} watch events over {} watchers, \
-         {reconnects} reconnects; {}",
+         {reconnects} reconnects; {} TTL keys written ({ttl_excused} during a forward clock \
+         step, not held to expire); {}",
         watch_logs.len(),
+        ttl_writes.len(),
         checks::summary(&ops),
     );
     println!("faults that struck the leader, with the reads in flight meanwhile:");
@@ -232,19 +257,16 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
     );
 }
 
-#[cfg(feature = "failpoints")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_deposed_while_stalled_serves_no_stale_lease_read() {
     stall::leader_deposed_while_stalled_serves_no_stale_lease_read().await;
 }
 
-#[cfg(feature = "failpoints")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_go_on_while_a_snapshot_is_encoded() {
     stall::writes_go_on_while_a_snapshot_is_encoded().await;
 }
 
-#[cfg(feature = "failpoints")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_go_on_while_a_watch_replays_history() {
     stall::writes_go_on_while_a_watch_replays_history().await;

@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use std::time::Instant;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -20,6 +20,7 @@ use super::config::DefaultReadPolicy;
 use super::limits::Limits;
 use super::metrics::{InProgress, Metrics, OperationLabels};
 use super::read_coalescer::ReadCoalescer;
+use super::replica::now_unix_ms;
 use super::requests::{Applied, ClientRequest, ReadBarrier, ServiceError};
 use super::status::NodeStatus;
 use crate::kv::{Command, CommandOutcome};
@@ -54,13 +55,6 @@ pub struct Frontend {
     lease_reads: ReadCoalescer<Result<u64, ApiError>>,
     /// Mutual TLS to the leader, when configured.
     tls: Option<super::tls::Tls>,
-}
-
-fn now_unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// The deadline of a key written now with `ttl_ms`, by this (the leader's) clock.

@@ -126,10 +126,15 @@ pub fn router(state: ProbeState) -> Router {
         .route("/startupz", get(startupz))
         .route("/metrics", get(metrics));
     #[cfg(feature = "failpoints")]
-    let router = router.route(
-        "/debug/failpoints/{name}",
-        axum::routing::put(failpoints::set).delete(failpoints::remove),
-    );
+    let router = router
+        .route(
+            "/debug/failpoints/{name}",
+            axum::routing::put(failpoints::set).delete(failpoints::remove),
+        )
+        .route(
+            "/debug/wall-clock-step",
+            axum::routing::put(failpoints::step_wall_clock),
+        );
     router.with_state(state)
 }
 
@@ -146,6 +151,23 @@ mod failpoints {
         match fail::cfg(&name, action.trim()) {
             Ok(()) => (StatusCode::OK, format!("{name}={}\n", action.trim())),
             Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
+        }
+    }
+
+    /// The body: milliseconds to add to the wall clock from now on (0 undoes every step).
+    pub async fn step_wall_clock(offset: String) -> (StatusCode, String) {
+        match offset.trim().parse::<i64>() {
+            Ok(offset_ms) => {
+                crate::server::replica::step_wall_clock(offset_ms);
+                (
+                    StatusCode::OK,
+                    format!("wall clock stepped {offset_ms:+} ms\n"),
+                )
+            }
+            Err(e) => (
+                StatusCode::BAD_REQUEST,
+                format!("the body must be a number of milliseconds: {e}\n"),
+            ),
         }
     }
 

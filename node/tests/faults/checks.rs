@@ -341,7 +341,7 @@ pub fn fault_coverage(
 ) -> BTreeMap<&'static str, Coverage> {
     let mut coverage: BTreeMap<&'static str, Coverage> = BTreeMap::new();
     for strike in strikes.iter().filter(|s| s.leader) {
-        let entry = coverage.entry(strike.kind).or_default();
+        let entry = coverage.entry(strike.fault.kind()).or_default();
         entry.leader_strikes += 1;
         let to = strike.to.unwrap_or(end);
         for op in ops {

@@ -20,26 +20,6 @@ use tonic::transport::{Channel, Endpoint};
 use super::common::{node_command, send_signal, NodeSpec, DEADLINE, POLL};
 use super::senders::Senders;
 
-/// libfaketime, which `scripts/setup` installs (Debian's `faketime`).
-fn libfaketime() -> &'static str {
-    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        // The variant for multi-threaded programs.
-        let candidates = [
-            "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
-            "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
-            "/usr/lib/faketime/libfaketimeMT.so.1",
-        ];
-        candidates
-            .iter()
-            .find(|path| std::path::Path::new(path).exists())
-            .unwrap_or_else(|| {
-                panic!("libfaketime is not installed (looked at {candidates:?}); run scripts/setup")
-            })
-            .to_string()
-    })
-}
-
 /// What the nemesis has done to a member, as far as it knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Condition {
@@ -210,19 +190,25 @@ impl Member {
         ));
     }
 
-    /// Steps this node's wall clock to `offset_seconds` from the real one (libfaketime reads
-    /// the file again within a second); its monotonic clock is not touched.
-    pub fn step_wall_clock(&self, offset_seconds: i64) {
-        std::fs::write(self.faketime_file(), format!("{offset_seconds:+}\n"))
-            .expect("write the node's faketime file");
-        self.note(&format!(
-            "===== faults: node {} wall clock stepped to {offset_seconds:+} s",
-            self.id()
-        ));
-    }
-
-    fn faketime_file(&self) -> std::path::PathBuf {
-        self.spec.log_path.with_extension("faketime")
+    /// Steps this running node's wall clock to `offset_seconds` from the real one, as NTP
+    /// stepping the machine's clock would (a test build's debug endpoint); its monotonic
+    /// clock is not touched.
+    pub async fn step_wall_clock(&self, offset_seconds: i64) {
+        let body = (offset_seconds * 1_000).to_string();
+        match super::common::http(
+            self.metrics_address(),
+            "PUT",
+            "/debug/wall-clock-step",
+            &body,
+        )
+        .await
+        {
+            Ok((200, _)) => self.note(&format!(
+                "===== faults: node {} wall clock stepped to {offset_seconds:+} s",
+                self.id()
+            )),
+            other => panic!("node {}: stepping its wall clock: {other:?}", self.id()),
+        }
     }
 
     fn spawn(&mut self, attempt: usize, failpoints: Option<&str>) {
@@ -242,17 +228,6 @@ impl Member {
         if let Some(failpoints) = failpoints {
             command.env("FAILPOINTS", failpoints);
         }
-        // The wall clock through libfaketime, so that the nemesis can step it; monotonic time
-        // stays the machine's.
-        let faketime = self.faketime_file();
-        if !faketime.exists() {
-            std::fs::write(&faketime, "+0\n").expect("write the node's faketime file");
-        }
-        command
-            .env("LD_PRELOAD", libfaketime())
-            .env("FAKETIME_TIMESTAMP_FILE", &faketime)
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-            .env("FAKETIME_CACHE_DURATION", "1");
         let child = command
             .stdout(log)
             .stderr(stderr)

@@ -7,7 +7,8 @@
 //!   swallowed), isolating it both ways, or cutting it off from one other member only;
 //! - disk faults through failpoints set at run time: the log's fsync stalling, the disk
 //!   failing (the node stops; healed by a restart), snapshot encoding stalling;
-//! - wall-clock steps (libfaketime): an hour either way, monotonic time untouched.
+//! - wall-clock steps of an hour either way (a test build's debug endpoint; monotonic time
+//!   untouched).
 //!
 //! And membership changes through the admin API: leadership transfers (also while one member
 //! is down), the replacement of a voter by a new node (a new id in `--join` mode, added as a
@@ -121,7 +122,7 @@ const PROBE_EVERY: Duration = Duration::from_millis(40);
 /// and when.
 #[derive(Debug, Clone)]
 pub struct Strike {
-    pub kind: &'static str,
+    pub fault: Fault,
     pub node: u64,
     pub leader: bool,
     pub from: Nanos,
@@ -210,6 +211,16 @@ impl Nemesis {
         self.probes.push((id, stop, task));
     }
 
+    /// When some node's wall clock was stepped forward: a TTL deadline stamped then by that
+    /// node (leading) lies later by the step.
+    pub fn forward_clock_steps(&self) -> Vec<(Nanos, Option<Nanos>)> {
+        self.strikes
+            .iter()
+            .filter(|s| matches!(s.fault, Fault::ClockStep(seconds) if seconds > 0))
+            .map(|s| (s.from, s.to))
+            .collect()
+    }
+
     /// The probes' operations, once every probe has stopped.
     pub async fn probe_ops(&mut self) -> Vec<Op> {
         let mut ops = Vec::new();
@@ -251,7 +262,12 @@ impl Nemesis {
         KINDS
             .iter()
             .copied()
-            .filter(|kind| !self.strikes.iter().any(|s| s.leader && s.kind == *kind))
+            .filter(|kind| {
+                !self
+                    .strikes
+                    .iter()
+                    .any(|s| s.leader && s.fault.kind() == *kind)
+            })
             .collect()
     }
 
@@ -407,7 +423,7 @@ impl Nemesis {
                     .failpoint("snapshot_encode", "pause")
                     .await
             }
-            Fault::ClockStep(seconds) => cluster.members[index].step_wall_clock(seconds),
+            Fault::ClockStep(seconds) => cluster.members[index].step_wall_clock(seconds).await,
         }
         let role = if leader { " (the leader)" } else { "" };
         self.note(format!("{fault} node {id}{role}"));
@@ -416,7 +432,7 @@ impl Nemesis {
         }
         self.faulty.insert(id, fault);
         self.strikes.push(Strike {
-            kind: fault.kind(),
+            fault,
             node: id,
             leader,
             from: self.clock.now(),
@@ -483,7 +499,12 @@ impl Nemesis {
                 }
                 member.start().await;
             }
-            Fault::ClockStep(_) => cluster.members[index].step_wall_clock(0),
+            Fault::ClockStep(_) => {
+                // A member restarted meanwhile lost the step with its process.
+                if cluster.members[index].condition() == Condition::Running {
+                    cluster.members[index].step_wall_clock(0).await;
+                }
+            }
         }
         self.end_fault(id);
         self.note(format!("healed node {id}"));

@@ -162,8 +162,10 @@ pub async fn run_until_retired(
         if done(next, &mut log) {
             return log;
         }
+        // Every key: revisions must follow one another without a gap. Only events under
+        // PREFIX are kept for the checks (the TTL writer's keys live beside them).
         let request = WatchRequest {
-            key: Bytes::from_static(PREFIX.as_bytes()),
+            key: Bytes::new(),
             prefix: true,
             start_revision: next,
         };
@@ -217,7 +219,9 @@ pub async fn run_until_retired(
                     ) + &status);
                 }
                 next = next.max(seen.revision + 1);
-                log.events.push(seen);
+                if seen.key.starts_with(PREFIX) {
+                    log.events.push(seen);
+                }
             }
         }
     }

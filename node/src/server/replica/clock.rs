@@ -40,12 +40,43 @@ impl Clock for SystemClock {
     }
 }
 
-/// This machine's wall clock in Unix milliseconds.
+/// This machine's wall clock in Unix milliseconds, as the node reads it for TTL deadlines
+/// (plus the test builds' step, see [`step_wall_clock`]).
 pub fn now_unix_ms() -> i64 {
-    SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    now.saturating_add(wall_clock_step::get())
+}
+
+/// Test builds (the `failpoints` feature) can step the node's wall clock, as NTP stepping the
+/// machine's clock would: only TTL deadlines read it. Monotonic time is never touched.
+#[cfg(feature = "failpoints")]
+pub fn step_wall_clock(offset_ms: i64) {
+    wall_clock_step::set(offset_ms);
+}
+
+#[cfg(feature = "failpoints")]
+mod wall_clock_step {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+    pub fn get() -> i64 {
+        OFFSET_MS.load(Ordering::Relaxed)
+    }
+
+    pub fn set(offset_ms: i64) {
+        OFFSET_MS.store(offset_ms, Ordering::Relaxed);
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+mod wall_clock_step {
+    pub fn get() -> i64 {
+        0
+    }
 }
 
 /// Logical time from the monotonic clock: tick `n` is due `n` tick lengths after the replica

@@ -35,8 +35,10 @@ use crate::proto::{
 use crate::raft::{LogIndex, Membership, NodeId, Raft, Ready, Role, Term};
 use crate::storage::{Durability, StorageError, WriteBatch};
 
+#[cfg(feature = "failpoints")]
+pub use clock::step_wall_clock;
 use clock::TickClock;
-pub use clock::{Clock, SystemClock};
+pub use clock::{now_unix_ms, Clock, SystemClock};
 use pending::PendingReplies;
 pub use recover::recover;
 /// The leader looks for expired keys this often, in ticks.
