@@ -102,6 +102,25 @@ async fn crashes_and_disk_errors_at_exact_points_lose_no_acknowledged_write() {
     cluster.wait_for_leader().await;
     assert_all_present(&cluster, &acked).await;
     assert_all_present(&cluster, &acked_before_error).await;
+    // 4. A crash as the log is compacted (the compaction point written, the log before it
+    //    dropped): everything acknowledged is still there after the restart.
+    cluster.nodes[0].kill();
+    let config = cluster.dir().join("compact-often.toml");
+    std::fs::write(&config, "snapshot_every = 20\nsnapshot_keep_entries = 5\n").unwrap();
+    cluster.nodes[0].spec.config_file = Some(config);
+    start_with(&mut cluster, "snapshot_take=2*off->return(crash)").await;
+    let acked_before_compaction = write_until_failure(&cluster, "compact-").await;
+    assert!(
+        acked_before_compaction.len() >= 20,
+        "the crash came before two compactions: {} writes",
+        acked_before_compaction.len()
+    );
+    cluster.nodes[0].kill();
+    cluster.nodes[0].start().await;
+    cluster.wait_for_leader().await;
+    assert_all_present(&cluster, &acked).await;
+    assert_all_present(&cluster, &acked_before_compaction).await;
+
     wait_for("writes to work again after the restart", || async {
         let mut kv = cluster.nodes[0].kv();
         kv.put(PutRequest {
