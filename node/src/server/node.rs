@@ -451,7 +451,10 @@ pub async fn start_with(
     let kv = Arc::new(RwLock::new(kv));
     let (requests_tx, requests_rx) = mpsc::channel(16 * 1024);
     let (peer_tx, peer_rx) = mpsc::channel(16 * 1024);
-    let (status_tx, status_rx) = watch::channel(NodeStatus::initial(config.id, cluster_id.get()));
+    let (status_tx, status_rx) = watch::channel(NodeStatus {
+        awaiting_admission: recovered.awaiting_admission,
+        ..NodeStatus::initial(config.id, cluster_id.get())
+    });
     let (events_tx, _) = broadcast::channel(4096);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let transport = Transport::new(

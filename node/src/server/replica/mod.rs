@@ -157,6 +157,9 @@ impl Replica {
     /// What to do once, before anything else: connect to the members, and campaign at once
     /// if this node is the only voter (it need not wait an election timeout to lead).
     pub fn start(&mut self) {
+        // What the services and probes read, from the first moment: the status channel
+        // starts with a placeholder.
+        self.publish_status();
         self.connect_to_members();
         if self.raft.membership().voters().len() == 1
             && self.raft.membership().is_voter(self.raft.id())
