@@ -141,7 +141,8 @@ fn last_before(
     }
 }
 
-impl Reader for RocksEngine {
+/// The database and its snapshots read alike.
+impl<S: Source + Send + Sync> Reader for S {
     fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
         get(self, space, key)
     }
@@ -196,30 +197,6 @@ impl Source for RocksView {
         mode: IteratorMode,
     ) -> DBIteratorWithThreadMode<'_, DB> {
         self.borrow_dependent().iterator_cf_opt(family, read, mode)
-    }
-}
-
-impl Reader for RocksView {
-    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        get(self, space, key)
-    }
-
-    fn scan(
-        &self,
-        space: Space,
-        from: &[u8],
-        to: Option<&[u8]>,
-        limit: usize,
-    ) -> StorageResult<Pairs> {
-        scan(self, space, from, to, limit)
-    }
-
-    fn last_before(
-        &self,
-        space: Space,
-        before: Option<&[u8]>,
-    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
-        last_before(self, space, before)
     }
 }
 

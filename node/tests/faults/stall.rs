@@ -9,7 +9,7 @@ use tonic::transport::Channel;
 
 use super::cluster::FaultCluster;
 use super::common::{b, wait_for};
-use super::member::channel;
+use super::member::{channel, Member};
 use super::proxy::Mode;
 
 /// An election timeout of 50 ticks of 20 ms and a lease of 45: the lease outlives by far the
@@ -42,6 +42,35 @@ async fn lease_read(
     Ok(answer
         .kv
         .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
+}
+
+/// Waits until `member` reports `metric` at `at_least` or more.
+async fn wait_metric(member: &Member, metric: &str, at_least: f64) {
+    wait_for(
+        format!("node {} to report {metric} >= {at_least}", member.id()),
+        || async {
+            match member.metric(metric).await? {
+                n if n >= at_least => Ok(()),
+                n => Err(format!("{metric} {n}")),
+            }
+        },
+    )
+    .await;
+}
+
+/// Twenty writes through `kv` must each commit (within the harness's deadline).
+async fn writes_commit(kv: &KvClient<Channel>, meanwhile: &str) {
+    for i in 0..20 {
+        wait_for(format!("write {i} {meanwhile}"), || {
+            let mut kv = kv.clone();
+            async move {
+                put(&mut kv, &format!("during-{i}"), "v")
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+    }
 }
 
 /// The leader stalls inside one iteration of its event loop (a failpoint pauses it in the log
@@ -82,13 +111,7 @@ pub async fn leader_deposed_while_stalled_serves_no_stale_lease_read() {
     };
     cluster.proxies[old].set(Mode::Refuse);
     let member = &cluster.members[old];
-    wait_for("the stalled write to wait at the old leader", || async {
-        match member.metric(WAITING).await? {
-            n if n >= 1.0 => Ok(()),
-            n => Err(format!("{n} waiting")),
-        }
-    })
-    .await;
+    wait_metric(member, WAITING, 1.0).await;
 
     // The others elect a new leader, which commits a new value.
     let others: Vec<usize> = (0..cluster.members.len()).filter(|&i| i != old).collect();
@@ -121,13 +144,7 @@ pub async fn leader_deposed_while_stalled_serves_no_stale_lease_read() {
         let mut kv = old_kv.clone();
         tokio::spawn(async move { lease_read(&mut kv, "k").await })
     };
-    wait_for("the lease read to wait at the old leader", || async {
-        match member.metric(WAITING).await? {
-            n if n >= 2.0 => Ok(()),
-            n => Err(format!("{n} waiting")),
-        }
-    })
-    .await;
+    wait_metric(member, WAITING, 2.0).await;
     cluster.members[old].failpoint("log_append", "off").await;
     let answer = read.await.expect("the read task");
     cluster.proxies[old].set(Mode::Forward);
@@ -170,24 +187,8 @@ pub async fn writes_go_on_while_a_snapshot_is_encoded() {
             Ok::<usize, tonic::Status>(bytes)
         })
     };
-    wait_for("the backup to be encoding", || async {
-        match member.metric("dengine_snapshots_encoding").await? {
-            n if n >= 1.0 => Ok(()),
-            n => Err(format!("{n} encoding")),
-        }
-    })
-    .await;
-    for i in 0..20 {
-        wait_for(format!("write {i} while the snapshot is encoded"), || {
-            let mut kv = kv.clone();
-            async move {
-                put(&mut kv, &format!("during-{i}"), "v")
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .await;
-    }
+    wait_metric(member, "dengine_snapshots_encoding", 1.0).await;
+    writes_commit(&kv, "while the snapshot is encoded").await;
     member.failpoint("snapshot_encode", "off").await;
     let bytes = backup
         .await
@@ -229,24 +230,8 @@ pub async fn writes_go_on_while_a_watch_replays_history() {
             Ok::<usize, tonic::Status>(events)
         })
     };
-    wait_for("the watch to be reading history", || async {
-        match member.metric("dengine_watch_history_reads").await? {
-            n if n >= 1.0 => Ok(()),
-            n => Err(format!("{n} reading")),
-        }
-    })
-    .await;
-    for i in 0..20 {
-        wait_for(format!("write {i} while the watch replays history"), || {
-            let mut kv = kv.clone();
-            async move {
-                put(&mut kv, &format!("during-{i}"), "v")
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .await;
-    }
+    wait_metric(member, "dengine_watch_history_reads", 1.0).await;
+    writes_commit(&kv, "while the watch replays history").await;
     member.failpoint("watch_history_read", "off").await;
     let events = watch
         .await

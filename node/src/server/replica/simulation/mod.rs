@@ -444,6 +444,27 @@ impl Sim {
         );
     }
 
+    /// A lease read sent to `at` now, wherever it stands.
+    #[cfg(test)]
+    fn lease_read_at(&mut self, at: NodeId) {
+        let (reply, answer) = oneshot::channel();
+        self.request(
+            at,
+            ClientRequest::ReadIndex {
+                barrier: ReadBarrier::Lease,
+                reply,
+            },
+        );
+        self.start(
+            "lease read at a leader",
+            Pending::ReadIndex {
+                at,
+                remote: false,
+                reply: answer,
+            },
+        );
+    }
+
     fn start(&mut self, what: &'static str, pending: Pending) {
         self.operations.push(Operation {
             started: self.now,
@@ -634,16 +655,9 @@ impl Sim {
         if self.change.is_some() {
             return;
         }
-        let Some(leader) = self.leader() else {
+        let Some((leader, membership)) = self.leader_membership() else {
             return;
         };
-        let membership = self.nodes[&leader]
-            .replica
-            .as_ref()
-            .expect("leads")
-            .raft()
-            .membership()
-            .clone();
         let request = if self.rng.chance(0.5) && self.nodes.len() < 7 {
             let id = self.next_node;
             self.next_node += 1;
@@ -661,6 +675,13 @@ impl Sim {
             return;
         };
         self.change_membership(leader, request);
+    }
+
+    /// The leader of the highest term and its configuration.
+    fn leader_membership(&self) -> Option<(NodeId, crate::raft::Membership)> {
+        let leader = self.leader()?;
+        let replica = self.nodes[&leader].replica.as_ref()?;
+        Some((leader, replica.raft().membership().clone()))
     }
 
     fn change_membership(&mut self, leader: NodeId, change: MembershipRequest) {
@@ -682,16 +703,9 @@ impl Sim {
         if self.now % 50 != 0 {
             return;
         }
-        let Some(leader) = self.leader() else {
+        let Some((leader, membership)) = self.leader_membership() else {
             return;
         };
-        let membership = self.nodes[&leader]
-            .replica
-            .as_ref()
-            .expect("leads")
-            .raft()
-            .membership()
-            .clone();
         let awaiting = |id: &NodeId| {
             self.nodes
                 .get(id)

@@ -83,22 +83,7 @@ fn a_leader_woken_from_a_pause_after_being_deposed_serves_no_stale_lease_read() 
         for _ in 0..1_500 {
             sim.step(true);
             if sim.rng.chance(0.02) {
-                let (reply, answer) = oneshot::channel();
-                sim.request(
-                    old,
-                    ClientRequest::ReadIndex {
-                        barrier: ReadBarrier::Lease,
-                        reply,
-                    },
-                );
-                sim.start(
-                    "lease read at a leader",
-                    Pending::ReadIndex {
-                        at: old,
-                        remote: false,
-                        reply: answer,
-                    },
-                );
+                sim.lease_read_at(old);
             }
         }
         sim.run(500, true);
@@ -135,22 +120,7 @@ fn a_voter_restarted_within_the_leaders_lease_does_not_help_elect_another_leader
         sim.network.cut(leader, voter);
         for _ in 0..1_000 {
             sim.step(true);
-            let (reply, answer) = oneshot::channel();
-            sim.request(
-                leader,
-                ClientRequest::ReadIndex {
-                    barrier: ReadBarrier::Lease,
-                    reply,
-                },
-            );
-            sim.start(
-                "lease read at a leader",
-                Pending::ReadIndex {
-                    at: leader,
-                    remote: false,
-                    reply: answer,
-                },
-            );
+            sim.lease_read_at(leader);
         }
         sim.network.heal();
         sim.converge(30_000);
