@@ -58,9 +58,7 @@ impl Proxy {
     /// Listens on `port` and forwards to `target` on loopback; `senders` says which node
     /// opened each connection.
     pub async fn start(port: u16, target: u16, senders: Senders) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap_or_else(|e| panic!("bind the proxy port {port}: {e}"));
+        let listener = bind(port).await;
         let (rules, _) = watch::channel(Rules {
             everyone: Mode::Forward,
             senders: BTreeMap::new(),
@@ -111,6 +109,22 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
         // Open connections end too: they wait on the mode channel, which closes now.
+    }
+}
+
+/// Binds `port`, trying again for a few seconds while something else holds it for a moment
+/// (as `Member::start` does for a node's ports).
+async fn bind(port: u16) -> TcpListener {
+    let mut attempt = 1;
+    loop {
+        match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => return listener,
+            Err(_) if attempt < 10 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("bind the proxy port {port}: {e}"),
+        }
     }
 }
 
