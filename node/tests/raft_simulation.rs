@@ -1,7 +1,7 @@
 //! The Raft core under the deterministic simulator.
 //!
-//! `DENGINE_SIM_SEEDS=N` runs N random seeds (default 40); `DENGINE_SIM_SEED=S` runs just
-//! seed S, to replay a failure. Every failure message names its seed.
+//! `DENGINE_SIM_SEEDS=N` runs N random seeds of every test (by default 40, or 10 for the
+//! costlier ones); `DENGINE_SIM_SEED=S` runs just seed S, to replay a failure. Every failure message names its seed.
 
 mod sim;
 
@@ -9,13 +9,18 @@ use dengine::raft::Role;
 use sim::{Faults, Sim};
 
 fn seeds() -> Vec<u64> {
+    seeds_or(40)
+}
+
+/// The seeds to run: `DENGINE_SIM_SEED` alone, `DENGINE_SIM_SEEDS` of them, or `default`.
+fn seeds_or(default: u64) -> Vec<u64> {
     if let Ok(seed) = std::env::var("DENGINE_SIM_SEED") {
         return vec![seed.parse().expect("DENGINE_SIM_SEED must be a number")];
     }
     let count: u64 = std::env::var("DENGINE_SIM_SEEDS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(default);
     (1..=count).collect()
 }
 
@@ -47,7 +52,7 @@ fn hostile_network_crashes_and_membership_changes_keep_every_invariant() {
 
 #[test]
 fn five_voters_with_heavy_loss_make_progress_and_lose_nothing() {
-    for seed in seeds().into_iter().take(10) {
+    for seed in seeds_or(10) {
         let mut faults = Faults::hostile();
         faults.loss = 0.2;
         faults.membership_change = 0.0;
@@ -61,7 +66,7 @@ fn five_voters_with_heavy_loss_make_progress_and_lose_nothing() {
 #[test]
 fn a_single_node_cluster_never_loses_an_acknowledged_write_on_crash() {
     // The trap: a lone leader counting its own entry as replicated before it is on disk.
-    for seed in seeds().into_iter().take(10) {
+    for seed in seeds_or(10) {
         let mut faults = Faults::none();
         faults.crash = 0.003;
         faults.restart = 0.05;
@@ -80,7 +85,7 @@ fn a_single_node_cluster_never_loses_an_acknowledged_write_on_crash() {
 fn a_healed_partition_with_pre_vote_and_check_quorum_elects_one_leader() {
     // The trap: with pre-vote and check-quorum, a stale leader (or a node at a higher term)
     // can be ignored by everyone forever, leaving the cluster without a leader.
-    for seed in seeds().into_iter().take(10) {
+    for seed in seeds_or(10) {
         let mut sim = Sim::new(seed, 3, Faults::none());
         sim.run(500, true);
         let old = sim.leader().expect("a leader after start-up");
@@ -147,7 +152,7 @@ fn a_promotion_committed_just_before_the_leader_dies_still_leaves_a_quorum() {
     // still need 1's vote and 3 would not campaign: no leader, although {2, 3} is a majority
     // of the committed configuration. Taking effect on append (dissertation §4.1) avoids it.
     use dengine::proto::ConfChangeType::{AddLearner, PromoteLearner};
-    for seed in seeds().into_iter().take(10) {
+    for seed in seeds_or(10) {
         let mut sim = Sim::new(seed, 1, Faults::none());
         sim.run(200, true);
         for id in [2, 3] {
