@@ -54,9 +54,10 @@ impl AdminAuth {
     }
 }
 
-/// Compares without an early exit, so response times do not reveal how much of a guess matched.
+/// Compares without an early exit, so response times do not reveal how much of a guess matched
+/// (the length of the token is not a secret).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 pub struct AdminService {
