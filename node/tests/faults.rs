@@ -30,7 +30,7 @@
 //!
 //! `DENGINE_FAULT_SEED` (u64; default: from the clock, always printed) chooses the schedule of
 //! faults and every client's choices; `DENGINE_FAULT_SECONDS` (default 40) how long faults
-//! are injected. The seed replays decisions, not timing: the processes run on a real machine.
+//! are injected at least (longer, up to twice that, until every fault kind struck the leader). The seed replays decisions, not timing: the processes run on a real machine.
 //! On a violation the test prints the seed, the smallest failing sub-history it found, the
 //! nemesis' log, and the end of every node's log.
 //!

@@ -231,7 +231,10 @@ impl Nemesis {
         ops
     }
 
-    /// Steps every 0.7 to 1.8 s until `duration` has passed on the run's clock.
+    /// Steps every 0.7 to 1.8 s until `duration` has passed on the run's clock and every
+    /// fault kind has struck the leader. How fast the cluster elects decides how many steps
+    /// find a leader to strike, so a slow machine may need more than `duration`; the run
+    /// goes on for up to as long again, then stops and lets the coverage check fail.
     /// Clients and watchers follow replaced members through `roster` and `watchers`.
     pub async fn run(
         &mut self,
@@ -241,11 +244,18 @@ impl Nemesis {
         duration: Duration,
     ) {
         let end = duration.as_nanos() as Nanos;
+        let cap = 2 * end;
         loop {
             let pause = Duration::from_millis(self.rng.between(700, 1_800));
-            let left = Duration::from_nanos(end.saturating_sub(self.clock.now()));
+            let until = if self.uncovered().is_empty() {
+                end
+            } else {
+                cap
+            };
+            let left = Duration::from_nanos(until.saturating_sub(self.clock.now()));
             tokio::time::sleep(pause.min(left)).await;
-            if self.clock.now() >= end {
+            let now = self.clock.now();
+            if now >= cap || (now >= end && self.uncovered().is_empty()) {
                 return;
             }
             self.notice_exits(cluster).await;
@@ -327,7 +337,9 @@ impl Nemesis {
     }
 
     /// Injects a fault: the first kind that has not yet struck the leader, at the leader;
-    /// then kinds drawn at random, at the leader half the time.
+    /// then kinds drawn at random, at the leader half the time. While a kind has not met the
+    /// leader it is spent on nobody else: with no healthy leader to strike, a fault in force
+    /// is healed instead, so that one leads again.
     async fn strike(&mut self, cluster: &mut FaultCluster) {
         let healthy: Vec<usize> = (0..cluster.members.len())
             .filter(|&i| !self.faulty.contains_key(&cluster.members[i].id()))
@@ -345,6 +357,14 @@ impl Nemesis {
             true => cluster.leader().await.filter(|i| healthy.contains(i)),
             false => None,
         };
+        if leader.is_none() && !uncovered.is_empty() {
+            let in_force: Vec<(u64, Fault)> = self.faulty.iter().map(|(&i, &f)| (i, f)).collect();
+            if !in_force.is_empty() {
+                let (id, fault) = in_force[self.rng.below(in_force.len() as u64) as usize];
+                self.heal(cluster, id, fault).await;
+            }
+            return;
+        }
         let index = leader.unwrap_or(healthy[self.rng.below(healthy.len() as u64) as usize]);
         let fault = match kind {
             "kill -9" => Fault::Kill,
