@@ -165,9 +165,9 @@ def test_app_example_uses_the_sidecar_on_loopback():
 
 
 def test_app_example_uses_real_cli_flags():
-    """The loop's flags and subcommands exist in the dengine CLI (node/src/cli/), so that the
+    """The loop's flags and subcommands exist in the dengine CLI (node/cli/), so that the
     example does not rot silently when the CLI changes."""
-    source = "\n".join(p.read_text() for p in (REPO / "node" / "src" / "cli").rglob("*.rs"))
+    source = "\n".join(p.read_text() for p in (REPO / "node" / "cli" / "src").rglob("*.rs"))
     for field in ("pub endpoints:", "pub timeout:", "pub prefix:"):
         assert field in source, f"dengine CLI has no {field.split()[1].rstrip(':')} flag any more"
     for subcommand in ("Put(PutArgs)", "Watch(WatchArgs)"):

@@ -15,9 +15,9 @@ use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tonic::transport::{Channel, Endpoint};
+use dengine_client::{Dial, EndpointAddr};
+use tonic::transport::Channel;
 
 use crate::acks::{key_for, value_for, Ack};
 use crate::proto::kv_client::KvClient;
@@ -98,22 +98,7 @@ impl Policy {
     }
 }
 
-/// Parses `250ms`, `2s`, `1m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit (ms, s or m)"))?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a number"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{text:?}: the unit is ms, s or m")),
-    }
-}
+pub use dengine_client::duration::parse_duration;
 
 /// A short random id for this process: keys written by a restarted container never collide
 /// with its previous incarnation's.
@@ -126,17 +111,12 @@ pub fn boot_id() -> String {
     format!("{:08x}", mixed >> 32)
 }
 
+/// A channel to the node that connects on first use and reconnects after its restarts, each
+/// request bounded by `timeout`.
 fn channel(endpoint: &str, timeout: Duration) -> anyhow::Result<Channel> {
-    let uri = if endpoint.contains("://") {
-        endpoint.to_string()
-    } else {
-        format!("http://{endpoint}")
-    };
-    Ok(Endpoint::from_shared(uri.clone())
-        .with_context(|| format!("bad endpoint {uri}"))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(timeout)
-        .connect_lazy())
+    let address = EndpointAddr::parse(endpoint)
+        .map_err(|reason| anyhow::anyhow!("bad endpoint {endpoint}: {reason}"))?;
+    Ok(Dial::new(timeout).connect_lazy(&address)?)
 }
 
 fn status_text(status: &tonic::Status) -> String {
@@ -186,8 +166,8 @@ pub async fn write_loop(
         let key = key_for(&args.prefix, &args.pod, &boot, seq);
         let value = value_for(&boot, seq);
         let put = kv.put(PutRequest {
-            key: key.clone().into_bytes(),
-            value: value.clone().into_bytes(),
+            key: key.clone().into_bytes().into(),
+            value: value.clone().into_bytes().into(),
             ttl_ms: 0,
             prev_kv: false,
         });
@@ -225,7 +205,7 @@ pub async fn write_loop(
         {
             if let Some((key, value)) = last_acked.take() {
                 let get = kv.get(GetRequest {
-                    key: key.clone().into_bytes(),
+                    key: key.clone().into_bytes().into(),
                     read_policy: ReadPolicy::Linearizable.into(),
                 });
                 let answer = tokio::select! {
@@ -276,7 +256,7 @@ pub async fn read_keys(args: &ReadArgs, out: &mut impl Write) -> anyhow::Result<
     for key in &args.keys {
         let response = kv
             .get(GetRequest {
-                key: key.clone().into_bytes(),
+                key: key.clone().into_bytes().into(),
                 read_policy: args.policy.proto().into(),
             })
             .await
@@ -333,16 +313,6 @@ pub async fn main(cli: AppCli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_in_ms_s_and_m() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("5h").is_err());
-    }
 
     #[test]
     fn boot_ids_are_eight_hex_digits() {

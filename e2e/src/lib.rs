@@ -19,7 +19,5 @@ pub mod scenarios;
 pub mod specs;
 pub mod timeline;
 
-/// The node's client KV API, client side only (compiled by build.rs).
-pub mod proto {
-    tonic::include_proto!("dengine.v1");
-}
+/// The node's client KV API, with its gRPC clients.
+pub use dengine_proto::v1 as proto;

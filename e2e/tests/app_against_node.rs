@@ -45,7 +45,7 @@ fn the_writer_acknowledges_reads_back_and_every_ack_is_in_the_store() {
         binary("DENGINE_E2E_NODE_BIN", "node"),
         binary("DENGINE_E2E_CLI_BIN", "dengine"),
     ) else {
-        println!("SKIPPED: no node/dengine binaries in the target directory (cargo build -p dengine --bins, or cargo test --workspace)");
+        println!("SKIPPED: no node/dengine binaries in the target directory (cargo build -p dengine -p dengine-cli --bins, or cargo test --workspace)");
         return;
     };
     let data = tempfile::tempdir().expect("a temporary directory");

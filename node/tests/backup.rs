@@ -1,9 +1,10 @@
 //! Backups: `dengine snapshot save` from a running node, then a new three-node cluster founded
-//! from that file with `node --restore-from`, serving the same keys and revisions.
+//! from that file with `node --restore-from`, and another with `node restore` run offline on
+//! each member's data directory, both serving the same keys and revisions.
 
 mod common;
 
-use common::{dengine, get, put, scan_all, Cluster};
+use common::{dengine, get, node_command, put, scan_all, Cluster};
 use dengine::proto::ReadPolicy;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,4 +61,55 @@ async fn a_backup_founds_a_new_cluster_with_the_same_data() {
             node.id()
         );
     }
+
+    // Offline, as `etcdutl snapshot restore`: `node restore` on each member's empty data
+    // directory, then the nodes started on them with the same member list.
+    let mut offline = Cluster::new(3, &[]);
+    for node in &offline.nodes {
+        let spec = &node.spec;
+        let output = node_command()
+            .arg("restore")
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&spec.data_dir)
+            .args(["--id", &spec.id.to_string()])
+            .args([
+                "--initial-cluster",
+                spec.initial_cluster.as_deref().unwrap(),
+            ])
+            .output()
+            .expect("run node restore");
+        assert!(
+            output.status.success(),
+            "node restore for member {}: {}",
+            spec.id,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(said.contains(&format!("member {}", spec.id)), "{said}");
+    }
+    // A directory that is not empty is refused, and left as it was.
+    let again = node_command()
+        .arg("restore")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&offline.nodes[0].spec.data_dir)
+        .args(["--id", "1"])
+        .output()
+        .expect("run node restore");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    offline.start_stopped().await;
+    let leader = offline.wait_for_leader().await;
+    let mut kv = offline.node(leader).kv();
+    let keys = scan_all(&mut kv, "app/", ReadPolicy::Linearizable, 20)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 50);
+    let next = put(&mut kv, "app/new", "x").await.header.unwrap().revision;
+    assert_eq!(next, last_revision + 1);
 }

@@ -298,11 +298,11 @@ impl Admin for AdminService {
         // The state as this node has applied it now.
         let (metadata, data) = self.capture_snapshot(false).await?;
         let header = BackupHeader {
-            format: crate::backup::FORMAT,
+            format: dengine_proto::backup::FORMAT,
             cluster_id: self.status.borrow().cluster_id,
             metadata: Some(metadata),
             data_bytes: data.len() as u64,
-            checksum: crate::backup::checksum(&data),
+            checksum: dengine_proto::backup::checksum(&data),
         };
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {

@@ -280,7 +280,7 @@ fn restore(config: &NodeConfig, store: &RaftStore, kv: &mut KvStore) -> Result<u
         .as_deref()
         .expect("checked by the caller");
     let (header, data) =
-        crate::backup::read(path).map_err(|e| NodeError::Identity(e.to_string()))?;
+        dengine_proto::backup::read(path).map_err(|e| NodeError::Identity(e.to_string()))?;
     let backup = header.metadata.unwrap_or_default();
     let members = config.founding_members()?;
     let meta = crate::proto::SnapshotMetadata {

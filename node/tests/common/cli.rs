@@ -1,5 +1,6 @@
 //! Running the `dengine` CLI binary.
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::wait::DEADLINE;
@@ -31,9 +32,24 @@ impl CliRun {
     }
 }
 
+/// The `dengine` CLI binary. It belongs to the `dengine-cli` package, so cargo does not build
+/// it for this package's tests by itself; `cargo test --workspace` (scripts/test) builds every
+/// package's binaries into the directory that holds `node`.
+pub fn cli_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_node"))
+        .with_file_name(format!("dengine{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p dengine-cli` (scripts/test builds the \
+         whole workspace)",
+        path.display()
+    );
+    path
+}
+
 /// Runs `dengine ARGS`, isolated from `DENGINE_*` settings in the caller's environment.
 pub async fn dengine(args: &[&str]) -> CliRun {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_dengine"));
+    let mut command = tokio::process::Command::new(cli_binary());
     command.args(args);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("DENGINE_") {

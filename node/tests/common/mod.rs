@@ -16,7 +16,7 @@ mod node;
 mod ports;
 mod wait;
 
-pub use cli::{dengine, CliRun};
+pub use cli::{cli_binary, dengine, CliRun};
 pub use client::{
     assert_same_state, b, eventual_state, get, is_retryable, key_value_map, now_unix_ms, put,
     revision_of, scan_all, store_revision, ClusterClients, Keys,

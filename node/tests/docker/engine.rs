@@ -126,7 +126,7 @@ impl Run {
             .args(["--entrypoint", "node"])
             .arg(&context)
             .arg(env!("CARGO_BIN_EXE_node"))
-            .arg(env!("CARGO_BIN_EXE_dengine"))
+            .arg(crate::common::cli_binary())
             .output()
             .expect("run scripts/lib/make-rootfs.sh");
         assert!(

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::metadata::MetadataValue;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use dengine_client::{ClientError, Dial, EndpointAddr};
+use tonic::transport::Channel;
 use tonic::Request;
 
 use super::proto::admin_client::AdminClient;
@@ -30,7 +30,8 @@ pub struct GrpcMembership {
 /// Mutual TLS to the nodes' peer listeners, which serve the Admin API.
 #[derive(Clone)]
 pub struct AdminTls {
-    config: ClientTlsConfig,
+    ca: Vec<u8>,
+    identity: (Vec<u8>, Vec<u8>),
     /// The name node `id`'s certificate is checked against: the operator dials pod IPs,
     /// which certificates do not name, so it checks the pod's stable DNS name instead.
     server_name: Arc<dyn Fn(NodeId) -> String + Send + Sync>,
@@ -45,9 +46,8 @@ impl AdminTls {
         server_name: impl Fn(NodeId) -> String + Send + Sync + 'static,
     ) -> Self {
         AdminTls {
-            config: ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .identity(Identity::from_pem(cert, key)),
+            ca,
+            identity: (cert, key),
             server_name: Arc::new(server_name),
         }
     }
@@ -69,33 +69,29 @@ impl GrpcMembership {
         self
     }
 
+    fn dial(&self) -> Result<Dial, ClientError> {
+        let dial = Dial::new(self.timeout).with_token(self.token.as_deref())?;
+        Ok(match &self.tls {
+            Some(tls) => dial.with_tls(tls.ca.clone(), Some(tls.identity.clone())),
+            None => dial,
+        })
+    }
+
     async fn client(&self, id: NodeId, endpoint: &str) -> Result<AdminClient<Channel>, Error> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let mut dial = Endpoint::from_shared(format!("{scheme}://{endpoint}"))
-            .map_err(|e| admin_error(endpoint, e))?;
-        if let Some(tls) = &self.tls {
-            let config = tls.config.clone().domain_name((tls.server_name)(id));
-            dial = dial
-                .tls_config(config)
-                .map_err(|e| admin_error(endpoint, e))?;
-        }
-        let channel = dial
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout)
-            .connect()
+        let address = EndpointAddr::parse(endpoint).map_err(|e| admin_error(endpoint, e))?;
+        let server_name = self.tls.as_ref().map(|tls| (tls.server_name)(id));
+        let channel = self
+            .dial()
+            .map_err(|e| admin_error(endpoint, e))?
+            .connect(&address, server_name.as_deref())
             .await
-            .map_err(|e| admin_error(endpoint, e))?;
+            .map_err(|failure| admin_error(endpoint, failure.reason))?;
         Ok(AdminClient::new(channel))
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        if let Some(token) = &self.token {
-            if let Ok(value) = MetadataValue::try_from(format!("Bearer {token}")) {
-                request.metadata_mut().insert("authorization", value);
-            }
-        }
-        request
+    fn request<T>(&self, endpoint: &str, message: T) -> Result<Request<T>, Error> {
+        let dial = self.dial().map_err(|e| admin_error(endpoint, e))?;
+        Ok(dial.request(message))
     }
 
     async fn status(&self, id: NodeId, endpoint: &str) -> Option<super::proto::StatusResponse> {
@@ -106,7 +102,14 @@ impl GrpcMembership {
                 return None;
             }
         };
-        match client.status(self.request(StatusRequest {})).await {
+        let request = match self.request(endpoint, StatusRequest {}) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::warn!(%error, "cannot ask a node for its status");
+                return None;
+            }
+        };
+        match client.status(request).await {
             Ok(response) => Some(response.into_inner()),
             Err(status) => {
                 tracing::debug!(endpoint, %status, "status call failed");
@@ -164,28 +167,40 @@ impl Membership for GrpcMembership {
         let mut client = self.client(leader, leader_endpoint).await?;
         let result = match change {
             MembershipChange::AddLearner { id, peer_address } => client
-                .add_learner(self.request(AddLearnerRequest {
-                    node_id: id.0,
-                    peer_address: peer_address.clone(),
-                }))
+                .add_learner(self.request(
+                    leader_endpoint,
+                    AddLearnerRequest {
+                        node_id: id.0,
+                        peer_address: peer_address.clone(),
+                    },
+                )?)
                 .await
                 .map(drop),
             MembershipChange::Promote { id } => client
-                .promote_learner(self.request(PromoteLearnerRequest {
-                    node_id: id.0,
-                    max_lag: 0,
-                }))
+                .promote_learner(self.request(
+                    leader_endpoint,
+                    PromoteLearnerRequest {
+                        node_id: id.0,
+                        max_lag: 0,
+                    },
+                )?)
                 .await
                 .map(drop),
             MembershipChange::Remove { id } => client
-                .remove_member(self.request(RemoveMemberRequest {
-                    node_id: id.0,
-                    force: false,
-                }))
+                .remove_member(self.request(
+                    leader_endpoint,
+                    RemoveMemberRequest {
+                        node_id: id.0,
+                        force: false,
+                    },
+                )?)
                 .await
                 .map(drop),
             MembershipChange::TransferLeadership { to } => client
-                .transfer_leadership(self.request(TransferLeadershipRequest { target_id: to.0 }))
+                .transfer_leadership(self.request(
+                    leader_endpoint,
+                    TransferLeadershipRequest { target_id: to.0 },
+                )?)
                 .await
                 .map(drop),
         };

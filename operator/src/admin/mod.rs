@@ -7,8 +7,5 @@ mod view;
 pub use grpc::{AdminTls, GrpcMembership};
 pub use view::cluster_view;
 
-/// The generated Admin API client (`proto/dengine/v1/admin.proto`).
-#[allow(clippy::all, missing_docs)]
-pub mod proto {
-    tonic::include_proto!("dengine.v1");
-}
+/// The node's API (`proto/dengine/v1/admin.proto`), with its gRPC clients.
+pub use dengine_proto::v1 as proto;

@@ -7,7 +7,8 @@ pub mod etcd;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tonic::transport::{Channel, Endpoint};
+use dengine_client::{Dial, EndpointAddr};
+use tonic::transport::Channel;
 
 use crate::mix::Op;
 
@@ -104,21 +105,11 @@ impl Target {
     }
 }
 
-/// A connected channel to `host:port` (plain HTTP/2).
+/// A connected channel to `host:port` (plain HTTP/2), to d-engine or to etcd alike.
 pub async fn connect(endpoint: &str, timeout: Duration) -> anyhow::Result<Channel> {
-    let uri = if endpoint.contains("://") {
-        endpoint.to_string()
-    } else {
-        format!("http://{endpoint}")
-    };
-    let channel = Endpoint::from_shared(uri)?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(timeout)
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to {endpoint}: {e}"))?;
-    Ok(channel)
+    let address = EndpointAddr::parse(endpoint)
+        .map_err(|reason| anyhow::anyhow!("bad endpoint {endpoint}: {reason}"))?;
+    Ok(Dial::new(timeout).connect(&address, None).await?)
 }
 
 /// `count` channels, spread round-robin over `endpoints`.

@@ -4,7 +4,7 @@
 //! lost disks, pauses, partitions, clock skew, transfers and membership changes, with clients
 //! that write and read under every policy, at the leader and at followers.
 //!
-//! Where `tests/raft_simulation.rs` drives the Raft core with a driver of its own, this drives
+//! Where `node/raft/tests/simulation.rs` drives the Raft core with a driver of its own, this drives
 //! the node's own ordering rules: what is persisted before what is sent, how a snapshot is
 //! installed, when a lease is judged, what a paused node does first when it wakes.
 //!

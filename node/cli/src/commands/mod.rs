@@ -1,0 +1,49 @@
+//! One file per command: build the request, make the call, render the answer.
+
+mod admin;
+mod cas;
+mod del;
+mod endpoint;
+mod get;
+mod member;
+mod put;
+mod scan;
+mod snapshot;
+mod watch;
+
+use bytes::Bytes;
+
+use super::args::{Cli, Command, EndpointCommand, GlobalArgs, MemberCommand};
+use super::error::CliError;
+use super::Outcome;
+use dengine_client::Connection;
+
+/// Dispatches a parsed command line.
+pub async fn execute(cli: Cli) -> Result<Outcome, CliError> {
+    let Cli { global, command } = cli;
+    match command {
+        Command::Put(args) => put::run(&connect(&global).await?, global.output, &args).await,
+        Command::Get(args) => get::run(&connect(&global).await?, &global, &args).await,
+        Command::Del(args) => del::run(&connect(&global).await?, global.output, &args).await,
+        Command::Cas(args) => cas::run(&connect(&global).await?, global.output, &args).await,
+        Command::Scan(args) => scan::run(&connect(&global).await?, &global, &args).await,
+        Command::Watch(args) => watch::run(&connect(&global).await?, global.output, &args).await,
+        Command::Member(MemberCommand::List) => {
+            member::list(&connect(&global).await?, global.output).await
+        }
+        Command::Member(change) => admin::change_membership(&global, change).await,
+        Command::MoveLeader(args) => admin::move_leader(&global, args.id).await,
+        Command::Snapshot(command) => snapshot::run(&global, command).await,
+        // Asks every endpoint, so it connects to each itself.
+        Command::Endpoint(EndpointCommand::Status) => endpoint::status(&global).await,
+    }
+}
+
+async fn connect(global: &GlobalArgs) -> Result<Connection, CliError> {
+    Ok(Connection::open_first(&global.endpoints, &global.dial()?).await?)
+}
+
+/// Command-line text as the bytes the API takes.
+fn bytes_of(text: &str) -> Bytes {
+    Bytes::copy_from_slice(text.as_bytes())
+}

@@ -1,0 +1,77 @@
+//! `snapshot save|status`: backups of a cluster's state. Restoring one into a data directory
+//! is the node binary's job (`node restore`, as `etcdutl snapshot restore`): it writes the
+//! node's storage, which this network client does not link.
+
+use serde::Serialize;
+use tokio_stream::StreamExt;
+
+use super::super::args::{GlobalArgs, OutputFormat, SnapshotCommand};
+use super::super::output::{emit, json_line};
+use super::super::Outcome;
+use crate::error::{invalid, CliError};
+use crate::proto::{BackupHeader, BackupRequest};
+use dengine_client::Connection;
+
+#[derive(Serialize)]
+struct BackupView {
+    file: String,
+    cluster_id: String,
+    index: u64,
+    term: u64,
+    bytes: u64,
+}
+
+fn view(file: &std::path::Path, header: &BackupHeader) -> BackupView {
+    let meta = header.metadata.clone().unwrap_or_default();
+    BackupView {
+        file: file.display().to_string(),
+        cluster_id: format!("{:x}", header.cluster_id),
+        index: meta.index,
+        term: meta.term,
+        bytes: header.data_bytes,
+    }
+}
+
+fn render(format: OutputFormat, what: &str, view: &BackupView) -> String {
+    match format {
+        OutputFormat::Json => json_line(view),
+        OutputFormat::Table => format!(
+            "{what} {}: cluster {}, index {}, term {}, {} bytes\n",
+            view.file, view.cluster_id, view.index, view.term, view.bytes
+        ),
+    }
+}
+
+pub async fn run(global: &GlobalArgs, command: SnapshotCommand) -> Result<Outcome, CliError> {
+    match command {
+        SnapshotCommand::Save { file } => {
+            let connection = Connection::open_first(&global.endpoints, &global.dial()?).await?;
+            let mut stream = connection
+                .call(connection.admin().backup(BackupRequest {}))
+                .await?;
+            let mut header = None;
+            let mut data = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                if let Some(h) = chunk.header {
+                    header = Some(h);
+                }
+                data.extend_from_slice(&chunk.data);
+            }
+            let header = header.ok_or_else(|| invalid("the node sent no backup header"))?;
+            if !dengine_proto::backup::matches(&header, &data) {
+                return Err(invalid(
+                    "the backup arrived incomplete or damaged; nothing was written",
+                ));
+            }
+            dengine_proto::backup::write(&file, &header, &data)?;
+            emit(&render(global.output, "saved", &view(&file, &header)))?;
+        }
+        SnapshotCommand::Status { file } => {
+            let (header, _) =
+                dengine_proto::backup::read(&file).map_err(|e| invalid(e.to_string()))?;
+            emit(&render(global.output, "backup", &view(&file, &header)))?;
+        }
+    }
+    Ok(Outcome::Success)
+}
