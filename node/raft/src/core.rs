@@ -123,10 +123,7 @@ impl Raft {
             hard_state.commit,
             applied,
         );
-        let membership = Membership::from_conf_state(
-            &snapshot.conf_state.clone().unwrap_or_default(),
-            snapshot.addresses.clone().into_iter().collect(),
-        );
+        let membership = Membership::of_snapshot(&snapshot);
         let soft = SoftState {
             role: Role::Follower,
             leader: 0,
@@ -646,32 +643,9 @@ impl Raft {
     /// then every membership change in the log up to `index`, committed or not. Returns it with
     /// the index of the latest change it includes (the compaction point if none).
     pub(super) fn membership_through(&self, index: LogIndex) -> (Membership, LogIndex) {
-        let meta = &self.snapshot_meta;
-        let mut membership = Membership::from_conf_state(
-            &meta.conf_state.clone().unwrap_or_default(),
-            meta.addresses.clone().into_iter().collect(),
-        );
-        let mut conf_index = meta.index;
-        let from = meta.index.max(self.log.snapshot_index()) + 1;
-        for index in from..=index.min(self.log.last_index()) {
-            let Some(entry) = self.log.entry(index) else {
-                continue;
-            };
-            if entry.entry_type() != EntryType::ConfChange {
-                continue;
-            }
-            conf_index = index;
-            match ConfChange::decode(entry.data.as_ref()) {
-                // A change that does not fit is ignored the same way on every replica.
-                Ok(change) => {
-                    if let Err(e) = membership.apply(&change) {
-                        tracing::warn!(index, error = %e, "membership change ignored");
-                    }
-                }
-                Err(e) => tracing::error!(index, error = %e, "undecodable membership change"),
-            }
-        }
-        (membership, conf_index)
+        let from = self.snapshot_meta.index.max(self.log.snapshot_index()) + 1;
+        let entries = (from..=index.min(self.log.last_index())).filter_map(|i| self.log.entry(i));
+        Membership::replay(&self.snapshot_meta, entries)
     }
 
     /// Recomputes the configuration from the latest membership change in the log, committed

@@ -9,8 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::NodeId;
-use crate::proto::{ConfChange, ConfChangeType, ConfState};
+use prost::Message as _;
+
+use super::{LogIndex, NodeId};
+use crate::proto::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, SnapshotMetadata};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
@@ -166,6 +168,54 @@ impl Membership {
         }
         Ok(())
     }
+
+    /// The configuration a snapshot records: the one in force at its index.
+    pub fn of_snapshot(meta: &SnapshotMetadata) -> Self {
+        Self::from_conf_state(
+            &meta.conf_state.clone().unwrap_or_default(),
+            meta.addresses.clone().into_iter().collect(),
+        )
+    }
+
+    /// Applies the membership change `entry` carries, if it is a membership entry; returns
+    /// the change applied. A change that does not fit, or cannot be decoded, is ignored (and
+    /// logged) the same way on every replica.
+    pub fn apply_entry(&mut self, entry: &Entry) -> Option<ConfChange> {
+        if entry.entry_type() != EntryType::ConfChange {
+            return None;
+        }
+        match ConfChange::decode(entry.data.as_ref()) {
+            Ok(change) => match self.apply(&change) {
+                Ok(()) => Some(change),
+                Err(e) => {
+                    tracing::warn!(index = entry.index, error = %e, "membership change ignored");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::error!(index = entry.index, error = %e, "undecodable membership change");
+                None
+            }
+        }
+    }
+
+    /// The configuration after `entries` (which follow `snapshot` in the log), with the
+    /// index of the latest membership entry among them (the snapshot's index if none): the
+    /// one replay of the log's configurations that the core, recovery and the replica share.
+    pub fn replay<'a>(
+        snapshot: &SnapshotMetadata,
+        entries: impl IntoIterator<Item = &'a Entry>,
+    ) -> (Self, LogIndex) {
+        let mut membership = Self::of_snapshot(snapshot);
+        let mut conf_index = snapshot.index;
+        for entry in entries {
+            if entry.entry_type() == EntryType::ConfChange {
+                conf_index = entry.index;
+                membership.apply_entry(entry);
+            }
+        }
+        (membership, conf_index)
+    }
 }
 
 #[cfg(test)]
@@ -218,5 +268,43 @@ mod tests {
             Err(MembershipError::LastVoter(2))
         );
         assert_eq!(m.voters().iter().copied().collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn replay_starts_from_the_snapshot_and_skips_what_does_not_fit() {
+        let snapshot = SnapshotMetadata {
+            index: 10,
+            term: 2,
+            conf_state: Some(ConfState {
+                voters: vec![1],
+                learners: vec![],
+            }),
+            addresses: [(1, "n1:2380".to_string())].into_iter().collect(),
+        };
+        let entry = |index, data: Vec<u8>, entry_type: EntryType| Entry {
+            index,
+            term: 2,
+            entry_type: entry_type as i32,
+            data: data.into(),
+        };
+        let conf = |index, c: ConfChange| entry(index, c.encode_to_vec(), EntryType::ConfChange);
+        let entries = [
+            conf(11, change(ConfChangeType::AddLearner, 2)),
+            entry(12, b"a write".to_vec(), EntryType::Command),
+            // Promoting a node that is no learner does not fit: ignored on every replica.
+            conf(13, change(ConfChangeType::PromoteLearner, 3)),
+            conf(14, change(ConfChangeType::PromoteLearner, 2)),
+            entry(15, b"another".to_vec(), EntryType::Command),
+        ];
+        let (membership, conf_index) = Membership::replay(&snapshot, &entries);
+        assert_eq!(
+            membership.voters().iter().copied().collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(membership.address(2), Some("n2:2380"));
+        assert_eq!(conf_index, 14);
+        let (unchanged, conf_index) = Membership::replay(&snapshot, &entries[1..2]);
+        assert_eq!(unchanged, Membership::of_snapshot(&snapshot));
+        assert_eq!(conf_index, 10);
     }
 }

@@ -21,42 +21,45 @@ mod tests {
     use crate::kv::fixtures::{compare, put, Harness};
     use crate::kv::{Command, CommandOutcome};
 
+    /// Runs a compare-and-swap of `key` to `value` under `target` (no condition if `None`);
+    /// returns whether it succeeded, the store's revision after it, and the key as compared.
+    fn cas(
+        h: &mut Harness,
+        key: &str,
+        target: Option<Target>,
+        value: &str,
+    ) -> (bool, i64, Option<KeyValue>) {
+        let condition = match target {
+            Some(target) => compare(target),
+            None => Compare { target: None },
+        };
+        match h.run(Command::compare_and_swap(
+            key.to_string(),
+            condition,
+            value.to_string(),
+            0,
+        )) {
+            CommandOutcome::CompareAndSwap {
+                succeeded,
+                revision,
+                current,
+            } => (succeeded, revision, current),
+            other => panic!("a compare-and-swap answered {other:?}"),
+        }
+    }
+
     #[test]
     fn compare_and_swap_on_value() {
         let mut h = Harness::new();
         h.run(put("k", "old"));
         let current = h.get("k");
 
-        let miss = h.run(Command::compare_and_swap(
-            "k",
-            compare(Target::Value("other".into())),
-            "new",
-            0,
-        ));
-        assert_eq!(
-            miss,
-            CommandOutcome::CompareAndSwap {
-                succeeded: false,
-                revision: 1,
-                current: current.clone(),
-            }
-        );
+        let miss = cas(&mut h, "k", Some(Target::Value("other".into())), "new");
+        assert_eq!(miss, (false, 1, current.clone()));
         assert_eq!(h.store.revision(), 1);
 
-        let hit = h.run(Command::compare_and_swap(
-            "k",
-            compare(Target::Value("old".into())),
-            "new",
-            0,
-        ));
-        assert_eq!(
-            hit,
-            CommandOutcome::CompareAndSwap {
-                succeeded: true,
-                revision: 2,
-                current,
-            }
-        );
+        let hit = cas(&mut h, "k", Some(Target::Value("old".into())), "new");
+        assert_eq!(hit, (true, 2, current));
         let k = h.get("k").unwrap();
         assert_eq!(
             (k.value.as_ref(), k.version, k.mod_revision),
@@ -64,19 +67,8 @@ mod tests {
         );
 
         // A value comparison never holds for a missing key, not even against "".
-        let missing = h.run(Command::compare_and_swap(
-            "missing",
-            compare(Target::Value("".into())),
-            "x",
-            0,
-        ));
-        assert!(matches!(
-            missing,
-            CommandOutcome::CompareAndSwap {
-                succeeded: false,
-                ..
-            }
-        ));
+        let missing = cas(&mut h, "missing", Some(Target::Value("".into())), "x");
+        assert!(!missing.0);
     }
 
     #[test]
@@ -85,129 +77,34 @@ mod tests {
         h.run(put("k", "1"));
         h.run(put("k", "2"));
 
-        let stale = h.run(Command::compare_and_swap(
-            "k",
-            compare(Target::ModRevision(1)),
-            "x",
-            0,
-        ));
-        assert!(matches!(
-            stale,
-            CommandOutcome::CompareAndSwap {
-                succeeded: false,
-                revision: 2,
-                ..
-            }
-        ));
-        let fresh = h.run(Command::compare_and_swap(
-            "k",
-            compare(Target::ModRevision(2)),
-            "x",
-            0,
-        ));
-        assert!(matches!(
-            fresh,
-            CommandOutcome::CompareAndSwap {
-                succeeded: true,
-                revision: 3,
-                ..
-            }
-        ));
+        let stale = cas(&mut h, "k", Some(Target::ModRevision(1)), "x");
+        assert_eq!((stale.0, stale.1), (false, 2));
+        let fresh = cas(&mut h, "k", Some(Target::ModRevision(2)), "x");
+        assert_eq!((fresh.0, fresh.1), (true, 3));
         // As in etcd, a missing key has mod revision 0.
-        let create = h.run(Command::compare_and_swap(
-            "new",
-            compare(Target::ModRevision(0)),
-            "x",
-            0,
-        ));
-        assert!(matches!(
-            create,
-            CommandOutcome::CompareAndSwap {
-                succeeded: true,
-                ..
-            }
-        ));
+        let create = cas(&mut h, "new", Some(Target::ModRevision(0)), "x");
+        assert!(create.0);
         assert_eq!(h.get("new").unwrap().version, 1);
     }
 
     #[test]
     fn compare_and_swap_on_absence() {
         let mut h = Harness::new();
-        let created = h.run(Command::compare_and_swap(
-            "lock",
-            compare(Target::Absent(true)),
-            "me",
-            0,
-        ));
-        assert_eq!(
-            created,
-            CommandOutcome::CompareAndSwap {
-                succeeded: true,
-                revision: 1,
-                current: None,
-            }
-        );
-        let taken = h.run(Command::compare_and_swap(
-            "lock",
-            compare(Target::Absent(true)),
-            "you",
-            0,
-        ));
-        assert!(matches!(
-            taken,
-            CommandOutcome::CompareAndSwap {
-                succeeded: false,
-                revision: 1,
-                current: Some(_)
-            }
-        ));
+        let created = cas(&mut h, "lock", Some(Target::Absent(true)), "me");
+        assert_eq!(created, (true, 1, None));
+        let taken = cas(&mut h, "lock", Some(Target::Absent(true)), "you");
+        assert_eq!((taken.0, taken.1, taken.2.is_some()), (false, 1, true));
         assert_eq!(h.get("lock").unwrap().value.as_ref(), b"me");
 
         // `absent: false` requires the key to exist.
-        let exists = h.run(Command::compare_and_swap(
-            "lock",
-            compare(Target::Absent(false)),
-            "us",
-            0,
-        ));
-        assert!(matches!(
-            exists,
-            CommandOutcome::CompareAndSwap {
-                succeeded: true,
-                ..
-            }
-        ));
-        let missing = h.run(Command::compare_and_swap(
-            "nope",
-            compare(Target::Absent(false)),
-            "x",
-            0,
-        ));
-        assert!(matches!(
-            missing,
-            CommandOutcome::CompareAndSwap {
-                succeeded: false,
-                ..
-            }
-        ));
+        assert!(cas(&mut h, "lock", Some(Target::Absent(false)), "us").0);
+        assert!(!cas(&mut h, "nope", Some(Target::Absent(false)), "x").0);
     }
 
     #[test]
     fn compare_and_swap_without_a_condition_fails() {
         let mut h = Harness::new();
-        let outcome = h.run(Command::compare_and_swap(
-            "k",
-            Compare { target: None },
-            "x",
-            0,
-        ));
-        assert!(matches!(
-            outcome,
-            CommandOutcome::CompareAndSwap {
-                succeeded: false,
-                ..
-            }
-        ));
+        assert!(!cas(&mut h, "k", None, "x").0);
         assert_eq!(h.store.revision(), 0);
     }
 }

@@ -144,93 +144,141 @@ impl Default for NodeConfig {
 }
 
 /// Command-line flags; every one can also be set by the environment variable it names.
-#[derive(Debug, Clone, Default, Args)]
+///
+/// Every setting of [`NodeConfig`] has a flag of the same name (a test holds them to that),
+/// and flags are layered onto the file's settings by name, through serde: what is given here
+/// overrides the file, and nothing maps one to the other by hand.
+#[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct NodeFlags {
     /// A TOML file with any of the settings below (snake_case names).
     #[arg(long, env = "DENGINE_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// This node's id (0: from the StatefulSet ordinal in POD_NAME, else 1).
     #[arg(long, env = "DENGINE_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<NodeId>,
     /// Data directory [default: ./dengine-data/node-<id>].
     #[arg(long, env = "DENGINE_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// Client API address [default: 127.0.0.1:2379].
     #[arg(long, env = "DENGINE_CLIENT_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_listen: Option<SocketAddr>,
     /// Peer (Raft and admin) address [default: 127.0.0.1:2380].
     #[arg(long, env = "DENGINE_PEER_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_listen: Option<SocketAddr>,
     /// Probes and metrics over HTTP [default: 127.0.0.1:2381].
     #[arg(long, env = "DENGINE_METRICS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
     /// The address peers use for this node [default: the peer listen address].
     #[arg(long, env = "DENGINE_ADVERTISE_PEER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub advertise_peer: Option<String>,
     /// Founding members, `id=host:port,...` [default: this node alone].
     #[arg(long, env = "DENGINE_INITIAL_CLUSTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub initial_cluster: Option<String>,
     /// Join an existing cluster instead of founding one.
     #[arg(long, env = "DENGINE_JOIN")]
+    #[serde(skip_serializing_if = "is_false")]
     pub join: bool,
     /// Found the new cluster from a backup file (only on an empty data directory).
     #[arg(long, env = "DENGINE_RESTORE_FROM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub restore_from: Option<PathBuf>,
     /// Makes a new cluster's id unique [default: dengine].
     #[arg(long, env = "DENGINE_CLUSTER_TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_token: Option<String>,
     /// Raft tick in milliseconds [default: 100].
     #[arg(long, env = "DENGINE_TICK_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tick_ms: Option<u64>,
     /// Election timeout in ticks [default: 10].
     #[arg(long, env = "DENGINE_ELECTION_TICKS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub election_ticks: Option<u64>,
     /// Heartbeat interval in ticks [default: 1].
     #[arg(long, env = "DENGINE_HEARTBEAT_TICKS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_ticks: Option<u64>,
     /// Compact the log every N applied entries [default: 10000].
     #[arg(long, env = "DENGINE_SNAPSHOT_EVERY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_every: Option<u64>,
     /// Watch history kept, in revisions [default: 10000].
     #[arg(long, env = "DENGINE_HISTORY_RETENTION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub history_retention: Option<u64>,
     /// Largest key in bytes [default: 4096].
     #[arg(long, env = "DENGINE_MAX_KEY_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_key_bytes: Option<usize>,
     /// Largest value in bytes [default: 1048576].
     #[arg(long, env = "DENGINE_MAX_VALUE_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_value_bytes: Option<usize>,
     /// Largest request in bytes [default: 1572864].
     #[arg(long, env = "DENGINE_MAX_REQUEST_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_request_bytes: Option<usize>,
     /// Read policy when a request names none [default: linearizable].
     #[arg(long, env = "DENGINE_DEFAULT_READ_POLICY", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_read_policy: Option<DefaultReadPolicy>,
+    /// Log entries kept behind the compaction point [default: 1000].
+    #[arg(long, env = "DENGINE_SNAPSHOT_KEEP_ENTRIES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_keep_entries: Option<u64>,
+    /// Largest page a scan returns [default: 10000].
+    #[arg(long, env = "DENGINE_MAX_SCAN_LIMIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_scan_limit: Option<u32>,
+    /// Lease reads need a quorum heard within this many ticks; below election ticks
+    /// [default: 8].
+    #[arg(long, env = "DENGINE_LEASE_TICKS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_ticks: Option<u64>,
+    /// Entries behind the commit index a learner may be and still be promoted [default: 1000].
+    #[arg(long, env = "DENGINE_PROMOTE_MAX_LAG")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promote_max_lag: Option<u64>,
     /// File with the admin token for membership changes.
     #[arg(long, env = "DENGINE_ADMIN_TOKEN_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token_file: Option<PathBuf>,
 
     /// This node's TLS certificate (PEM); with --tls-key-file and --tls-ca-file, mutual TLS
     /// between peers
     #[arg(long, env = "DENGINE_TLS_CERT_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert_file: Option<PathBuf>,
 
     /// The private key of --tls-cert-file (PEM)
     #[arg(long, env = "DENGINE_TLS_KEY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key_file: Option<PathBuf>,
 
     /// The CA that signed every member's certificate (PEM)
     #[arg(long, env = "DENGINE_TLS_CA_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca_file: Option<PathBuf>,
 
     /// Serve the client listener over TLS too
     #[arg(long, env = "DENGINE_CLIENT_TLS")]
+    #[serde(skip_serializing_if = "is_false")]
     pub client_tls: bool,
     /// Log format [default: text].
     #[arg(long, env = "DENGINE_LOG_FORMAT", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     /// Log filter, e.g. info or dengine=debug [default: info].
     #[arg(long, env = "DENGINE_LOG_LEVEL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
 }
 
@@ -251,6 +299,10 @@ pub enum ConfigError {
     },
 }
 
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
 fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting,
@@ -259,78 +311,53 @@ fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 impl NodeConfig {
-    /// Reads the TOML file (if any), applies flags and environment, fills derived defaults and
-    /// validates the result.
+    /// Reads the TOML file (if any), lays the flags and environment variables given over it,
+    /// fills derived defaults and validates the result.
     pub fn load(flags: &NodeFlags) -> Result<Self, ConfigError> {
-        let mut config = match &flags.config {
-            Some(path) => Self::from_file(path)?,
-            None => Self::default(),
+        let (mut settings, origin) = match &flags.config {
+            Some(path) => {
+                let file = Self::read_table(path)?;
+                // The file must hold up by itself: a setting of the wrong type is refused
+                // even when a flag overrides it, not left for the next start to trip on.
+                Self::from_table(file.clone(), path)?;
+                (file, path.clone())
+            }
+            None => (toml::Table::new(), PathBuf::from("(no config file)")),
         };
-        config.apply_flags(flags);
+        let given = toml::Table::try_from(flags).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("(flags)"),
+            message: e.to_string(),
+        })?;
+        settings.extend(given);
+        let mut config = Self::from_table(settings, &origin)?;
         config.resolve_id(std::env::var("POD_NAME").ok().as_deref());
         config.validate()?;
         Ok(config)
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_table(Self::read_table(path)?, path)
+    }
+
+    fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })
     }
 
-    fn apply_flags(&mut self, f: &NodeFlags) {
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(v) = f.$field.clone() { self.$field = v; } )* };
-        }
-        set!(
-            id,
-            client_listen,
-            peer_listen,
-            metrics_listen,
-            tick_ms,
-            election_ticks,
-            heartbeat_ticks,
-            snapshot_every,
-            history_retention,
-            max_key_bytes,
-            max_value_bytes,
-            max_request_bytes,
-            default_read_policy,
-            log_format,
-            log_level,
-            cluster_token
-        );
-        if f.data_dir.is_some() {
-            self.data_dir = f.data_dir.clone();
-        }
-        if f.advertise_peer.is_some() {
-            self.advertise_peer = f.advertise_peer.clone();
-        }
-        if f.restore_from.is_some() {
-            self.restore_from = f.restore_from.clone();
-        }
-        if f.tls_cert_file.is_some() {
-            self.tls_cert_file = f.tls_cert_file.clone();
-        }
-        if f.tls_key_file.is_some() {
-            self.tls_key_file = f.tls_key_file.clone();
-        }
-        if f.tls_ca_file.is_some() {
-            self.tls_ca_file = f.tls_ca_file.clone();
-        }
-        self.client_tls |= f.client_tls;
-        if f.admin_token_file.is_some() {
-            self.admin_token_file = f.admin_token_file.clone();
-        }
-        if f.initial_cluster.is_some() {
-            self.initial_cluster = f.initial_cluster.clone();
-        }
-        self.join |= f.join;
+    /// The settings of `table`, the defaults for the rest; unknown names are refused.
+    fn from_table(table: toml::Table, origin: &Path) -> Result<Self, ConfigError> {
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: origin.to_path_buf(),
+                message: e.to_string(),
+            })
     }
 
     /// Id 0 means "derive it": from a StatefulSet pod name `<name>-<ordinal>` it is the
@@ -568,5 +595,99 @@ mod tests {
             ..a.clone()
         };
         assert_ne!(a.new_cluster_id().unwrap(), c.new_cluster_id().unwrap());
+    }
+
+    /// The names of every setting, from serde's own list (what an unknown key is told).
+    fn setting_names() -> Vec<String> {
+        let error = toml::from_str::<NodeConfig>("no_such_setting = 1")
+            .unwrap_err()
+            .to_string();
+        let expected = error
+            .split_once("expected one of")
+            .expect("serde lists the fields")
+            .1;
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_setting_has_a_flag_and_an_environment_variable_of_its_name() {
+        use clap::CommandFactory;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: NodeFlags,
+        }
+        let command = Cli::command();
+        let flags: BTreeMap<String, Option<String>> = command
+            .get_arguments()
+            .map(|a| {
+                (
+                    a.get_id().to_string(),
+                    a.get_env().map(|e| e.to_string_lossy().into_owned()),
+                )
+            })
+            .filter(|(id, _)| id != "config")
+            .collect();
+        let settings = setting_names();
+        assert!(settings.len() > 20, "{settings:?}");
+        for setting in &settings {
+            let env = flags
+                .get(setting)
+                .unwrap_or_else(|| panic!("setting {setting} has no flag"));
+            assert_eq!(
+                env.as_deref(),
+                Some(format!("DENGINE_{}", setting.to_uppercase()).as_str()),
+                "the environment variable of {setting}"
+            );
+        }
+        for flag in flags.keys() {
+            assert!(settings.contains(flag), "flag --{flag} sets no setting");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_and_the_rest_of_the_file_stays() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: NodeFlags,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "id = 2\ntick_ms = 50\nlease_ticks = 5\njoin = true\n",
+        )
+        .unwrap();
+        let path_text = path.display().to_string();
+        let cli = Cli::try_parse_from([
+            "node",
+            "--config",
+            &path_text,
+            "--lease-ticks",
+            "6",
+            "--max-scan-limit",
+            "77",
+            "--client-tls",
+        ])
+        .unwrap();
+        let table = toml::Table::try_from(&cli.flags).unwrap();
+        // Flags not given are not layered over the file (a default would hide its setting).
+        assert_eq!(
+            table.keys().collect::<Vec<_>>(),
+            vec!["client_tls", "lease_ticks", "max_scan_limit"]
+        );
+        let mut settings = NodeConfig::read_table(&path).unwrap();
+        settings.extend(table);
+        let config = NodeConfig::from_table(settings, &path).unwrap();
+        assert_eq!((config.id, config.tick_ms), (2, 50));
+        assert_eq!((config.lease_ticks, config.max_scan_limit), (6, 77));
+        assert!(config.join && config.client_tls);
     }
 }

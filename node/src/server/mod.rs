@@ -4,12 +4,14 @@
 mod admin_service;
 pub mod api;
 pub mod config;
+mod data_dir;
 mod event_loop;
 pub mod failpoints;
 mod founding;
 mod frontend;
 mod kv_service;
 mod limits;
+mod listeners;
 pub mod metrics;
 mod node;
 mod peer_service;
@@ -24,4 +26,6 @@ pub mod tls;
 mod transport;
 
 pub use config::{NodeConfig, NodeFlags};
-pub use node::{restore_data_dir, start, start_with, Listeners, NodeError, NodeHandle};
+pub use data_dir::restore_data_dir;
+pub use listeners::Listeners;
+pub use node::{start, start_with, NodeError, NodeHandle};

@@ -279,49 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn a_view_does_not_see_later_writes() {
-        let engine = Arc::new(MemoryEngine::new());
-        let put = |key: &[u8], value: &[u8]| {
-            let mut batch = WriteBatch::new();
-            batch.put(Space::Kv, key.to_vec(), value.to_vec());
-            batch
-        };
-        engine.write(put(b"a", b"1"), Durability::Sync).unwrap();
-        let view = engine.clone().view().unwrap();
-        engine.write(put(b"a", b"2"), Durability::Sync).unwrap();
-        engine.write(put(b"b", b"1"), Durability::Sync).unwrap();
-        assert_eq!(view.get(Space::Kv, b"a").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(view.scan(Space::Kv, b"", None, 10).unwrap().len(), 1);
-        assert_eq!(engine.scan(Space::Kv, b"", None, 10).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn scan_and_last_before_respect_bounds() {
-        let engine = MemoryEngine::new();
-        let mut batch = WriteBatch::new();
-        for k in [b"a", b"b", b"c", b"d"] {
-            batch.put(Space::Kv, k.to_vec(), k.to_vec());
-        }
-        engine.write(batch, Durability::Sync).unwrap();
-        let keys: Vec<_> = engine
-            .scan(Space::Kv, b"b", Some(b"d"), 10)
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
-        assert_eq!(engine.scan(Space::Kv, b"a", None, 2).unwrap().len(), 2);
-        assert_eq!(
-            engine
-                .last_before(Space::Kv, Some(b"c"))
-                .unwrap()
-                .unwrap()
-                .0,
-            b"b".to_vec()
-        );
-        assert_eq!(
-            engine.last_before(Space::Kv, None).unwrap().unwrap().0,
-            b"d".to_vec()
-        );
+    fn keeps_every_promise_of_an_engine() {
+        super::super::contract::check_every_promise(|| Arc::new(MemoryEngine::new()));
     }
 }

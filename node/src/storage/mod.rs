@@ -9,6 +9,8 @@
 //! unsynced writes apart and drops them on a simulated crash, exactly what a power cut or a
 //! `kill -9` before the fsync would do.
 
+#[cfg(test)]
+mod contract;
 mod memory;
 mod rocks;
 

@@ -16,28 +16,10 @@ use tonic::{Code, Status};
 
 use super::wait::{DEADLINE, POLL};
 
-/// Errors after which a write may be retried: the node is not the leader, or is gone, or
-/// leadership changed under the request. A retried put writes the same value again, so a first
-/// attempt that did apply after all does no harm. FAILED_PRECONDITION is deliberately not
-/// among them: gRPC reserves it for "do not retry until the state is fixed", and a node that
-/// uses it for a transient condition should fail these tests.
-///
-/// A status the client made up from a broken connection is retryable whatever its code: tonic
-/// reports a request caught by a node's graceful shutdown (an HTTP/2 GOAWAY) as INTERNAL, but no
-/// node answered it.
-pub fn is_retryable(status: &Status) -> bool {
-    let from_the_connection = std::error::Error::source(status)
-        .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some());
-    from_the_connection
-        || matches!(
-            status.code(),
-            Code::Unavailable
-                | Code::Unknown
-                | Code::Cancelled
-                | Code::DeadlineExceeded
-                | Code::Aborted
-        )
-}
+/// Errors after which a write may be retried: the client crate's rule (not the leader, gone,
+/// leadership changed under the request, or a broken connection). A retried put writes the
+/// same value again, so a first attempt that did apply after all does no harm.
+pub use dengine_client::is_retryable;
 
 /// This machine's clock in Unix milliseconds, as a node computes TTL deadlines.
 pub fn now_unix_ms() -> i64 {

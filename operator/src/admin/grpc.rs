@@ -8,6 +8,7 @@ use dengine_client::{ClientError, Dial, EndpointAddr};
 use tonic::transport::Channel;
 use tonic::Request;
 
+use super::channels::{AdminChannels, ChannelKey};
 use super::proto::admin_client::AdminClient;
 use super::proto::{
     AddLearnerRequest, PromoteLearnerRequest, RemoveMemberRequest, StatusRequest,
@@ -25,6 +26,8 @@ pub struct GrpcMembership {
     token: Option<String>,
     timeout: Duration,
     tls: Option<AdminTls>,
+    /// Channels kept across reconciles; without, every call dials.
+    channels: Option<AdminChannels>,
 }
 
 /// Mutual TLS to the nodes' peer listeners, which serve the Admin API.
@@ -60,12 +63,19 @@ impl GrpcMembership {
             token,
             timeout,
             tls: None,
+            channels: None,
         }
     }
 
     /// Calls over mutual TLS.
     pub fn with_tls(mut self, tls: Option<AdminTls>) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// Reuses the channels `channels` keeps, and keeps the ones it dials there.
+    pub fn with_channels(mut self, channels: AdminChannels) -> Self {
+        self.channels = Some(channels);
         self
     }
 
@@ -77,16 +87,41 @@ impl GrpcMembership {
         })
     }
 
-    async fn client(&self, id: NodeId, endpoint: &str) -> Result<AdminClient<Channel>, Error> {
-        let address = EndpointAddr::parse(endpoint).map_err(|e| admin_error(endpoint, e))?;
+    fn channel_key(&self, id: NodeId, endpoint: &str) -> ChannelKey {
         let server_name = self.tls.as_ref().map(|tls| (tls.server_name)(id));
+        let material = self
+            .tls
+            .as_ref()
+            .map(|tls| [&tls.ca[..], &tls.identity.0[..], &tls.identity.1[..]]);
+        ChannelKey::new(endpoint, server_name, material)
+    }
+
+    async fn client(&self, id: NodeId, endpoint: &str) -> Result<AdminClient<Channel>, Error> {
+        let key = self.channel_key(id, endpoint);
+        if let Some(channel) = self.channels.as_ref().and_then(|c| c.get(&key)) {
+            return Ok(AdminClient::new(channel));
+        }
+        let address = EndpointAddr::parse(endpoint).map_err(|e| admin_error(endpoint, e))?;
         let channel = self
             .dial()
             .map_err(|e| admin_error(endpoint, e))?
-            .connect(&address, server_name.as_deref())
+            .connect(&address, key.server_name.as_deref())
             .await
             .map_err(|failure| admin_error(endpoint, failure.reason))?;
+        if let Some(channels) = &self.channels {
+            channels.insert(key, channel.clone());
+        }
         Ok(AdminClient::new(channel))
+    }
+
+    /// After a failed call: a failure of the connection itself (not an answer) drops the
+    /// cached channel, so the next call dials again.
+    fn after_failure(&self, id: NodeId, endpoint: &str, status: &tonic::Status) {
+        let from_the_connection = std::error::Error::source(status)
+            .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some());
+        if let (true, Some(channels)) = (from_the_connection, &self.channels) {
+            channels.forget(&self.channel_key(id, endpoint));
+        }
     }
 
     fn request<T>(&self, endpoint: &str, message: T) -> Result<Request<T>, Error> {
@@ -113,6 +148,7 @@ impl GrpcMembership {
             Ok(response) => Some(response.into_inner()),
             Err(status) => {
                 tracing::debug!(endpoint, %status, "status call failed");
+                self.after_failure(id, endpoint, &status);
                 None
             }
         }
@@ -204,6 +240,9 @@ impl Membership for GrpcMembership {
                 .await
                 .map(drop),
         };
-        result.map_err(|status| status_error(leader_endpoint, status))
+        result.map_err(|status| {
+            self.after_failure(leader, leader_endpoint, &status);
+            status_error(leader_endpoint, status)
+        })
     }
 }

@@ -1,9 +1,11 @@
 //! The node's Admin API as the operator uses it: find the leader, read its view of the
 //! members, and ask it for one membership change at a time.
 
+mod channels;
 mod grpc;
 mod view;
 
+pub use channels::AdminChannels;
 pub use grpc::{AdminTls, GrpcMembership};
 pub use view::cluster_view;
 

@@ -23,7 +23,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::{admin_tls, admin_token, event_for, KubeWorkload};
-use crate::admin::{AdminTls, GrpcMembership};
+use crate::admin::{AdminChannels, AdminTls, GrpcMembership};
 use crate::crd::DEngineCluster;
 use crate::decide::NextAction;
 use crate::driver::{self, Membership};
@@ -52,6 +52,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub config: ControllerConfig,
+    /// Channels to the nodes' Admin API, kept across reconciles.
+    pub admin_channels: AdminChannels,
 }
 
 impl Context {
@@ -65,6 +67,7 @@ impl Context {
             client,
             metrics,
             config,
+            admin_channels: AdminChannels::default(),
         }
     }
 }
@@ -147,8 +150,11 @@ pub fn requeue_after(action: &NextAction) -> Duration {
 /// One step for one cluster, through the nodes' Admin API.
 pub async fn reconcile(cluster: Arc<DEngineCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timeout = ctx.config.admin_timeout;
+    let channels = ctx.admin_channels.clone();
     reconcile_with(cluster, ctx, |token, tls| {
-        GrpcMembership::new(Some(token), timeout).with_tls(tls)
+        GrpcMembership::new(Some(token), timeout)
+            .with_tls(tls)
+            .with_channels(channels)
     })
     .await
 }
@@ -163,25 +169,37 @@ pub async fn reconcile_with<M: Membership>(
     let started = Instant::now();
     let result = step(&cluster, &ctx, membership).await;
     let action_label = match &result {
-        Ok(Some(action)) => action_name(action),
-        Ok(None) => "secrets_missing",
+        Ok(Reconciled::Took(action)) => action_name(action),
+        Ok(Reconciled::SecretsMissing) => "secrets_missing",
         Err(_) => "error",
     };
     ctx.metrics
         .observe_reconcile(action_label, started.elapsed());
     match result? {
-        Some(action) => Ok(Action::requeue(requeue_after(&action))),
-        None => Ok(Action::requeue(Duration::from_secs(15))),
+        Reconciled::Took(action) => Ok(Action::requeue(requeue_after(&action))),
+        Reconciled::SecretsMissing => Ok(Action::requeue(SECRETS_RECHECK)),
     }
 }
 
-/// Takes one step; `None` when no step could be taken for want of the admin token (reported
-/// in the status).
+/// How one reconcile ended, when it did not fail.
+enum Reconciled {
+    /// The driver took this step (waiting is a step too).
+    Took(NextAction),
+    /// No step could be taken: the admin token or the TLS Secret the spec names is missing
+    /// or unusable. The status and an Event say which; nothing was changed.
+    SecretsMissing,
+}
+
+/// How soon a cluster whose Secrets are missing is looked at again (a Secret created
+/// meanwhile does not wake the controller, which watches no Secrets).
+const SECRETS_RECHECK: Duration = Duration::from_secs(15);
+
+/// Takes one step.
 async fn step<M: Membership>(
     cluster: &Arc<DEngineCluster>,
     ctx: &Context,
     membership: impl FnOnce(String, Option<AdminTls>) -> M,
-) -> Result<Option<NextAction>, Error> {
+) -> Result<Reconciled, Error> {
     let now = Timestamp::now();
     let name = cluster.name_any();
     let namespace = cluster
@@ -221,7 +239,7 @@ async fn step<M: Membership>(
                 },
             )
             .await;
-            return Ok(None);
+            return Ok(Reconciled::SecretsMissing);
         }
         Err(other) => return Err(other),
     };
@@ -240,7 +258,7 @@ async fn step<M: Membership>(
         Time(now),
     );
     write_status(ctx, cluster, status).await?;
-    Ok(Some(step.action))
+    Ok(Reconciled::Took(step.action))
 }
 
 async fn publish(ctx: &Context, cluster: &DEngineCluster, event: Event) {

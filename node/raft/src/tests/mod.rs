@@ -7,3 +7,4 @@ mod net;
 mod admission;
 mod lease;
 mod persistence;
+mod scripts;

@@ -35,6 +35,8 @@ pub(super) struct Net {
     pub held: Vec<Message>,
     hold_if: Option<Box<HoldIf>>,
     restarts: u64,
+    /// When set, every message taken off the queue is described here, as it happens.
+    pub trace: Option<Vec<String>>,
 }
 
 pub(super) fn config(id: NodeId) -> Config {
@@ -56,6 +58,7 @@ impl Net {
             held: Vec::new(),
             hold_if: None,
             restarts: 0,
+            trace: None,
         };
         for &id in ids {
             let disk = Disk {
@@ -185,18 +188,27 @@ impl Net {
             return false;
         };
         if self.cut.contains(&(message.from, message.to)) {
+            self.note(format!("{} (dropped: link cut)", describe(&message)));
             return true;
         }
         if self.hold_if.as_ref().is_some_and(|hold| hold(&message)) {
+            self.note(format!("{} (held back)", describe(&message)));
             self.held.push(message);
             return true;
         }
+        self.note(describe(&message));
         let to = message.to;
         if let Some(raft) = self.nodes.get_mut(&to) {
             raft.step(message);
             self.process(to);
         }
         true
+    }
+
+    fn note(&mut self, line: String) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(line);
+        }
     }
 
     /// Delivers messages until nothing is left to send.
@@ -271,4 +283,55 @@ impl Net {
             .map(|(&id, r)| (id, r.term()))
             .collect()
     }
+}
+
+/// One message on one line, in the style of etcd-io/raft's interaction tests:
+/// `1->2 Append term=2 log=2/5 commit=5 entries=[2/6 2/7]`.
+pub(super) fn describe(m: &Message) -> String {
+    use crate::proto::MessageType as T;
+    let kind = match m.msg_type() {
+        T::Unspecified => "Unspecified",
+        T::PreVote => "PreVote",
+        T::PreVoteResponse => "PreVoteResponse",
+        T::Vote => "Vote",
+        T::VoteResponse => "VoteResponse",
+        T::Append => "Append",
+        T::AppendResponse => "AppendResponse",
+        T::Heartbeat => "Heartbeat",
+        T::HeartbeatResponse => "HeartbeatResponse",
+        T::Snapshot => "Snapshot",
+        T::SnapshotResponse => "SnapshotResponse",
+        T::TimeoutNow => "TimeoutNow",
+    };
+    let mut line = format!("{}->{} {kind} term={}", m.from, m.to, m.term);
+    match m.msg_type() {
+        T::Append | T::Vote | T::PreVote => {
+            line.push_str(&format!(" log={}/{}", m.log_term, m.index))
+        }
+        T::AppendResponse | T::HeartbeatResponse | T::SnapshotResponse => {
+            line.push_str(&format!(" index={}", m.index))
+        }
+        _ => {}
+    }
+    if matches!(m.msg_type(), T::Append | T::Heartbeat) {
+        line.push_str(&format!(" commit={}", m.commit));
+    }
+    if m.reject {
+        line.push_str(&format!(
+            " rejected (hint {}/{})",
+            m.hint_term, m.reject_hint
+        ));
+    }
+    if !m.entries.is_empty() {
+        let entries: Vec<String> = m
+            .entries
+            .iter()
+            .map(|e| format!("{}/{}", e.term, e.index))
+            .collect();
+        line.push_str(&format!(" entries=[{}]", entries.join(" ")));
+    }
+    if let Some(meta) = m.snapshot.as_ref().and_then(|s| s.metadata.as_ref()) {
+        line.push_str(&format!(" snapshot={}/{}", meta.term, meta.index));
+    }
+    line
 }

@@ -5,6 +5,7 @@
 //! from channels and a timer, and the simulator drives it directly on simulated time, so that
 //! the ordering rules tested are the node's own.
 
+mod admission;
 mod clock;
 mod pending;
 mod recover;
@@ -15,7 +16,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use prost::Message as _;
 use tokio::sync::{broadcast, watch};
 
 use super::failpoints::failpoint;
@@ -29,9 +29,7 @@ use super::requests::{
 use super::status::NodeStatus;
 use super::transport::PeerInput;
 use crate::kv::{Command, KvStore};
-use crate::proto::{
-    ConfChange, ConfChangeType, Entry, EntryType, Event, Message, SnapshotMetadata,
-};
+use crate::proto::{Entry, EntryType, Event, Message, SnapshotMetadata};
 use crate::raft::{LogIndex, Membership, NodeId, Raft, Ready, Role, Term};
 use crate::storage::{Durability, StorageError, WriteBatch};
 
@@ -286,16 +284,6 @@ impl Replica {
         }
     }
 
-    fn healthy(&self, id: NodeId) -> bool {
-        id == self.raft.id()
-            || self
-                .raft
-                .status()
-                .peers
-                .iter()
-                .any(|p| p.id == id && p.ticks_since_contact <= self.settings.election_ticks)
-    }
-
     fn propose_membership(
         &mut self,
         request: MembershipRequest,
@@ -304,69 +292,12 @@ impl Replica {
             return Err(self.not_leader());
         }
         let status = self.raft.status();
-        let change = match request {
-            MembershipRequest::AddLearner { id, address } => ConfChange {
-                change_type: ConfChangeType::AddLearner as i32,
-                node_id: id,
-                address,
-            },
-            MembershipRequest::Promote { id, max_lag } => {
-                if !status.membership.is_learner(id) {
-                    return Err(ServiceError::Invalid(format!("node {id} is not a learner")));
-                }
-                let peer = status.peers.iter().find(|p| p.id == id);
-                let matched = peer.map_or(0, |p| p.matched);
-                let configuration = self.raft.conf_index();
-                if matched < configuration {
-                    // It must hold the entry that made it a learner, or it could not know it
-                    // may vote once promoted.
-                    return Err(ServiceError::Rejected(format!(
-                        "learner {id} has not yet received the current configuration (index {configuration}, it holds {matched}); wait for it to catch up"
-                    )));
-                }
-                let behind = status.commit.saturating_sub(matched);
-                if behind > max_lag {
-                    return Err(ServiceError::Rejected(format!(
-                        "learner {id} is {behind} entries behind the commit index {} (at most {max_lag} allowed); wait for it to catch up",
-                        status.commit
-                    )));
-                }
-                if !self.healthy(id) {
-                    return Err(ServiceError::Rejected(format!(
-                        "learner {id} has not been heard from within an election timeout"
-                    )));
-                }
-                ConfChange {
-                    change_type: ConfChangeType::PromoteLearner as i32,
-                    node_id: id,
-                    address: String::new(),
-                }
-            }
-            MembershipRequest::Remove { id, force } => {
-                if status.membership.is_voter(id) && !force {
-                    let remaining: Vec<NodeId> = status
-                        .membership
-                        .voters()
-                        .iter()
-                        .copied()
-                        .filter(|&v| v != id)
-                        .collect();
-                    let healthy = remaining.iter().filter(|&&v| self.healthy(v)).count();
-                    let quorum = remaining.len() / 2 + 1;
-                    if healthy < quorum {
-                        return Err(ServiceError::Rejected(format!(
-                            "removing node {id} would leave {healthy} healthy voters of {}, fewer than a quorum of {quorum}; use force to remove anyway",
-                            remaining.len()
-                        )));
-                    }
-                }
-                ConfChange {
-                    change_type: ConfChangeType::RemoveNode as i32,
-                    node_id: id,
-                    address: String::new(),
-                }
-            }
+        let view = admission::LeaderView {
+            status: &status,
+            conf_index: self.raft.conf_index(),
+            election_ticks: self.settings.election_ticks,
         };
+        let change = admission::conf_change(request, &view)?;
         self.raft
             .propose_conf_change(change)
             .map_err(|e| self.propose_error(e))
@@ -535,10 +466,7 @@ impl Replica {
         let revision = self.kv.read().map(|kv| kv.revision()).unwrap_or(0);
         // Watchers behind this point cannot be served the events in between: tell them.
         let _ = self.events.send(EventBatch::Reset { revision });
-        self.applied_membership = Membership::from_conf_state(
-            &meta.conf_state.clone().unwrap_or_default(),
-            meta.addresses.clone().into_iter().collect(),
-        );
+        self.applied_membership = Membership::of_snapshot(meta);
         self.applied_term = meta.term;
         self.pending.superseded_by_snapshot(meta.index);
     }
@@ -595,17 +523,8 @@ impl Replica {
     }
 
     fn apply_membership_change(&mut self, entry: &Entry) {
-        match ConfChange::decode(entry.data.as_ref()) {
-            Ok(change) => {
-                if let Err(e) = self.applied_membership.apply(&change) {
-                    tracing::warn!(index = entry.index, error = %e, "membership change ignored");
-                } else {
-                    tracing::info!(index = entry.index, ?change, "membership change applied");
-                }
-            }
-            Err(e) => {
-                tracing::error!(index = entry.index, error = %e, "undecodable membership change")
-            }
+        if let Some(change) = self.applied_membership.apply_entry(entry) {
+            tracing::info!(index = entry.index, ?change, "membership change applied");
         }
     }
 

@@ -3,7 +3,7 @@
 //! this node still waits to be admitted).
 
 use crate::kv::KvStore;
-use crate::proto::{ConfChange, EntryType};
+
 use crate::raft::{Config, LogIndex, Membership, Raft};
 use crate::server::raft_store::RaftStore;
 use crate::storage::StorageError;
@@ -32,22 +32,13 @@ pub fn recover(
     let stored_commit = state.hard_state.commit;
     let last_stored = state.snapshot.index + state.entries.len() as u64;
     // Membership as of the applied index: the snapshot's, then changes up to `applied`.
-    let mut applied_membership = Membership::from_conf_state(
-        &state.snapshot.conf_state.clone().unwrap_or_default(),
-        state.snapshot.addresses.clone().into_iter().collect(),
+    let (applied_membership, _) = Membership::replay(
+        &state.snapshot,
+        state
+            .entries
+            .iter()
+            .filter(|e| e.index <= kv.applied_index()),
     );
-    for entry in state
-        .entries
-        .iter()
-        .filter(|e| e.index <= kv.applied_index())
-    {
-        if entry.entry_type() == EntryType::ConfChange {
-            if let Ok(change) = prost::Message::decode(entry.data.as_ref()) {
-                let change: ConfChange = change;
-                let _ = applied_membership.apply(&change);
-            }
-        }
-    }
     let awaiting_admission = store.awaiting_admission()?;
     config.awaiting_admission = awaiting_admission;
     let raft = Raft::new(
