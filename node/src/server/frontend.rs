@@ -198,9 +198,9 @@ impl Frontend {
         });
         call.set_timeout(self.timing.request_timeout);
         let response = client.forward_write(call).await.map_err(|status| {
-            ForwardError::Failed(ApiError::from(tonic::Status::new(
-                status.code(),
-                format!("forwarded to leader {leader}: {}", status.message()),
+            ForwardError::Failed(ApiError::from(relayed(
+                status,
+                &format!("forwarded to leader {leader}"),
             )))
         })?;
         response.into_inner().response.ok_or_else(|| {
@@ -414,10 +414,7 @@ impl Frontend {
         });
         call.set_timeout(self.timing.request_timeout);
         let response = client.read_index(call).await.map_err(|status| {
-            ApiError::from(tonic::Status::new(
-                status.code(),
-                format!("read index from leader {leader}: {}", status.message()),
-            ))
+            ApiError::from(relayed(status, &format!("read index from leader {leader}")))
         })?;
         Ok(response.into_inner().index)
     }
@@ -449,5 +446,38 @@ impl Frontend {
                 "this node has not applied up to the read index {index} in time; it may be cut off from the leader"
             ))),
         }
+    }
+}
+
+/// The leader's answer `status` as this node relays it: the message says where it came from,
+/// and the metadata (which limit a request exceeded, say) is kept as the leader set it.
+fn relayed(status: tonic::Status, from: &str) -> tonic::Status {
+    tonic::Status::with_metadata(
+        status.code(),
+        format!("{from}: {}", status.message()),
+        status.metadata().clone(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relayed_answer_keeps_the_limit_the_leader_named() {
+        let leader_said = tonic::Status::from(ApiError::over_limit(
+            "max_key_bytes",
+            "key is 9 bytes, over the limit of 8 bytes (max_key_bytes)",
+        ));
+        let here = ApiError::from(relayed(leader_said, "forwarded to leader 2"));
+        assert_eq!(
+            here,
+            ApiError::InvalidArgument {
+                message: "forwarded to leader 2: key is 9 bytes, over the limit of 8 bytes \
+                          (max_key_bytes)"
+                    .into(),
+                limit: Some("max_key_bytes"),
+            }
+        );
     }
 }

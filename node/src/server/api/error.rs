@@ -7,6 +7,10 @@ use tonic::{Code, Status};
 use crate::raft::NodeId;
 use crate::server::requests::{leader_text, ServiceError};
 
+/// The gRPC metadata key that names the limit an `INVALID_ARGUMENT` exceeded, so that a node
+/// relaying the leader's answer (and any client) reads it as data, not from the message text.
+pub const LIMIT_METADATA: &str = "dengine-limit";
+
 /// The limits a request can exceed, as named in configuration and in error messages.
 pub const LIMIT_NAMES: [&str; 4] = [
     "max_key_bytes",
@@ -181,9 +185,11 @@ impl From<Status> for ApiError {
         let message = status.message().to_string();
         match status.code() {
             Code::InvalidArgument => {
-                let limit = LIMIT_NAMES
-                    .into_iter()
-                    .find(|name| message.contains(&format!("({name})")));
+                let named = status
+                    .metadata()
+                    .get(LIMIT_METADATA)
+                    .and_then(|value| value.to_str().ok());
+                let limit = LIMIT_NAMES.into_iter().find(|name| Some(*name) == named);
                 ApiError::InvalidArgument { message, limit }
             }
             Code::Unavailable => ApiError::Unavailable(message),
@@ -198,7 +204,17 @@ impl From<Status> for ApiError {
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        Status::new(e.code(), e.to_string())
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        if let ApiError::InvalidArgument {
+            limit: Some(limit), ..
+        } = &e
+        {
+            metadata.insert(
+                LIMIT_METADATA,
+                tonic::metadata::MetadataValue::from_static(limit),
+            );
+        }
+        Status::with_metadata(e.code(), e.to_string(), metadata)
     }
 }
 
@@ -214,7 +230,17 @@ mod tests {
         );
         let status = Status::from(over.clone());
         assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.metadata().get(LIMIT_METADATA).unwrap(),
+            "max_value_bytes"
+        );
         assert_eq!(ApiError::from(status), over);
+        // The limit is read from the metadata, not guessed from the text.
+        let said_only = Status::invalid_argument("over the limit (max_value_bytes)");
+        assert_eq!(
+            ApiError::from(said_only),
+            ApiError::invalid("over the limit (max_value_bytes)")
+        );
 
         let not_leader = ApiError::from(ServiceError::NotLeader {
             leader: Some(2),
