@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::Instant;
 
-use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::transport::Channel;
 
@@ -23,13 +22,10 @@ use super::read_coalescer::ReadCoalescer;
 use super::replica::now_unix_ms;
 use super::requests::{Applied, ClientRequest, ReadBarrier, ServiceError};
 use super::status::NodeStatus;
-use crate::kv::{Command, CommandOutcome};
-use crate::proto::forward_write_request::Request as ForwardedRequest;
-use crate::proto::forward_write_response::Response as ForwardedResponse;
+use super::write::{WriteOutcome, WriteRequest};
+use crate::kv::Command;
 use crate::proto::raft_client::RaftClient;
-use crate::proto::{
-    CompareAndSwapResponse, DeleteResponse, ForwardWriteRequest, PutResponse, ReadIndexRequest,
-};
+use crate::proto::{ForwardWriteRequest, ReadIndexRequest};
 use crate::raft::{NodeId, Role};
 
 /// Timing of waits that must end in an answer rather than hang.
@@ -55,14 +51,6 @@ pub struct Frontend {
     lease_reads: ReadCoalescer<Result<u64, ApiError>>,
     /// Mutual TLS to the leader, when configured.
     tls: Option<super::tls::Tls>,
-}
-
-/// The deadline of a key written now with `ttl_ms`, by this (the leader's) clock.
-fn expires_at(ttl_ms: u64) -> i64 {
-    match ttl_ms {
-        0 => 0,
-        ttl => now_unix_ms().saturating_add(ttl.min(i64::MAX as u64) as i64),
-    }
 }
 
 /// Why a write could not be forwarded.
@@ -181,7 +169,7 @@ impl Frontend {
         Ok((leader, client))
     }
 
-    async fn forward(&self, request: ForwardedRequest) -> Result<ForwardedResponse, ForwardError> {
+    async fn forward(&self, request: &WriteRequest) -> Result<WriteOutcome, ForwardError> {
         let (leader, mut client) = match self.leader_client().await {
             Ok(route) => route,
             Err(ServiceError::NotLeader { leader, .. })
@@ -194,7 +182,7 @@ impl Frontend {
         self.metrics.forwarded.inc();
         let mut call = tonic::Request::new(ForwardWriteRequest {
             cluster_id: self.cluster_id.get(),
-            request: Some(request),
+            request: Some(request.to_wire()),
         });
         call.set_timeout(self.timing.request_timeout);
         let response = client.forward_write(call).await.map_err(|status| {
@@ -203,10 +191,16 @@ impl Frontend {
                 &format!("forwarded to leader {leader}"),
             )))
         })?;
-        response.into_inner().response.ok_or_else(|| {
-            ForwardError::Failed(ApiError::Internal(
-                "the leader sent an empty forward response".into(),
-            ))
+        let outcome = response
+            .into_inner()
+            .response
+            .map(WriteOutcome::from_wire)
+            .filter(|outcome| outcome.answers(request));
+        outcome.ok_or_else(|| {
+            ForwardError::Failed(ApiError::Internal(format!(
+                "leader {leader} answered a forwarded {} with something else",
+                request.operation()
+            )))
         })
     }
 
@@ -215,11 +209,11 @@ impl Frontend {
     /// retry. Leadership can move while a request is on its way, so a few rounds are allowed.
     async fn write(
         &self,
-        request: ForwardedRequest,
+        request: &WriteRequest,
         forwarded: bool,
-    ) -> Result<ForwardedResponse, ApiError> {
+    ) -> Result<WriteOutcome, ApiError> {
         if forwarded {
-            return match self.write_here(request.clone()).await {
+            return match self.write_here(request).await {
                 // Proposals wait out a leadership transfer (an operator's rolling restart
                 // makes one per leader): the write goes in if this node still leads after it.
                 Err(ServiceError::Transferring { .. }) => {
@@ -232,7 +226,7 @@ impl Frontend {
         const ROUNDS: usize = 3;
         for _ in 0..ROUNDS {
             if self.is_leader() {
-                match self.write_here(request.clone()).await {
+                match self.write_here(request).await {
                     Err(ServiceError::NotLeader { .. }) => continue,
                     // Not proposed: once the transfer is over, the write goes to whoever leads.
                     Err(ServiceError::Transferring { .. }) => {
@@ -242,7 +236,7 @@ impl Frontend {
                     other => return other.map_err(ApiError::from),
                 }
             }
-            match self.forward(request.clone()).await {
+            match self.forward(request).await {
                 // The leader we waited for is this node: go round and write here.
                 Err(ForwardError::LeaderIsHere) => continue,
                 Err(ForwardError::Failed(status)) => return Err(status),
@@ -264,108 +258,29 @@ impl Frontend {
     }
 
     /// Proposes a write on this node, which must be the leader.
-    async fn write_here(
-        &self,
-        request: ForwardedRequest,
-    ) -> Result<ForwardedResponse, ServiceError> {
-        let command = match &request {
-            ForwardedRequest::Put(put) => Command::put(
-                put.key.clone(),
-                put.value.clone(),
-                expires_at(put.ttl_ms),
-                put.prev_kv,
-            ),
-            ForwardedRequest::Delete(delete) => Command::delete(delete.key.clone(), delete.prev_kv),
-            ForwardedRequest::CompareAndSwap(cas) => {
-                let compare = cas
-                    .compare
-                    .clone()
-                    .filter(|c| c.target.is_some())
-                    .ok_or_else(|| {
-                        ServiceError::Invalid(
-                            "compare must name a value, a mod_revision or absent".into(),
-                        )
-                    })?;
-                Command::compare_and_swap(
-                    cas.key.clone(),
-                    compare,
-                    cas.new_value.clone(),
-                    expires_at(cas.ttl_ms),
-                )
-            }
-        };
-        let applied = self.propose(command).await?;
-        let response = match (request, applied.outcome) {
-            (ForwardedRequest::Put(_), CommandOutcome::Put { revision, prev_kv }) => {
-                ForwardedResponse::Put(PutResponse {
-                    header: Some(self.header(revision).into()),
-                    prev_kv,
-                })
-            }
-            (
-                ForwardedRequest::Delete(_),
-                CommandOutcome::Delete {
-                    revision,
-                    deleted,
-                    prev_kv,
-                },
-            ) => ForwardedResponse::Delete(DeleteResponse {
-                header: Some(self.header(revision).into()),
-                deleted,
-                prev_kv,
-            }),
-            (
-                ForwardedRequest::CompareAndSwap(_),
-                CommandOutcome::CompareAndSwap {
-                    succeeded,
-                    revision,
-                    current,
-                },
-            ) => ForwardedResponse::CompareAndSwap(CompareAndSwapResponse {
-                header: Some(self.header(revision).into()),
-                succeeded,
-                current,
-            }),
-            (_, other) => {
-                return Err(ServiceError::Rejected(format!(
-                    "unexpected outcome {other:?}"
-                )))
-            }
-        };
-        Ok(response)
-    }
-
-    fn validate(&self, request: &ForwardedRequest) -> Result<(), ApiError> {
-        match request {
-            ForwardedRequest::Put(put) => {
-                self.limits.check_request(put.encoded_len())?;
-                self.limits.check_key(&put.key)?;
-                self.limits.check_value(&put.value)
-            }
-            ForwardedRequest::Delete(delete) => self.limits.check_key(&delete.key),
-            ForwardedRequest::CompareAndSwap(cas) => {
-                self.limits.check_request(cas.encoded_len())?;
-                self.limits.check_key(&cas.key)?;
-                self.limits.check_value(&cas.new_value)
-            }
-        }
+    async fn write_here(&self, request: &WriteRequest) -> Result<WriteOutcome, ServiceError> {
+        let applied = self.propose(request.command(now_unix_ms())).await?;
+        WriteOutcome::from_applied(applied.outcome, |revision| self.header(revision))
+            .filter(|outcome| outcome.answers(request))
+            .ok_or_else(|| {
+                ServiceError::Internal(format!(
+                    "a {} was applied with another kind of outcome",
+                    request.operation()
+                ))
+            })
     }
 
     /// A write from a client of this node, or one forwarded to us by a follower: validated,
     /// then proposed here if this node leads, forwarded to the leader otherwise.
     pub async fn execute(
         &self,
-        request: ForwardedRequest,
+        request: WriteRequest,
         forwarded: bool,
-    ) -> Result<ForwardedResponse, ApiError> {
-        self.validate(&request)?;
-        let operation = match &request {
-            ForwardedRequest::Put(_) => "put",
-            ForwardedRequest::Delete(_) => "delete",
-            ForwardedRequest::CompareAndSwap(_) => "compare_and_swap",
-        };
+    ) -> Result<WriteOutcome, ApiError> {
+        request.check(&self.limits)?;
+        let operation = request.operation();
         let started = Instant::now();
-        let result = self.write(request, forwarded).await;
+        let result = self.write(&request, forwarded).await;
         if result.is_ok() && !forwarded {
             self.metrics
                 .proposal_seconds

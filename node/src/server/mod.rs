@@ -24,6 +24,7 @@ pub mod requests;
 pub mod status;
 pub mod tls;
 mod transport;
+mod write;
 
 pub use config::{NodeConfig, NodeFlags};
 pub use data_dir::restore_data_dir;

@@ -8,6 +8,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::write::WriteRequest;
+
 use super::frontend::Frontend;
 use super::raft_store::{Identity, RaftStore};
 use super::requests::ReadBarrier;
@@ -153,9 +155,10 @@ impl Raft for PeerService {
         let inner = request
             .request
             .ok_or_else(|| Status::invalid_argument("forwarded write without a request"))?;
-        let response = self.frontend.execute(inner, true).await?;
+        let request = WriteRequest::from_wire(inner)?;
+        let outcome = self.frontend.execute(request, true).await?;
         Ok(Response::new(ForwardWriteResponse {
-            response: Some(response),
+            response: Some(outcome.to_wire()),
         }))
     }
 

@@ -22,10 +22,8 @@ use super::frontend::Frontend;
 use super::limits::Limits;
 use super::metrics::InProgress;
 use super::status::NodeStatus;
+use super::write::{WriteOutcome, WriteRequest};
 use crate::kv::KvStore;
-use crate::proto;
-use crate::proto::forward_write_request::Request as Write;
-use crate::proto::forward_write_response::Response as Written;
 
 pub use error::{ApiError, LIMIT_NAMES};
 pub(crate) use types::{ttl_from_ms, ttl_ms};
@@ -83,18 +81,14 @@ impl KvApi {
         value: Bytes,
         options: PutOptions,
     ) -> Result<PutResponse, ApiError> {
-        let request = proto::PutRequest {
+        let request = WriteRequest::Put {
             key,
             value,
-            ttl_ms: ttl_ms(options.ttl),
-            prev_kv: options.prev_kv,
+            options,
         };
-        match self.frontend.execute(Write::Put(request), false).await? {
-            Written::Put(response) => Ok(PutResponse {
-                header: response.header.unwrap_or_default().into(),
-                prev_kv: response.prev_kv,
-            }),
-            _ => Err(ApiError::Internal("mismatched response to a put".into())),
+        match self.frontend.execute(request, false).await? {
+            WriteOutcome::Put(response) => Ok(response),
+            _ => unreachable!("the frontend answers a put with a put's outcome"),
         }
     }
 
@@ -122,17 +116,10 @@ impl KvApi {
         key: Bytes,
         options: DeleteOptions,
     ) -> Result<DeleteResponse, ApiError> {
-        let request = proto::DeleteRequest {
-            key,
-            prev_kv: options.prev_kv,
-        };
-        match self.frontend.execute(Write::Delete(request), false).await? {
-            Written::Delete(response) => Ok(DeleteResponse {
-                header: response.header.unwrap_or_default().into(),
-                deleted: response.deleted,
-                prev_kv: response.prev_kv,
-            }),
-            _ => Err(ApiError::Internal("mismatched response to a delete".into())),
+        let request = WriteRequest::Delete { key, options };
+        match self.frontend.execute(request, false).await? {
+            WriteOutcome::Delete(response) => Ok(response),
+            _ => unreachable!("the frontend answers a delete with a delete's outcome"),
         }
     }
 
@@ -144,25 +131,15 @@ impl KvApi {
         new_value: Bytes,
         options: CompareAndSwapOptions,
     ) -> Result<CompareAndSwapResponse, ApiError> {
-        let request = proto::CompareAndSwapRequest {
+        let request = WriteRequest::CompareAndSwap {
             key,
-            compare: Some(compare.into()),
+            compare,
             new_value,
-            ttl_ms: ttl_ms(options.ttl),
+            options,
         };
-        match self
-            .frontend
-            .execute(Write::CompareAndSwap(request), false)
-            .await?
-        {
-            Written::CompareAndSwap(response) => Ok(CompareAndSwapResponse {
-                header: response.header.unwrap_or_default().into(),
-                succeeded: response.succeeded,
-                current: response.current,
-            }),
-            _ => Err(ApiError::Internal(
-                "mismatched response to a compare-and-swap".into(),
-            )),
+        match self.frontend.execute(request, false).await? {
+            WriteOutcome::CompareAndSwap(response) => Ok(response),
+            _ => unreachable!("the frontend answers a compare-and-swap with its outcome"),
         }
     }
 
