@@ -79,7 +79,8 @@ impl AdminService {
     async fn capture_snapshot(&self, compact: bool) -> Result<(SnapshotMetadata, Vec<u8>), Status> {
         let captured: CapturedSnapshot = self
             .frontend
-            .ask_loop(|reply| ClientRequest::Snapshot { compact, reply })
+            .event_loop
+            .ask(|reply| ClientRequest::Snapshot { compact, reply })
             .await
             .map_err(Status::from)?;
         captured
@@ -94,7 +95,8 @@ impl AdminService {
     ) -> Result<Response<MembershipResponse>, Status> {
         let index = self
             .frontend
-            .ask_loop(|reply| ClientRequest::ChangeMembership { change, reply })
+            .event_loop
+            .ask(|reply| ClientRequest::ChangeMembership { change, reply })
             .await
             .map_err(not_leader_is_precondition)?;
         // The answer was sent while applying; the status with the change follows at once.
@@ -252,7 +254,8 @@ impl Admin for AdminService {
         let request = request.into_inner();
         let target = self
             .frontend
-            .ask_loop(|reply| ClientRequest::TransferLeadership {
+            .event_loop
+            .ask(|reply| ClientRequest::TransferLeadership {
                 target: request.target_id,
                 reply,
             })

@@ -303,22 +303,20 @@ pub async fn start_with(
         max_scan_limit: config.max_scan_limit,
     };
     let election_timeout = Duration::from_millis(config.tick_ms * config.election_ticks);
-    let frontend = Arc::new(
-        Frontend::new(
-            requests_tx.clone(),
-            status_rx.clone(),
-            limits,
-            config.default_read_policy,
-            FrontendTiming {
-                // Long enough for an election or two; a request never waits longer for a leader.
-                leader_wait: election_timeout * 3,
-                request_timeout: REQUEST_TIMEOUT,
-            },
-            cluster_id.clone(),
-            metrics.clone(),
-        )
-        .with_peer_tls(tls.clone()),
-    );
+    let frontend = Arc::new(Frontend::new(
+        requests_tx.clone(),
+        status_rx.clone(),
+        limits,
+        config.default_read_policy,
+        FrontendTiming {
+            // Long enough for an election or two; a request never waits longer for a leader.
+            leader_wait: election_timeout * 3,
+            request_timeout: REQUEST_TIMEOUT,
+        },
+        cluster_id.clone(),
+        metrics.clone(),
+        tls.clone(),
+    ));
     let api = KvApi::new(
         frontend.clone(),
         kv.clone(),

@@ -156,7 +156,7 @@ impl Raft for PeerService {
             .request
             .ok_or_else(|| Status::invalid_argument("forwarded write without a request"))?;
         let request = WriteRequest::from_wire(inner)?;
-        let outcome = self.frontend.execute(request, true).await?;
+        let outcome = self.frontend.writes.execute(request, true).await?;
         Ok(Response::new(ForwardWriteResponse {
             response: Some(outcome.to_wire()),
         }))
@@ -172,7 +172,7 @@ impl Raft for PeerService {
             ReadPolicy::Lease => ReadBarrier::Lease,
             _ => ReadBarrier::Linearizable,
         };
-        let index = self.frontend.local_read_index(barrier).await?;
+        let index = self.frontend.reads.local_read_index(barrier).await?;
         Ok(Response::new(ReadIndexResponse { index }))
     }
 }

@@ -86,7 +86,7 @@ impl KvApi {
             value,
             options,
         };
-        match self.frontend.execute(request, false).await? {
+        match self.frontend.writes.execute(request, false).await? {
             WriteOutcome::Put(response) => Ok(response),
             _ => unreachable!("the frontend answers a put with a put's outcome"),
         }
@@ -99,13 +99,13 @@ impl KvApi {
         policy: Option<ReadPolicy>,
     ) -> Result<GetResponse, ApiError> {
         self.limits.check_key(&key)?;
-        self.frontend.read_barrier(policy).await?;
+        self.frontend.reads.wait(policy).await?;
         let kv = self.kv.read().map_err(|_| lock_poisoned())?;
         let found = kv.get(&key)?;
         let revision = kv.revision();
         drop(kv);
         Ok(GetResponse {
-            header: self.frontend.header(revision),
+            header: self.frontend.header.at(revision),
             kv: found,
         })
     }
@@ -117,7 +117,7 @@ impl KvApi {
         options: DeleteOptions,
     ) -> Result<DeleteResponse, ApiError> {
         let request = WriteRequest::Delete { key, options };
-        match self.frontend.execute(request, false).await? {
+        match self.frontend.writes.execute(request, false).await? {
             WriteOutcome::Delete(response) => Ok(response),
             _ => unreachable!("the frontend answers a delete with a delete's outcome"),
         }
@@ -137,7 +137,7 @@ impl KvApi {
             new_value,
             options,
         };
-        match self.frontend.execute(request, false).await? {
+        match self.frontend.writes.execute(request, false).await? {
             WriteOutcome::CompareAndSwap(response) => Ok(response),
             _ => unreachable!("the frontend answers a compare-and-swap with its outcome"),
         }
@@ -146,7 +146,7 @@ impl KvApi {
     /// One page of the keys under a prefix, in key order.
     pub async fn scan(&self, request: ScanRequest) -> Result<ScanResponse, ApiError> {
         self.limits.check_prefix(&request.prefix)?;
-        self.frontend.read_barrier(request.read_policy).await?;
+        self.frontend.reads.wait(request.read_policy).await?;
         let limit = match request.limit {
             0 => self.limits.max_scan_limit,
             n => n.min(self.limits.max_scan_limit),
@@ -157,7 +157,7 @@ impl KvApi {
         let (kvs, continuation) = view.scan(&request.prefix, &request.continuation, limit)?;
         let revision = view.revision();
         Ok(ScanResponse {
-            header: self.frontend.header(revision),
+            header: self.frontend.header.at(revision),
             kvs,
             continuation: continuation.into(),
         })
