@@ -23,6 +23,6 @@ pub use client::{
 };
 pub use cluster::{agreed_leader, Cluster};
 pub use http::{http, metric_value, metrics_address};
-pub use node::{node_command, send_signal, Node, NodeExit, NodeSpec};
+pub use node::{node_command, send_signal, LogFile, Node, NodeExit, NodeSpec};
 pub use ports::free_ports;
 pub use wait::{wait_for, wait_for_within, wait_for_writes, DEADLINE, POLL};

@@ -298,25 +298,57 @@ impl Node {
         }
     }
 
+    /// This node's log file, over all its runs.
+    pub fn log(&self) -> LogFile<'_> {
+        LogFile(&self.spec.log_path)
+    }
+
     fn note(&self, line: &str) {
-        if let Ok(mut log) = OpenOptions::new().append(true).open(&self.spec.log_path) {
-            let _ = writeln!(log, "{line}");
-        }
+        self.log().note(line);
     }
 
     fn log_len(&self) -> u64 {
-        std::fs::metadata(&self.spec.log_path).map_or(0, |m| m.len())
+        self.log().len()
     }
 
     fn log_since(&self, offset: u64) -> String {
-        let log = std::fs::read(&self.spec.log_path).unwrap_or_default();
-        let start = usize::try_from(offset).unwrap_or(0).min(log.len());
-        String::from_utf8_lossy(&log[start..]).into_owned()
+        self.log().since(offset)
     }
 
     /// The last `lines` lines of everything the node has written, over all its runs.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = self.log_since(0);
+        self.log().tail(lines)
+    }
+}
+
+/// A node's log file: what the node writes over all its runs, with the tests' own notes (a
+/// fault injected, a restart) between its lines.
+#[derive(Debug, Clone, Copy)]
+pub struct LogFile<'a>(pub &'a std::path::Path);
+
+impl LogFile<'_> {
+    /// Appends a line of the test's own.
+    pub fn note(&self, line: &str) {
+        if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(self.0) {
+            let _ = writeln!(log, "{line}");
+        }
+    }
+
+    /// Its length now: an offset to read what comes after.
+    pub fn len(&self) -> u64 {
+        std::fs::metadata(self.0).map_or(0, |m| m.len())
+    }
+
+    /// What was written after `offset`.
+    pub fn since(&self, offset: u64) -> String {
+        let log = std::fs::read(self.0).unwrap_or_default();
+        let start = usize::try_from(offset).unwrap_or(0).min(log.len());
+        String::from_utf8_lossy(&log[start..]).into_owned()
+    }
+
+    /// The last `lines` lines.
+    pub fn tail(&self, lines: usize) -> String {
+        let log = self.since(0);
         let all: Vec<&str> = log.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }

@@ -7,7 +7,6 @@
 //! listen address swapped for the real one.
 
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use dengine::proto::admin_client::AdminClient;
 use dengine::proto::{StatusRequest, StatusResponse};
 use tonic::transport::{Channel, Endpoint};
 
-use super::common::{node_command, send_signal, NodeSpec, DEADLINE, POLL};
+use super::common::{node_command, send_signal, LogFile, NodeSpec, DEADLINE, POLL};
 use super::senders::Senders;
 
 /// What the nemesis has done to a member, as far as it knows.
@@ -303,24 +302,20 @@ impl Member {
         send_signal(pid, name);
     }
 
+    fn log(&self) -> LogFile<'_> {
+        LogFile(&self.spec.log_path)
+    }
+
     pub fn note(&self, line: &str) {
-        if let Ok(mut log) = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.spec.log_path)
-        {
-            let _ = writeln!(log, "{line}");
-        }
+        self.log().note(line);
     }
 
     fn log_len(&self) -> u64 {
-        std::fs::metadata(&self.spec.log_path).map_or(0, |m| m.len())
+        self.log().len()
     }
 
     fn log_since(&self, offset: u64) -> String {
-        let log = std::fs::read(&self.spec.log_path).unwrap_or_default();
-        let start = usize::try_from(offset).unwrap_or(0).min(log.len());
-        String::from_utf8_lossy(&log[start..]).into_owned()
+        self.log().since(offset)
     }
 
     /// Where this run of the node serves probes, metrics and (test builds) failpoints.
@@ -349,9 +344,7 @@ impl Member {
 
     /// The last `lines` lines of everything the node has written, over all its runs.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = self.log_since(0);
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        self.log().tail(lines)
     }
 }
 
