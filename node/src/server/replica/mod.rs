@@ -11,6 +11,7 @@ mod pending;
 mod recover;
 #[cfg(test)]
 mod simulation;
+mod snapshots;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -23,15 +24,13 @@ use super::metrics::Metrics;
 use super::persist::persist_ready;
 use super::probes::Pulse;
 use super::raft_store::RaftStore;
-use super::requests::{
-    CapturedSnapshot, ClientRequest, MembershipRequest, ReadBarrier, ServiceError,
-};
+use super::requests::{ClientRequest, MembershipRequest, ReadBarrier, ServiceError};
 use super::status::NodeStatus;
 use super::transport::PeerInput;
 use crate::kv::{Command, KvStore};
-use crate::proto::{Entry, EntryType, Event, Message, SnapshotMetadata};
+use crate::proto::{Entry, EntryType, Event, Message};
 use crate::raft::{LogIndex, Membership, NodeId, Raft, Ready, Role, Term};
-use crate::storage::{Durability, StorageError, WriteBatch};
+use crate::storage::{Durability, StorageError};
 
 #[cfg(feature = "failpoints")]
 pub use clock::step_wall_clock;
@@ -460,17 +459,6 @@ impl Replica {
         }
     }
 
-    /// What follows a snapshot from the leader once it is installed: watchers, the applied
-    /// configuration, and the replies that can no longer be matched to an outcome.
-    fn after_snapshot_installed(&mut self, meta: &SnapshotMetadata) {
-        let revision = self.kv.read().map(|kv| kv.revision()).unwrap_or(0);
-        // Watchers behind this point cannot be served the events in between: tell them.
-        let _ = self.events.send(EventBatch::Reset { revision });
-        self.applied_membership = Membership::of_snapshot(meta);
-        self.applied_term = meta.term;
-        self.pending.superseded_by_snapshot(meta.index);
-    }
-
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
         if entries.is_empty() {
             return Ok(());
@@ -530,89 +518,6 @@ impl Replica {
 
     fn serve_applied_reads(&mut self) {
         self.pending.serve_applied(self.raft.log().applied());
-    }
-
-    /// Moves the compaction point to the applied index when `snapshot_every` entries were
-    /// applied since the last one or, when `now`, whenever anything was, and drops the log
-    /// before it but for the last `snapshot_keep_entries` (slightly slow followers still catch
-    /// up from the log).
-    ///
-    /// Nothing is copied: the state machine is in the same engine, and this batch's fsync makes
-    /// its buffered writes durable too (one write-ahead log, replayed in order), so it covers
-    /// the new point before the log it replaces is gone.
-    fn compact_log(&mut self, now: bool) -> Result<(), StorageError> {
-        let applied = self.raft.log().applied();
-        let due = match now {
-            true => applied > self.snapshot_index,
-            false => applied >= self.snapshot_index + self.settings.snapshot_every,
-        };
-        if !due {
-            return Ok(());
-        }
-        let meta = self.applied_snapshot_metadata();
-        let cut = applied.saturating_sub(self.settings.snapshot_keep_entries);
-        let mut batch = WriteBatch::new();
-        self.store.stage_snapshot(&mut batch, &meta, false);
-        self.store.stage_compaction(&mut batch, cut);
-        failpoint!("snapshot_take");
-        self.store.write(batch, Durability::Sync)?;
-        tracing::info!(index = applied, "log compacted");
-        self.metrics.log_compactions.inc();
-        self.snapshot_index = applied;
-        self.raft.compact(meta, self.settings.snapshot_keep_entries);
-        Ok(())
-    }
-
-    /// The state machine as it is now, captured; with `compact`, the log it covers is dropped
-    /// first.
-    fn snapshot_now(&mut self, compact: bool) -> Result<CapturedSnapshot, StorageError> {
-        if compact {
-            self.compact_log(true)?;
-        }
-        self.capture_snapshot()
-    }
-
-    /// The state machine as it is now, with what a follower installing it must know. Only a
-    /// point-in-time view is taken here; the encoding happens off this loop.
-    fn capture_snapshot(&self) -> Result<CapturedSnapshot, StorageError> {
-        let state = self
-            .kv
-            .read()
-            .map_err(|_| StorageError::Engine("state machine lock poisoned".into()))?
-            .view()?;
-        // The label must say what the data holds: the index the state machine itself
-        // recorded, read with the view. The term and configuration this loop tracks are those
-        // at Raft's applied index, so the two must agree.
-        let meta = self.applied_snapshot_metadata();
-        if meta.index != state.applied_index() {
-            return Err(StorageError::Engine(format!(
-                "the state machine holds index {} but Raft applied {}; refusing to send a \
-                 snapshot labelled with the wrong index",
-                state.applied_index(),
-                meta.index
-            )));
-        }
-        Ok(CapturedSnapshot {
-            meta,
-            state,
-            size_gauge: self.metrics.snapshot_bytes.clone(),
-            encoding_gauge: self.metrics.snapshots_encoding.clone(),
-        })
-    }
-
-    /// Describes the state at the applied index: its term and the membership in force there.
-    fn applied_snapshot_metadata(&self) -> SnapshotMetadata {
-        SnapshotMetadata {
-            index: self.raft.log().applied(),
-            term: self.applied_term,
-            conf_state: Some(self.applied_membership.conf_state()),
-            addresses: self
-                .applied_membership
-                .addresses()
-                .clone()
-                .into_iter()
-                .collect(),
-        }
     }
 
     fn publish_status(&self) {
