@@ -158,7 +158,7 @@ pub struct NodeFlags {
     #[arg(long, env = "DENGINE_ID")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<NodeId>,
-    /// Data directory [default: ./dengine-data/node-<id>].
+    /// Data directory [default: ./dengine-data/node-ID, ID being this node's id].
     #[arg(long, env = "DENGINE_DATA_DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,

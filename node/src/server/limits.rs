@@ -1,6 +1,6 @@
 //! Request limits, enforced with INVALID_ARGUMENT and a message naming the limit.
 
-use super::api::ApiError;
+use super::vocabulary::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

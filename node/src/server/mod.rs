@@ -24,6 +24,7 @@ pub mod requests;
 pub mod status;
 pub mod tls;
 mod transport;
+mod vocabulary;
 mod write;
 
 pub use config::{NodeConfig, NodeFlags};

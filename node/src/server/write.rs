@@ -10,11 +10,11 @@
 use bytes::Bytes;
 use prost::Message as _;
 
-use super::api::{
+use super::limits::Limits;
+use super::vocabulary::{
     ttl_from_ms, ttl_ms, ApiError, Compare, CompareAndSwapOptions, CompareAndSwapResponse,
     DeleteOptions, DeleteResponse, Header, PutOptions, PutResponse,
 };
-use super::limits::Limits;
 use crate::kv::{Command, CommandOutcome};
 use crate::proto;
 use crate::proto::forward_write_request::Request as WireRequest;

@@ -8,8 +8,6 @@
 //! (`kv_service.rs`) only translates protobuf messages to these types and back, and
 //! [`ApiError`] to a status.
 
-mod error;
-mod types;
 mod watch;
 
 use std::sync::{Arc, RwLock};
@@ -25,12 +23,12 @@ use super::status::NodeStatus;
 use super::write::{WriteOutcome, WriteRequest};
 use crate::kv::KvStore;
 
-pub use error::{ApiError, LIMIT_NAMES};
-pub(crate) use types::{ttl_from_ms, ttl_ms};
-pub use types::{
-    Compare, CompareAndSwapOptions, CompareAndSwapResponse, DeleteOptions, DeleteResponse,
-    EventKind, GetResponse, Header, KeyValue, PutOptions, PutResponse, ReadPolicy, RoleEvent,
-    ScanRequest, ScanResponse, WatchEvent, WatchRequest, WatchResponse,
+pub(crate) use super::vocabulary::ttl_from_ms;
+pub use super::vocabulary::{
+    ApiError, Compare, CompareAndSwapOptions, CompareAndSwapResponse, DeleteOptions,
+    DeleteResponse, EventKind, GetResponse, Header, KeyValue, PutOptions, PutResponse, ReadPolicy,
+    RoleEvent, ScanRequest, ScanResponse, WatchEvent, WatchRequest, WatchResponse, LIMIT_METADATA,
+    LIMIT_NAMES,
 };
 pub use watch::{RoleStream, WatchStream};
 

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::api::Header;
 use super::config::DefaultReadPolicy;
 use super::limits::Limits;
 use super::metrics::{InProgress, Metrics};
@@ -23,6 +22,7 @@ use super::read_coalescer::ReadCoalescer;
 use super::requests::{ClientRequest, ServiceError};
 use super::status::NodeStatus;
 use super::transport::ClusterId;
+use super::vocabulary::Header;
 
 pub use leader::LeaderLink;
 pub use reads::ReadGate;
@@ -150,7 +150,7 @@ fn relayed(status: tonic::Status, from: &str) -> tonic::Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::api::ApiError;
+    use crate::server::vocabulary::ApiError;
 
     #[test]
     fn a_relayed_answer_keeps_the_limit_the_leader_named() {

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::super::api::{ApiError, ReadPolicy};
 use super::super::config::DefaultReadPolicy;
 use super::super::metrics::Metrics;
 use super::super::read_coalescer::ReadCoalescer;
 use super::super::requests::{ClientRequest, ReadBarrier, ServiceError};
 use super::super::transport::ClusterId;
+use super::super::vocabulary::{ApiError, ReadPolicy};
 use super::leader::LeaderLink;
 use super::{relayed, EventLoopHandle};
 use crate::proto::ReadIndexRequest;

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::super::api::ApiError;
 use super::super::limits::Limits;
 use super::super::metrics::{Metrics, OperationLabels};
 use super::super::replica::now_unix_ms;
 use super::super::requests::{ClientRequest, ServiceError};
 use super::super::transport::ClusterId;
+use super::super::vocabulary::ApiError;
 use super::super::write::{WriteOutcome, WriteRequest};
 use super::leader::LeaderLink;
 use super::{relayed, EventLoopHandle, HeaderSource};
