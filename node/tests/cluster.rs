@@ -130,6 +130,11 @@ async fn write_many(clients: &ClusterClients, prefix: &str, count: usize) -> Ack
 /// Waits until every running node has applied all the leader committed, then reads every
 /// node's state with an eventual read and compares it with `acknowledged`.
 async fn assert_every_node_holds(cluster: &Cluster, acknowledged: &Acknowledged) {
+    eprintln!(
+        "{} keys acknowledged, up to revision {}",
+        acknowledged.values.len(),
+        acknowledged.revision
+    );
     let commit = cluster.wait_caught_up(acknowledged.revision).await;
     for node in &cluster.nodes {
         let state = eventual_state(node.kv())
@@ -173,11 +178,6 @@ async fn a_killed_leader_is_replaced_and_catches_up_without_losing_a_write() {
         .await;
     acknowledged.merge(writer.stop().await);
 
-    eprintln!(
-        "{} keys acknowledged, up to revision {}",
-        acknowledged.values.len(),
-        acknowledged.revision
-    );
     assert_every_node_holds(&cluster, &acknowledged).await;
 }
 
@@ -220,10 +220,5 @@ async fn all_nodes_killed_at_once_keep_every_acknowledged_write() {
     for writer in writers {
         acknowledged.merge(writer.stop().await);
     }
-    eprintln!(
-        "{} keys acknowledged, up to revision {}",
-        acknowledged.values.len(),
-        acknowledged.revision
-    );
     assert_every_node_holds(&cluster, &acknowledged).await;
 }

@@ -6,7 +6,7 @@
 
 use super::action::{DegradedReason, NextAction};
 use super::led::Led;
-use crate::observed::{NodeId, Observed, Ordinal};
+use crate::observed::{NodeId, Observed, Ordinal, PodState};
 
 /// The last check: every voter healthy means done.
 pub(super) fn settled(led: &Led) -> NextAction {
@@ -37,25 +37,24 @@ pub(super) fn wait_for_member(led: &Led, id: NodeId) -> NextAction {
 /// Waits for pod `ordinal` to run (a node in join mode runs but is not ready until added), or
 /// reports it once it has not been running for too long. `None` when it runs.
 pub(super) fn wait_for_running(o: &Observed, ordinal: Ordinal) -> Option<NextAction> {
-    match o.pod(ordinal) {
-        Some(pod) if pod.is_running() => None,
-        Some(pod) if pod.unready_for > o.limits.degraded_after => {
-            Some(NextAction::ReportDegraded {
-                reason: DegradedReason::PodNotReady {
-                    ordinal,
-                    for_: pod.unready_for,
-                },
-            })
-        }
-        _ => Some(NextAction::WaitForPod { ordinal }),
-    }
+    wait_for_pod(o, ordinal, |pod| pod.is_running())
 }
 
 /// Waits for pod `ordinal` to be ready, or reports it once it has not been for too long.
 /// `None` when it is.
 pub(super) fn wait_for_ready(o: &Observed, ordinal: Ordinal) -> Option<NextAction> {
+    wait_for_pod(o, ordinal, |pod| pod.is_running() && pod.ready)
+}
+
+/// Waits for pod `ordinal` to be as `done` says, reporting the cluster degraded once it has
+/// not been ready for longer than the limit. `None` when it is done.
+fn wait_for_pod(
+    o: &Observed,
+    ordinal: Ordinal,
+    done: impl Fn(&PodState) -> bool,
+) -> Option<NextAction> {
     match o.pod(ordinal) {
-        Some(pod) if pod.is_running() && pod.ready => None,
+        Some(pod) if done(pod) => None,
         Some(pod) if pod.unready_for > o.limits.degraded_after => {
             Some(NextAction::ReportDegraded {
                 reason: DegradedReason::PodNotReady {
