@@ -112,9 +112,7 @@ pub fn code_name(code: Code) -> &'static str {
 /// reports a request caught by a node's graceful shutdown (an HTTP/2 GOAWAY) as INTERNAL, but
 /// no node answered it.
 pub fn is_retryable(status: &Status) -> bool {
-    let from_the_connection = std::error::Error::source(status)
-        .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some());
-    from_the_connection
+    is_connection_failure(status)
         || matches!(
             status.code(),
             Code::Unavailable
@@ -123,6 +121,12 @@ pub fn is_retryable(status: &Status) -> bool {
                 | Code::DeadlineExceeded
                 | Code::Aborted
         )
+}
+
+/// Whether `status` was made up by the client from a failed connection, not sent by a node.
+pub fn is_connection_failure(status: &Status) -> bool {
+    std::error::Error::source(status)
+        .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
 }
 
 /// A transport error's own message is just "transport error"; the cause chain says what

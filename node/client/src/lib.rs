@@ -21,7 +21,10 @@ mod error;
 pub use connection::Connection;
 pub use dial::Dial;
 pub use endpoint::{EndpointAddr, DEFAULT_CLIENT_PORT};
-pub use error::{code_name, error_chain, is_retryable, status_line, ClientError, ConnectFailure};
+pub use error::{
+    code_name, error_chain, is_connection_failure, is_retryable, status_line, ClientError,
+    ConnectFailure,
+};
 
 /// The node's API (`dengine.v1`) with its gRPC clients.
 pub use dengine_proto::v1 as proto;

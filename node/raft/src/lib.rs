@@ -24,6 +24,7 @@ mod progress;
 mod ready;
 mod replication;
 mod rng;
+pub mod simulation_seeds;
 #[cfg(test)]
 mod tests;
 

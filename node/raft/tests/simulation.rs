@@ -5,23 +5,12 @@
 
 mod sim;
 
+use dengine_raft::simulation_seeds::seeds_or;
 use dengine_raft::Role;
 use sim::{Faults, Sim};
 
 fn seeds() -> Vec<u64> {
     seeds_or(40)
-}
-
-/// The seeds to run: `DENGINE_SIM_SEED` alone, `DENGINE_SIM_SEEDS` of them, or `default`.
-fn seeds_or(default: u64) -> Vec<u64> {
-    if let Ok(seed) = std::env::var("DENGINE_SIM_SEED") {
-        return vec![seed.parse().expect("DENGINE_SIM_SEED must be a number")];
-    }
-    let count: u64 = std::env::var("DENGINE_SIM_SEEDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default);
-    (1..=count).collect()
 }
 
 #[test]

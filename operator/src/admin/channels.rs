@@ -29,19 +29,22 @@ pub struct ChannelKey {
 }
 
 impl ChannelKey {
-    /// The key for `endpoint` dialled with `tls` (CA, certificate, key) and `server_name`.
-    pub fn new(endpoint: &str, server_name: Option<String>, tls: Option<[&[u8]; 3]>) -> Self {
-        let tls_fingerprint = tls.map_or(0, |material| {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            material.hash(&mut hasher);
-            hasher.finish()
-        });
+    /// The key for `endpoint` dialled with `server_name` and the TLS material whose
+    /// [`tls_fingerprint`] is given (0 without TLS).
+    pub fn new(endpoint: &str, server_name: Option<String>, tls_fingerprint: u64) -> Self {
         ChannelKey {
             endpoint: endpoint.to_string(),
             server_name,
             tls_fingerprint,
         }
     }
+}
+
+/// Tells one set of TLS material (CA, certificate, key) from another.
+pub fn tls_fingerprint(material: [&[u8]; 3]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    material.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The cache, shared by every reconcile of the operator (cheap to clone).
@@ -102,7 +105,7 @@ mod tests {
         let old = ChannelKey::new(
             "10.0.0.1:2380",
             Some("n-0".into()),
-            Some([b"ca", b"c", b"k"]),
+            tls_fingerprint([b"ca", b"c", b"k"]),
         );
         channels.insert(old.clone(), lazy_channel());
         assert!(channels.get(&old).is_some());
@@ -111,17 +114,17 @@ mod tests {
             ChannelKey::new(
                 "10.0.0.1:2380",
                 Some("n-0".into()),
-                Some([b"ca", b"c", b"k"])
+                tls_fingerprint([b"ca", b"c", b"k"])
             )
         );
         let rotated = ChannelKey::new(
             "10.0.0.1:2380",
             Some("n-0".into()),
-            Some([b"ca", b"c2", b"k2"]),
+            tls_fingerprint([b"ca", b"c2", b"k2"]),
         );
         assert_ne!(old, rotated);
         assert!(channels.get(&rotated).is_none());
-        let plain = ChannelKey::new("10.0.0.1:2380", None, None);
+        let plain = ChannelKey::new("10.0.0.1:2380", None, 0);
         assert!(channels.get(&plain).is_none());
         channels.forget(&old);
         assert!(channels.is_empty());

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dengine_client::{ClientError, Dial, EndpointAddr};
+use dengine_client::{is_connection_failure, Dial, EndpointAddr};
 use tonic::transport::Channel;
 use tonic::Request;
 
-use super::channels::{AdminChannels, ChannelKey};
+use super::channels::{tls_fingerprint, AdminChannels, ChannelKey};
 use super::proto::admin_client::AdminClient;
 use super::proto::{
     AddLearnerRequest, PromoteLearnerRequest, RemoveMemberRequest, StatusRequest,
@@ -26,6 +26,9 @@ pub struct GrpcMembership {
     token: Option<String>,
     timeout: Duration,
     tls: Option<AdminTls>,
+    /// How every call dials, built from the above once: an admin token a header cannot
+    /// carry is kept as the error every call reports.
+    dial: Result<Dial, String>,
     /// Channels kept across reconciles; without, every call dials.
     channels: Option<AdminChannels>,
 }
@@ -35,6 +38,8 @@ pub struct GrpcMembership {
 pub struct AdminTls {
     ca: Vec<u8>,
     identity: (Vec<u8>, Vec<u8>),
+    /// Tells this material from a rotated one, for the channel cache.
+    fingerprint: u64,
     /// The name node `id`'s certificate is checked against: the operator dials pod IPs,
     /// which certificates do not name, so it checks the pod's stable DNS name instead.
     server_name: Arc<dyn Fn(NodeId) -> String + Send + Sync>,
@@ -49,6 +54,7 @@ impl AdminTls {
         server_name: impl Fn(NodeId) -> String + Send + Sync + 'static,
     ) -> Self {
         AdminTls {
+            fingerprint: tls_fingerprint([&ca, &cert, &key]),
             ca,
             identity: (cert, key),
             server_name: Arc::new(server_name),
@@ -59,17 +65,21 @@ impl AdminTls {
 impl GrpcMembership {
     /// `token`: the cluster's admin token; calls that change membership need it.
     pub fn new(token: Option<String>, timeout: Duration) -> Self {
-        GrpcMembership {
+        let mut membership = GrpcMembership {
             token,
             timeout,
             tls: None,
+            dial: Err(String::new()),
             channels: None,
-        }
+        };
+        membership.dial = membership.build_dial();
+        membership
     }
 
     /// Calls over mutual TLS.
     pub fn with_tls(mut self, tls: Option<AdminTls>) -> Self {
         self.tls = tls;
+        self.dial = self.build_dial();
         self
     }
 
@@ -79,21 +89,24 @@ impl GrpcMembership {
         self
     }
 
-    fn dial(&self) -> Result<Dial, ClientError> {
-        let dial = Dial::new(self.timeout).with_token(self.token.as_deref())?;
+    fn build_dial(&self) -> Result<Dial, String> {
+        let dial = Dial::new(self.timeout)
+            .with_token(self.token.as_deref())
+            .map_err(|e| e.to_string())?;
         Ok(match &self.tls {
             Some(tls) => dial.with_tls(tls.ca.clone(), Some(tls.identity.clone())),
             None => dial,
         })
     }
 
+    fn dial(&self, endpoint: &str) -> Result<&Dial, Error> {
+        self.dial.as_ref().map_err(|e| admin_error(endpoint, e))
+    }
+
     fn channel_key(&self, id: NodeId, endpoint: &str) -> ChannelKey {
         let server_name = self.tls.as_ref().map(|tls| (tls.server_name)(id));
-        let material = self
-            .tls
-            .as_ref()
-            .map(|tls| [&tls.ca[..], &tls.identity.0[..], &tls.identity.1[..]]);
-        ChannelKey::new(endpoint, server_name, material)
+        let fingerprint = self.tls.as_ref().map_or(0, |tls| tls.fingerprint);
+        ChannelKey::new(endpoint, server_name, fingerprint)
     }
 
     async fn client(&self, id: NodeId, endpoint: &str) -> Result<AdminClient<Channel>, Error> {
@@ -103,8 +116,7 @@ impl GrpcMembership {
         }
         let address = EndpointAddr::parse(endpoint).map_err(|e| admin_error(endpoint, e))?;
         let channel = self
-            .dial()
-            .map_err(|e| admin_error(endpoint, e))?
+            .dial(endpoint)?
             .connect(&address, key.server_name.as_deref())
             .await
             .map_err(|failure| admin_error(endpoint, failure.reason))?;
@@ -117,16 +129,13 @@ impl GrpcMembership {
     /// After a failed call: a failure of the connection itself (not an answer) drops the
     /// cached channel, so the next call dials again.
     fn after_failure(&self, id: NodeId, endpoint: &str, status: &tonic::Status) {
-        let from_the_connection = std::error::Error::source(status)
-            .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some());
-        if let (true, Some(channels)) = (from_the_connection, &self.channels) {
+        if let (true, Some(channels)) = (is_connection_failure(status), &self.channels) {
             channels.forget(&self.channel_key(id, endpoint));
         }
     }
 
     fn request<T>(&self, endpoint: &str, message: T) -> Result<Request<T>, Error> {
-        let dial = self.dial().map_err(|e| admin_error(endpoint, e))?;
-        Ok(dial.request(message))
+        Ok(self.dial(endpoint)?.request(message))
     }
 
     async fn status(&self, id: NodeId, endpoint: &str) -> Option<super::proto::StatusResponse> {

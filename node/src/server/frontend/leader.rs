@@ -17,6 +17,14 @@ use crate::raft::{NodeId, Role};
 /// How long a peer connection to the leader may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Where the leader is.
+pub enum Leader {
+    /// This node leads.
+    Here,
+    /// Another node leads, reached through this client.
+    Remote(NodeId, RaftClient<Channel>),
+}
+
 pub struct LeaderLink {
     status: watch::Receiver<NodeStatus>,
     /// How long a request waits for a leader to be known before failing with UNAVAILABLE.
@@ -59,9 +67,9 @@ impl LeaderLink {
         let _ = tokio::time::timeout(self.leader_wait, stepped_down).await;
     }
 
-    /// The leader's peer client, once a leader other than this node is known. Waits up to
-    /// `leader_wait` for an election to finish.
-    pub async fn client(&self) -> Result<(NodeId, RaftClient<Channel>), ServiceError> {
+    /// Where the leader is, once one is known: this node, or another with a peer client to
+    /// it. Waits up to `leader_wait` for an election to finish.
+    pub async fn find(&self) -> Result<Leader, ServiceError> {
         let mut status = self.status.clone();
         let known = async {
             let current = status.wait_for(|s| s.leader != 0).await.ok()?;
@@ -80,10 +88,7 @@ impl LeaderLink {
         };
         if leader == me {
             // This node won an election meanwhile: the caller executes the request here.
-            return Err(ServiceError::NotLeader {
-                leader: Some(me),
-                address: None,
-            });
+            return Ok(Leader::Here);
         }
         let address = address.ok_or(ServiceError::NotLeader {
             leader: Some(leader),
@@ -91,7 +96,7 @@ impl LeaderLink {
         })?;
         let mut leaders = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = leaders.get(&address) {
-            return Ok((leader, client.clone()));
+            return Ok(Leader::Remote(leader, client.clone()));
         }
         let endpoint = super::super::tls::peer_endpoint(&address, self.tls.as_ref())
             .map_err(|e| ServiceError::Rejected(format!("bad leader address {address}: {e}")))?
@@ -99,6 +104,6 @@ impl LeaderLink {
             .tcp_nodelay(true);
         let client = RaftClient::new(endpoint.connect_lazy());
         leaders.insert(address, client.clone());
-        Ok((leader, client))
+        Ok(Leader::Remote(leader, client))
     }
 }

@@ -12,7 +12,7 @@ use super::super::read_coalescer::ReadCoalescer;
 use super::super::requests::{ClientRequest, ReadBarrier, ServiceError};
 use super::super::transport::ClusterId;
 use super::super::vocabulary::{ApiError, ReadPolicy};
-use super::leader::LeaderLink;
+use super::leader::{Leader, LeaderLink};
 use super::{relayed, EventLoopHandle};
 use crate::proto::ReadIndexRequest;
 
@@ -57,7 +57,16 @@ impl ReadGate {
     }
 
     async fn remote_read_index(&self, barrier: ReadBarrier) -> Result<u64, ApiError> {
-        let (leader, mut client) = self.leader.client().await?;
+        let (leader, mut client) = match self.leader.find().await? {
+            Leader::Remote(leader, client) => (leader, client),
+            // This node won an election meanwhile: the client is told so and retries.
+            Leader::Here => {
+                return Err(ApiError::from(ServiceError::NotLeader {
+                    leader: Some(self.leader.me()),
+                    address: None,
+                }))
+            }
+        };
         let policy = match barrier {
             ReadBarrier::Linearizable => crate::proto::ReadPolicy::Linearizable,
             ReadBarrier::Lease => crate::proto::ReadPolicy::Lease,

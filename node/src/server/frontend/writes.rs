@@ -11,7 +11,7 @@ use super::super::requests::{ClientRequest, ServiceError};
 use super::super::transport::ClusterId;
 use super::super::vocabulary::ApiError;
 use super::super::write::{WriteOutcome, WriteRequest};
-use super::leader::LeaderLink;
+use super::leader::{Leader, LeaderLink};
 use super::{relayed, EventLoopHandle, HeaderSource};
 use crate::proto::ForwardWriteRequest;
 
@@ -35,11 +35,9 @@ pub struct WriteRouter {
 
 impl WriteRouter {
     async fn forward(&self, request: &WriteRequest) -> Result<WriteOutcome, ForwardError> {
-        let (leader, mut client) = match self.leader.client().await {
-            Ok(route) => route,
-            Err(ServiceError::NotLeader { leader, .. }) if leader == Some(self.leader.me()) => {
-                return Err(ForwardError::LeaderIsHere)
-            }
+        let (leader, mut client) = match self.leader.find().await {
+            Ok(Leader::Remote(leader, client)) => (leader, client),
+            Ok(Leader::Here) => return Err(ForwardError::LeaderIsHere),
             Err(e) => return Err(ForwardError::Failed(e.into())),
         };
         self.metrics.forwarded.inc();

@@ -3,14 +3,7 @@
 use super::*;
 
 fn seeds(default: u64) -> Vec<u64> {
-    if let Ok(seed) = std::env::var("DENGINE_SIM_SEED") {
-        return vec![seed.parse().expect("DENGINE_SIM_SEED must be a number")];
-    }
-    let count: u64 = std::env::var("DENGINE_SIM_SEEDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default);
-    (1..=count).collect()
+    crate::raft::simulation_seeds::seeds_or(default)
 }
 
 #[test]
