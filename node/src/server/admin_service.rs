@@ -8,8 +8,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::frontend::Frontend;
-use super::requests::{CapturedSnapshot, ClientRequest, MembershipRequest, ServiceError};
+use super::requests::{CapturedSnapshot, ClientRequest, MembershipRequest};
 use super::status::NodeStatus;
+use super::vocabulary::ApiError;
 use crate::proto::admin_server::Admin;
 use crate::proto::{
     AddLearnerRequest, BackupChunk, BackupHeader, BackupRequest, Member, MemberListRequest,
@@ -103,7 +104,7 @@ impl AdminService {
         let mut status_rx = self.status.clone();
         let status = match status_rx.wait_for(|s| s.applied >= index).await {
             Ok(status) => status.clone(),
-            Err(_) => return Err(ServiceError::ShuttingDown.into()),
+            Err(_) => return Err(ApiError::ShuttingDown.into()),
         };
         Ok(Response::new(MembershipResponse {
             index,
@@ -114,9 +115,9 @@ impl AdminService {
 
 /// Admin calls are not forwarded: the caller (operator, CLI) should talk to the leader it is
 /// told about.
-fn not_leader_is_precondition(e: ServiceError) -> Status {
+fn not_leader_is_precondition(e: ApiError) -> Status {
     match e {
-        ServiceError::NotLeader { .. } => Status::failed_precondition(e.to_string()),
+        ApiError::NotLeader { .. } => Status::failed_precondition(e.to_string()),
         other => other.into(),
     }
 }

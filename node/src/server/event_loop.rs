@@ -11,8 +11,9 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 use super::replica::Replica;
-use super::requests::{ClientRequest, ServiceError};
+use super::requests::ClientRequest;
 use super::transport::{PeerInput, Transport};
+use super::vocabulary::ApiError;
 use crate::storage::StorageError;
 
 pub use super::replica::EventBatch;
@@ -83,8 +84,8 @@ impl EventLoop {
             }
         };
         self.replica.stop(match &result {
-            Ok(()) => ServiceError::ShuttingDown,
-            Err(e) => ServiceError::Storage(e.to_string()),
+            Ok(()) => ApiError::ShuttingDown,
+            Err(e) => ApiError::storage_failed(e),
         });
         self.transport.shutdown();
         result

@@ -4,8 +4,8 @@ use tokio::sync::oneshot;
 
 use crate::kv::{Command, CommandOutcome};
 use crate::proto::SnapshotMetadata;
-use crate::raft::{NodeId, ProposeError};
-use crate::storage::StorageError;
+use crate::raft::NodeId;
+use crate::server::vocabulary::ApiError;
 
 /// A read that needs the event loop's help to be consistent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,35 +20,35 @@ pub enum ClientRequest {
     /// Replicate a command; the answer comes once it is applied here.
     Propose {
         command: Command,
-        reply: oneshot::Sender<Result<Applied, ServiceError>>,
+        reply: oneshot::Sender<Result<Applied, ApiError>>,
     },
     /// Leader only: answers with the index a read under `barrier` must wait for, once
     /// leadership is confirmed (a quorum round, or the lease).
     ReadIndex {
         barrier: ReadBarrier,
-        reply: oneshot::Sender<Result<u64, ServiceError>>,
+        reply: oneshot::Sender<Result<u64, ApiError>>,
     },
     /// Leader only: proposes a membership change; answers with its log index once applied.
     ChangeMembership {
         change: MembershipRequest,
-        reply: oneshot::Sender<Result<u64, ServiceError>>,
+        reply: oneshot::Sender<Result<u64, ApiError>>,
     },
     /// Leader only: starts handing leadership to `target` (0: the most up-to-date voter);
     /// answers with the target chosen.
     TransferLeadership {
         target: NodeId,
-        reply: oneshot::Sender<Result<NodeId, ServiceError>>,
+        reply: oneshot::Sender<Result<NodeId, ApiError>>,
     },
     /// Encodes the state machine as it is now; with `compact`, also moves the compaction point
     /// there, dropping the log it covers.
     Snapshot {
         compact: bool,
-        reply: oneshot::Sender<Result<CapturedSnapshot, ServiceError>>,
+        reply: oneshot::Sender<Result<CapturedSnapshot, ApiError>>,
     },
     /// Answers once this node's state machine has applied `index`.
     WaitApplied {
         index: u64,
-        reply: oneshot::Sender<Result<(), ServiceError>>,
+        reply: oneshot::Sender<Result<(), ApiError>>,
     },
 }
 
@@ -119,86 +119,4 @@ pub enum MembershipRequest {
 pub struct Applied {
     pub outcome: CommandOutcome,
     pub term: u64,
-}
-
-/// Why a request failed. Each maps to a gRPC status a client can act on.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ServiceError {
-    #[error("this node is not the leader{}", leader_text(*.leader, .address))]
-    NotLeader {
-        leader: Option<NodeId>,
-        address: Option<String>,
-    },
-    #[error("{0}")]
-    Rejected(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("internal error: {0}")]
-    Internal(String),
-    /// The request may or may not have taken effect.
-    #[error("{0}")]
-    OutcomeUnknown(String),
-    #[error(
-        "leadership changed before the request committed; it was not applied and may be retried"
-    )]
-    Dropped,
-    #[error("the lease of this leader has lapsed; retry or use a linearizable read")]
-    NoLease,
-    /// The leader is handing leadership over and takes no new proposals meanwhile.
-    #[error(
-        "leadership is being transferred to node {to}; the request was not applied and may be retried"
-    )]
-    Transferring { to: NodeId },
-    #[error("storage failure: {0}; the node stopped serving writes")]
-    Storage(String),
-    #[error("the node is shutting down")]
-    ShuttingDown,
-}
-
-pub(crate) fn leader_text(leader: Option<NodeId>, address: &Option<String>) -> String {
-    match (leader, address) {
-        (Some(id), Some(address)) => format!(" (the leader is node {id} at {address})"),
-        (Some(id), None) => format!(" (the leader is node {id})"),
-        _ => " and no leader is known right now".to_string(),
-    }
-}
-
-impl ServiceError {
-    pub fn from_propose(error: ProposeError, address: impl Fn(NodeId) -> Option<String>) -> Self {
-        match error {
-            ProposeError::NotLeader { leader } => ServiceError::NotLeader {
-                leader,
-                address: leader.and_then(address),
-            },
-            ProposeError::Membership(e) => ServiceError::Invalid(e.to_string()),
-            ProposeError::NotAVoter(_) => ServiceError::Invalid(error.to_string()),
-            ProposeError::TransferInProgress(to) => ServiceError::Transferring { to },
-            other => ServiceError::Rejected(other.to_string()),
-        }
-    }
-}
-
-impl From<StorageError> for ServiceError {
-    fn from(e: StorageError) -> Self {
-        ServiceError::Storage(e.to_string())
-    }
-}
-
-impl From<ServiceError> for tonic::Status {
-    fn from(e: ServiceError) -> Self {
-        let message = e.to_string();
-        match e {
-            ServiceError::NotLeader { .. }
-            | ServiceError::Dropped
-            | ServiceError::NoLease
-            | ServiceError::Transferring { .. }
-            | ServiceError::ShuttingDown => tonic::Status::unavailable(message),
-            ServiceError::Rejected(_) => tonic::Status::failed_precondition(message),
-            ServiceError::Invalid(_) => tonic::Status::invalid_argument(message),
-            ServiceError::OutcomeUnknown(_) => tonic::Status::unknown(message),
-            ServiceError::Storage(_) | ServiceError::Internal(_) => {
-                tonic::Status::internal(message)
-            }
-        }
-    }
 }

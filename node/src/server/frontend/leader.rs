@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use super::super::requests::ServiceError;
 use super::super::status::NodeStatus;
 use super::super::tls::Tls;
+use super::super::vocabulary::ApiError;
 use crate::proto::raft_client::RaftClient;
 use crate::raft::{NodeId, Role};
 
@@ -69,7 +69,7 @@ impl LeaderLink {
 
     /// Where the leader is, once one is known: this node, or another with a peer client to
     /// it. Waits up to `leader_wait` for an election to finish.
-    pub async fn find(&self) -> Result<Leader, ServiceError> {
+    pub async fn find(&self) -> Result<Leader, ApiError> {
         let mut status = self.status.clone();
         let known = async {
             let current = status.wait_for(|s| s.leader != 0).await.ok()?;
@@ -81,7 +81,7 @@ impl LeaderLink {
         };
         let Ok(Some((leader, me, address))) = tokio::time::timeout(self.leader_wait, known).await
         else {
-            return Err(ServiceError::NotLeader {
+            return Err(ApiError::NotLeader {
                 leader: None,
                 address: None,
             });
@@ -90,7 +90,7 @@ impl LeaderLink {
             // This node won an election meanwhile: the caller executes the request here.
             return Ok(Leader::Here);
         }
-        let address = address.ok_or(ServiceError::NotLeader {
+        let address = address.ok_or(ApiError::NotLeader {
             leader: Some(leader),
             address: None,
         })?;
@@ -99,7 +99,9 @@ impl LeaderLink {
             return Ok(Leader::Remote(leader, client.clone()));
         }
         let endpoint = super::super::tls::peer_endpoint(&address, self.tls.as_ref())
-            .map_err(|e| ServiceError::Rejected(format!("bad leader address {address}: {e}")))?
+            .map_err(|e| {
+                ApiError::FailedPrecondition(format!("bad leader address {address}: {e}"))
+            })?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);
         let client = RaftClient::new(endpoint.connect_lazy());

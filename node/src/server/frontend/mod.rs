@@ -19,9 +19,10 @@ use super::config::DefaultReadPolicy;
 use super::limits::Limits;
 use super::metrics::{InProgress, Metrics};
 use super::read_coalescer::ReadCoalescer;
-use super::requests::{ClientRequest, ServiceError};
+use super::requests::ClientRequest;
 use super::status::NodeStatus;
 use super::transport::ClusterId;
+use super::vocabulary::ApiError;
 use super::vocabulary::Header;
 
 pub use leader::LeaderLink;
@@ -48,15 +49,15 @@ impl EventLoopHandle {
     /// Sends a request to the event loop and awaits its answer.
     pub async fn ask<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, ServiceError>>) -> ClientRequest,
-    ) -> Result<T, ServiceError> {
+        make: impl FnOnce(oneshot::Sender<Result<T, ApiError>>) -> ClientRequest,
+    ) -> Result<T, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(make(reply))
             .await
-            .map_err(|_| ServiceError::ShuttingDown)?;
+            .map_err(|_| ApiError::ShuttingDown)?;
         let _waiting = InProgress::enter(&self.metrics.loop_requests_waiting);
-        answer.await.map_err(|_| ServiceError::ShuttingDown)?
+        answer.await.map_err(|_| ApiError::ShuttingDown)?
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::super::config::DefaultReadPolicy;
 use super::super::metrics::Metrics;
 use super::super::read_coalescer::ReadCoalescer;
-use super::super::requests::{ClientRequest, ReadBarrier, ServiceError};
+use super::super::requests::{ClientRequest, ReadBarrier};
 use super::super::transport::ClusterId;
 use super::super::vocabulary::{ApiError, ReadPolicy};
 use super::leader::{Leader, LeaderLink};
@@ -40,7 +40,7 @@ impl ReadGate {
     }
 
     /// Leader only: the index a read must wait for, once leadership is confirmed.
-    pub async fn local_read_index(&self, barrier: ReadBarrier) -> Result<u64, ServiceError> {
+    pub async fn local_read_index(&self, barrier: ReadBarrier) -> Result<u64, ApiError> {
         self.event_loop
             .ask(|reply| ClientRequest::ReadIndex { barrier, reply })
             .await
@@ -61,10 +61,10 @@ impl ReadGate {
             Leader::Remote(leader, client) => (leader, client),
             // This node won an election meanwhile: the client is told so and retries.
             Leader::Here => {
-                return Err(ApiError::from(ServiceError::NotLeader {
+                return Err(ApiError::NotLeader {
                     leader: Some(self.leader.me()),
                     address: None,
-                }))
+                })
             }
         };
         let policy = match barrier {
@@ -91,10 +91,10 @@ impl ReadGate {
         let index = if self.leader.is_leader() {
             match self.local_read_index(barrier).await {
                 Ok(index) => index,
-                Err(ServiceError::NotLeader { .. }) => {
+                Err(ApiError::NotLeader { .. }) => {
                     self.coalesced_remote_read_index(barrier).await?
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         } else {
             self.coalesced_remote_read_index(barrier).await?
@@ -106,7 +106,7 @@ impl ReadGate {
             .event_loop
             .ask(|reply| ClientRequest::WaitApplied { index, reply });
         match tokio::time::timeout(self.request_timeout, wait).await {
-            Ok(result) => result.map_err(ApiError::from),
+            Ok(result) => result,
             Err(_) => Err(ApiError::Unavailable(format!(
                 "this node has not applied up to the read index {index} in time; it may be cut off from the leader"
             ))),

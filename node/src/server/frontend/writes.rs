@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::super::limits::Limits;
 use super::super::metrics::{Metrics, OperationLabels};
 use super::super::replica::now_unix_ms;
-use super::super::requests::{ClientRequest, ServiceError};
+use super::super::requests::ClientRequest;
 use super::super::transport::ClusterId;
 use super::super::vocabulary::ApiError;
 use super::super::write::{WriteOutcome, WriteRequest};
@@ -38,7 +38,7 @@ impl WriteRouter {
         let (leader, mut client) = match self.leader.find().await {
             Ok(Leader::Remote(leader, client)) => (leader, client),
             Ok(Leader::Here) => return Err(ForwardError::LeaderIsHere),
-            Err(e) => return Err(ForwardError::Failed(e.into())),
+            Err(e) => return Err(ForwardError::Failed(e)),
         };
         self.metrics.forwarded.inc();
         let mut call = tonic::Request::new(ForwardWriteRequest {
@@ -77,24 +77,24 @@ impl WriteRouter {
             return match self.write_here(request).await {
                 // Proposals wait out a leadership transfer (an operator's rolling restart
                 // makes one per leader): the write goes in if this node still leads after it.
-                Err(ServiceError::Transferring { .. }) => {
+                Err(ApiError::Transferring { .. }) => {
                     self.leader.wait_out_transfer().await;
-                    self.write_here(request).await.map_err(ApiError::from)
+                    self.write_here(request).await
                 }
-                other => other.map_err(ApiError::from),
+                other => other,
             };
         }
         const ROUNDS: usize = 3;
         for _ in 0..ROUNDS {
             if self.leader.is_leader() {
                 match self.write_here(request).await {
-                    Err(ServiceError::NotLeader { .. }) => continue,
+                    Err(ApiError::NotLeader { .. }) => continue,
                     // Not proposed: once the transfer is over, the write goes to whoever leads.
-                    Err(ServiceError::Transferring { .. }) => {
+                    Err(ApiError::Transferring { .. }) => {
                         self.leader.wait_out_transfer().await;
                         continue;
                     }
-                    other => return other.map_err(ApiError::from),
+                    other => return other,
                 }
             }
             match self.forward(request).await {
@@ -111,7 +111,7 @@ impl WriteRouter {
     }
 
     /// Proposes a write on this node, which must be the leader.
-    async fn write_here(&self, request: &WriteRequest) -> Result<WriteOutcome, ServiceError> {
+    async fn write_here(&self, request: &WriteRequest) -> Result<WriteOutcome, ApiError> {
         let applied = self
             .event_loop
             .ask(|reply| ClientRequest::Propose {
@@ -122,8 +122,8 @@ impl WriteRouter {
         WriteOutcome::from_applied(applied.outcome, |revision| self.header.at(revision))
             .filter(|outcome| outcome.answers(request))
             .ok_or_else(|| {
-                ServiceError::Internal(format!(
-                    "a {} was applied with another kind of outcome",
+                ApiError::Internal(format!(
+                    "internal error: a {} was applied with another kind of outcome",
                     request.operation()
                 ))
             })

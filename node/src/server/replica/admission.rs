@@ -5,7 +5,8 @@
 use crate::proto::{ConfChange, ConfChangeType};
 use crate::raft::{LogIndex, NodeId, RaftStatus};
 
-use super::super::requests::{MembershipRequest, ServiceError};
+use super::super::requests::MembershipRequest;
+use super::super::vocabulary::ApiError;
 
 /// What the leader knows when it is asked for a change.
 pub struct LeaderView<'a> {
@@ -49,7 +50,7 @@ impl LeaderView<'_> {
 pub fn conf_change(
     request: MembershipRequest,
     view: &LeaderView<'_>,
-) -> Result<ConfChange, ServiceError> {
+) -> Result<ConfChange, ApiError> {
     let status = view.status;
     match request {
         MembershipRequest::AddLearner { id, address } => Ok(ConfChange {
@@ -59,24 +60,24 @@ pub fn conf_change(
         }),
         MembershipRequest::Promote { id, max_lag } => {
             if !status.membership.is_learner(id) {
-                return Err(ServiceError::Invalid(format!("node {id} is not a learner")));
+                return Err(ApiError::invalid(format!("node {id} is not a learner")));
             }
             let matched = view.matched(id);
             if matched < view.conf_index {
-                return Err(ServiceError::Rejected(format!(
+                return Err(ApiError::FailedPrecondition(format!(
                     "learner {id} has not yet received the current configuration (index {}, it holds {matched}); wait for it to catch up",
                     view.conf_index
                 )));
             }
             let behind = status.commit.saturating_sub(matched);
             if behind > max_lag {
-                return Err(ServiceError::Rejected(format!(
+                return Err(ApiError::FailedPrecondition(format!(
                     "learner {id} is {behind} entries behind the commit index {} (at most {max_lag} allowed); wait for it to catch up",
                     status.commit
                 )));
             }
             if !view.healthy(id) {
-                return Err(ServiceError::Rejected(format!(
+                return Err(ApiError::FailedPrecondition(format!(
                     "learner {id} has not been heard from within an election timeout"
                 )));
             }
@@ -98,7 +99,7 @@ pub fn conf_change(
                 let healthy = remaining.iter().filter(|&&v| view.healthy(v)).count();
                 let quorum = remaining.len() / 2 + 1;
                 if healthy < quorum {
-                    return Err(ServiceError::Rejected(format!(
+                    return Err(ApiError::FailedPrecondition(format!(
                         "removing node {id} would leave {healthy} healthy voters of {}, fewer than a quorum of {quorum}; use force to remove anyway",
                         remaining.len()
                     )));

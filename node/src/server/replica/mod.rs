@@ -24,9 +24,10 @@ use super::metrics::Metrics;
 use super::persist::persist_ready;
 use super::probes::Pulse;
 use super::raft_store::RaftStore;
-use super::requests::{ClientRequest, MembershipRequest, ReadBarrier, ServiceError};
+use super::requests::{ClientRequest, MembershipRequest, ReadBarrier};
 use super::status::NodeStatus;
 use super::transport::PeerInput;
+use super::vocabulary::ApiError;
 use crate::kv::{Command, KvStore};
 use crate::proto::{Entry, EntryType, Event, Message};
 use crate::raft::{LogIndex, Membership, NodeId, Raft, Ready, Role, Term};
@@ -184,7 +185,7 @@ impl Replica {
     }
 
     /// The node stops (`error` says why): every reply still owed ends with it.
-    pub fn stop(&mut self, error: ServiceError) {
+    pub fn stop(&mut self, error: ApiError) {
         self.pending.fail_all(error);
     }
 
@@ -256,7 +257,7 @@ impl Replica {
                 let _ = reply.send(self.transfer_leadership(target));
             }
             ClientRequest::Snapshot { compact, reply } => {
-                let result = self.snapshot_now(compact).map_err(ServiceError::from);
+                let result = self.snapshot_now(compact).map_err(ApiError::from);
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "snapshot failed");
                 }
@@ -274,7 +275,7 @@ impl Replica {
                     if self.raft.has_lease(self.settings.lease_ticks) {
                         let _ = reply.send(Ok(self.raft.lease_read_index()));
                     } else if self.raft.role() == Role::Leader {
-                        let _ = reply.send(Err(ServiceError::NoLease));
+                        let _ = reply.send(Err(ApiError::lease_lapsed()));
                     } else {
                         let _ = reply.send(Err(self.not_leader()));
                     }
@@ -286,7 +287,7 @@ impl Replica {
     fn propose_membership(
         &mut self,
         request: MembershipRequest,
-    ) -> Result<(LogIndex, Term), ServiceError> {
+    ) -> Result<(LogIndex, Term), ApiError> {
         if self.raft.role() != Role::Leader {
             return Err(self.not_leader());
         }
@@ -302,7 +303,7 @@ impl Replica {
             .map_err(|e| self.propose_error(e))
     }
 
-    fn transfer_leadership(&mut self, target: NodeId) -> Result<NodeId, ServiceError> {
+    fn transfer_leadership(&mut self, target: NodeId) -> Result<NodeId, ApiError> {
         if self.raft.role() != Role::Leader {
             return Err(self.not_leader());
         }
@@ -315,7 +316,9 @@ impl Replica {
                 .max_by_key(|p| (p.matched, std::cmp::Reverse(p.ticks_since_contact)))
                 .map(|p| p.id)
                 .ok_or_else(|| {
-                    ServiceError::Rejected("there is no other voter to hand leadership to".into())
+                    ApiError::FailedPrecondition(
+                        "there is no other voter to hand leadership to".into(),
+                    )
                 })?,
             id => id,
         };
@@ -325,14 +328,14 @@ impl Replica {
         Ok(target)
     }
 
-    fn propose_error(&self, e: crate::raft::ProposeError) -> ServiceError {
+    fn propose_error(&self, e: crate::raft::ProposeError) -> ApiError {
         let membership = self.raft.membership();
-        ServiceError::from_propose(e, |id| membership.address(id).map(str::to_string))
+        ApiError::from_propose(e, |id| membership.address(id).map(str::to_string))
     }
 
-    fn not_leader(&self) -> ServiceError {
+    fn not_leader(&self) -> ApiError {
         let leader = self.raft.leader();
-        ServiceError::NotLeader {
+        ApiError::NotLeader {
             leader,
             address: leader.and_then(|id| self.raft.membership().address(id).map(str::to_string)),
         }

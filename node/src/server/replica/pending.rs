@@ -12,11 +12,12 @@ use tokio::sync::oneshot;
 
 use crate::kv::CommandOutcome;
 use crate::raft::{LogIndex, Term};
-use crate::server::requests::{Applied, ServiceError};
+use crate::server::requests::Applied;
+use crate::server::vocabulary::ApiError;
 
-type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
+type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
 
-fn answer<T>(reply: Reply<T>, result: Result<T, ServiceError>) {
+fn answer<T>(reply: Reply<T>, result: Result<T, ApiError>) {
     // The asker may have given up (a deadline, a closed stream): nobody to tell.
     let _ = reply.send(result);
 }
@@ -67,7 +68,7 @@ impl PendingReplies {
     }
 
     /// The round `request` could not even start.
-    pub fn read_round_refused(&mut self, request: u64, error: ServiceError) {
+    pub fn read_round_refused(&mut self, request: u64, error: ApiError) {
         for reply in self.confirming_reads.remove(&request).unwrap_or_default() {
             answer(reply, Err(error.clone()));
         }
@@ -83,7 +84,7 @@ impl PendingReplies {
     /// The round `request` can no longer be confirmed (leadership was lost).
     pub fn read_failed(&mut self, request: u64) {
         for reply in self.confirming_reads.remove(&request).unwrap_or_default() {
-            answer(reply, Err(ServiceError::Dropped));
+            answer(reply, Err(ApiError::leadership_changed()));
         }
     }
 
@@ -115,7 +116,7 @@ impl PendingReplies {
             if let Some((term, reply)) = self.writes.remove(&index) {
                 let result = match term == entry_term {
                     true => Ok(Applied { outcome, term }),
-                    false => Err(ServiceError::Dropped),
+                    false => Err(ApiError::leadership_changed()),
                 };
                 answer(reply, result);
             }
@@ -126,13 +127,13 @@ impl PendingReplies {
         for (index, (term, reply)) in std::mem::replace(&mut self.changes, later_changes) {
             let result = match terms.get(&index) == Some(&term) {
                 true => Ok(index),
-                false => Err(ServiceError::Dropped),
+                false => Err(ApiError::leadership_changed()),
             };
             answer(reply, result);
         }
         let later_writes = self.writes.split_off(&(last + 1));
         for (_, (_, reply)) in std::mem::replace(&mut self.writes, later_writes) {
-            answer(reply, Err(ServiceError::Dropped));
+            answer(reply, Err(ApiError::leadership_changed()));
         }
     }
 
@@ -143,7 +144,7 @@ impl PendingReplies {
         for (_, (_, reply)) in std::mem::replace(&mut self.changes, later_changes) {
             answer(
                 reply,
-                Err(ServiceError::OutcomeUnknown(
+                Err(ApiError::OutcomeUnknown(
                     "the membership change was superseded by a snapshot; check the member list"
                         .into(),
                 )),
@@ -153,7 +154,7 @@ impl PendingReplies {
         for (index, (term, reply)) in std::mem::replace(&mut self.writes, later_writes) {
             answer(
                 reply,
-                Err(ServiceError::OutcomeUnknown(format!(
+                Err(ApiError::OutcomeUnknown(format!(
                     "the outcome of the write at index {index} (term {term}) was superseded by a \
                      snapshot; read the key to learn it"
                 ))),
@@ -162,7 +163,7 @@ impl PendingReplies {
     }
 
     /// The node stops: everything still owed ends with `error`.
-    pub fn fail_all(&mut self, error: ServiceError) {
+    pub fn fail_all(&mut self, error: ApiError) {
         let Self {
             writes,
             changes,
@@ -193,7 +194,7 @@ impl PendingReplies {
 mod tests {
     use super::*;
 
-    fn reply<T>() -> (Reply<T>, oneshot::Receiver<Result<T, ServiceError>>) {
+    fn reply<T>() -> (Reply<T>, oneshot::Receiver<Result<T, ApiError>>) {
         oneshot::channel()
     }
 
@@ -213,19 +214,19 @@ mod tests {
         let outcome = CommandOutcome::Expire { deleted: false };
         pending.applied(7, &terms, vec![(5, outcome.clone()), (6, outcome)]);
         assert!(ours_rx.try_recv().unwrap().is_ok());
-        assert!(matches!(
-            overwritten_rx.try_recv().unwrap(),
-            Err(ServiceError::Dropped)
-        ));
-        assert!(matches!(
-            skipped_rx.try_recv().unwrap(),
-            Err(ServiceError::Dropped)
-        ));
+        assert_eq!(
+            overwritten_rx.try_recv().unwrap().err(),
+            Some(ApiError::leadership_changed())
+        );
+        assert_eq!(
+            skipped_rx.try_recv().unwrap().err(),
+            Some(ApiError::leadership_changed())
+        );
         assert!(later_rx.try_recv().is_err(), "index 9 is not applied yet");
         pending.superseded_by_snapshot(10);
         assert!(matches!(
             later_rx.try_recv().unwrap(),
-            Err(ServiceError::OutcomeUnknown(_))
+            Err(ApiError::OutcomeUnknown(_))
         ));
     }
 
@@ -259,13 +260,13 @@ mod tests {
         pending.read_asked(confirming);
         pending.start_read_round();
         pending.read_asked(read);
-        pending.fail_all(ServiceError::ShuttingDown);
+        pending.fail_all(ApiError::ShuttingDown);
         for result in [
             write_rx.try_recv().unwrap().map(|_| ()),
             read_rx.try_recv().unwrap().map(|_| ()),
             confirming_rx.try_recv().unwrap().map(|_| ()),
         ] {
-            assert!(matches!(result, Err(ServiceError::ShuttingDown)));
+            assert!(matches!(result, Err(ApiError::ShuttingDown)));
         }
     }
 }

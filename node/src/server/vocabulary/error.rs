@@ -4,8 +4,7 @@
 
 use tonic::{Code, Status};
 
-use crate::raft::NodeId;
-use crate::server::requests::{leader_text, ServiceError};
+use crate::raft::{NodeId, ProposeError};
 
 /// The gRPC metadata key that names the limit an `INVALID_ARGUMENT` exceeded, so that a node
 /// relaying the leader's answer (and any client) reads it as data, not from the message text.
@@ -24,7 +23,7 @@ pub const LIMIT_NAMES: [&str; 4] = [
 /// | variant | gRPC status |
 /// | --- | --- |
 /// | [`InvalidArgument`](Self::InvalidArgument) | `INVALID_ARGUMENT` |
-/// | [`NotLeader`](Self::NotLeader), [`Unavailable`](Self::Unavailable), [`ShuttingDown`](Self::ShuttingDown) | `UNAVAILABLE` |
+/// | [`NotLeader`](Self::NotLeader), [`Transferring`](Self::Transferring), [`Unavailable`](Self::Unavailable), [`ShuttingDown`](Self::ShuttingDown) | `UNAVAILABLE` |
 /// | [`Compacted`](Self::Compacted) | `OUT_OF_RANGE` |
 /// | [`WatchLagged`](Self::WatchLagged) | `RESOURCE_EXHAUSTED` |
 /// | [`FailedPrecondition`](Self::FailedPrecondition) | `FAILED_PRECONDITION` |
@@ -50,6 +49,12 @@ pub enum ApiError {
         leader: Option<NodeId>,
         address: Option<String>,
     },
+    /// The leader is handing leadership to node `to` and takes no new proposals meanwhile.
+    /// Nothing was applied; retry once the transfer is over.
+    #[error(
+        "leadership is being transferred to node {to}; the request was not applied and may be retried"
+    )]
+    Transferring { to: NodeId },
     /// This node cannot serve the request now: leadership changed before a write committed
     /// (it was not applied), the leader's lease lapsed, the leader could not be reached, or
     /// this node has not caught up with a read index in time. Retry, perhaps after a moment.
@@ -102,13 +107,51 @@ impl ApiError {
         }
     }
 
+    /// A write proposed under a leader that lost leadership before it committed: another
+    /// entry took its index, so it was not applied.
+    pub fn leadership_changed() -> Self {
+        ApiError::Unavailable(
+            "leadership changed before the request committed; it was not applied and may be retried"
+                .into(),
+        )
+    }
+
+    /// A lease read on a leader whose lease has lapsed (or that cannot hold one now).
+    pub fn lease_lapsed() -> Self {
+        ApiError::Unavailable(
+            "the lease of this leader has lapsed; retry or use a linearizable read".into(),
+        )
+    }
+
+    /// The node's storage failed: it stops serving, and every waiting request is told why.
+    pub fn storage_failed(error: impl std::fmt::Display) -> Self {
+        ApiError::Internal(format!(
+            "storage failure: {error}; the node stopped serving writes"
+        ))
+    }
+
+    /// Why the Raft core refused a proposal; `address` finds the address of a known leader.
+    pub fn from_propose(error: ProposeError, address: impl Fn(NodeId) -> Option<String>) -> Self {
+        match error {
+            ProposeError::NotLeader { leader } => ApiError::NotLeader {
+                leader,
+                address: leader.and_then(address),
+            },
+            ProposeError::Membership(e) => ApiError::invalid(e.to_string()),
+            ProposeError::NotAVoter(_) => ApiError::invalid(error.to_string()),
+            ProposeError::TransferInProgress(to) => ApiError::Transferring { to },
+            other => ApiError::FailedPrecondition(other.to_string()),
+        }
+    }
+
     /// The gRPC status code the client API serves this error as.
     pub fn code(&self) -> Code {
         match self {
             ApiError::InvalidArgument { .. } => Code::InvalidArgument,
-            ApiError::NotLeader { .. } | ApiError::Unavailable(_) | ApiError::ShuttingDown => {
-                Code::Unavailable
-            }
+            ApiError::NotLeader { .. }
+            | ApiError::Transferring { .. }
+            | ApiError::Unavailable(_)
+            | ApiError::ShuttingDown => Code::Unavailable,
             ApiError::Compacted { .. } => Code::OutOfRange,
             ApiError::WatchLagged { .. } => Code::ResourceExhausted,
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
@@ -126,6 +169,7 @@ impl ApiError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ApiError::NotLeader { .. }
+            | ApiError::Transferring { .. }
             | ApiError::Unavailable(_)
             | ApiError::OutcomeUnknown(_)
             | ApiError::DeadlineExceeded(_) => true,
@@ -138,21 +182,12 @@ impl ApiError {
     }
 }
 
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::NotLeader { leader, address } => ApiError::NotLeader { leader, address },
-            ServiceError::Dropped | ServiceError::NoLease | ServiceError::Transferring { .. } => {
-                ApiError::Unavailable(e.to_string())
-            }
-            ServiceError::ShuttingDown => ApiError::ShuttingDown,
-            ServiceError::Rejected(message) => ApiError::FailedPrecondition(message),
-            ServiceError::Invalid(message) => ApiError::invalid(message),
-            ServiceError::OutcomeUnknown(message) => ApiError::OutcomeUnknown(message),
-            ServiceError::Storage(_) | ServiceError::Internal(_) => {
-                ApiError::Internal(e.to_string())
-            }
-        }
+/// Where the leader is, as the end of a "not the leader" message.
+fn leader_text(leader: Option<NodeId>, address: &Option<String>) -> String {
+    match (leader, address) {
+        (Some(id), Some(address)) => format!(" (the leader is node {id} at {address})"),
+        (Some(id), None) => format!(" (the leader is node {id})"),
+        _ => " and no leader is known right now".to_string(),
     }
 }
 
@@ -242,10 +277,10 @@ mod tests {
             ApiError::invalid("over the limit (max_value_bytes)")
         );
 
-        let not_leader = ApiError::from(ServiceError::NotLeader {
+        let not_leader = ApiError::NotLeader {
             leader: Some(2),
             address: Some("n2:2380".into()),
-        });
+        };
         assert_eq!(not_leader.code(), Code::Unavailable);
         assert_eq!(
             not_leader.to_string(),
@@ -274,5 +309,17 @@ mod tests {
             }
         ));
         assert!(e.to_string().contains("oldest retained revision is 7"));
+    }
+
+    #[test]
+    fn a_transfer_in_progress_is_unavailable_and_worth_retrying() {
+        let transferring = ApiError::from_propose(ProposeError::TransferInProgress(3), |_| None);
+        assert_eq!(transferring, ApiError::Transferring { to: 3 });
+        assert_eq!(transferring.code(), Code::Unavailable);
+        assert!(transferring.is_retryable());
+        assert_eq!(
+            transferring.to_string(),
+            "leadership is being transferred to node 3; the request was not applied and may be retried"
+        );
     }
 }

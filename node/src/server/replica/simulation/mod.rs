@@ -22,10 +22,9 @@ use tokio::sync::oneshot;
 
 use crate::kv::{Command, CommandOutcome};
 use crate::raft::{NodeId, Rng, Role};
-use crate::server::requests::{
-    Applied, ClientRequest, MembershipRequest, ReadBarrier, ServiceError,
-};
+use crate::server::requests::{Applied, ClientRequest, MembershipRequest, ReadBarrier};
 use crate::server::transport::PeerInput;
+use crate::server::vocabulary::ApiError;
 use network::{Network, Weather};
 use node::{Input, SimNode};
 
@@ -95,14 +94,14 @@ impl Faults {
 enum Pending {
     Write {
         key: String,
-        reply: oneshot::Receiver<Result<Applied, ServiceError>>,
+        reply: oneshot::Receiver<Result<Applied, ApiError>>,
     },
     /// Waiting for a leader (the one asked, or a follower's leader on its behalf: `remote`)
     /// to give a read index; the read is served at `at`.
     ReadIndex {
         at: NodeId,
         remote: bool,
-        reply: oneshot::Receiver<Result<u64, ServiceError>>,
+        reply: oneshot::Receiver<Result<u64, ApiError>>,
     },
     /// The leader's answer to a follower's read-index request, crossing the network back.
     IndexOnItsWay {
@@ -113,7 +112,7 @@ enum Pending {
     /// Waiting for `at` to apply the read index.
     Applying {
         at: NodeId,
-        reply: oneshot::Receiver<Result<(), ServiceError>>,
+        reply: oneshot::Receiver<Result<(), ApiError>>,
     },
 }
 
@@ -127,7 +126,7 @@ struct Operation {
 
 /// A membership change the simulated operator is waiting on.
 struct Change {
-    reply: oneshot::Receiver<Result<u64, ServiceError>>,
+    reply: oneshot::Receiver<Result<u64, ApiError>>,
 }
 
 pub struct Sim {
