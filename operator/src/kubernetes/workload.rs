@@ -5,19 +5,19 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client, Resource};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::json;
 
 use super::observe::{pod_state, pod_version};
 use crate::crd::DEngineCluster;
 use crate::driver::{Workload, WorkloadView};
-use crate::objects::{self, Names, CLAIM_MARK, JOIN_KEY, MANAGER, SPEC_HASH};
+use crate::objects::{
+    self, ClientService, Component, Decided, DisruptionBudget, FoundingRecord, Members, Names,
+    PeerService, CLAIM_MARK, JOIN_KEY, MANAGER, SPEC_HASH,
+};
 use crate::observed::{NodeId, ObjectsState, Ordinal, PodPhase, StatefulSetState};
 use crate::Error;
 
@@ -70,42 +70,53 @@ impl KubeWorkload {
         ListParams::default().labels(&objects::selector_query(&self.cluster))
     }
 
-    /// Server-side apply as the operator, taking over fields another manager set: the
-    /// operator owns these objects.
-    async fn apply<K>(&self, object: &K) -> Result<(), Error>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + std::fmt::Debug,
-        K::DynamicType: Default,
-    {
-        let name = object.meta().name.clone().unwrap_or_default();
-        self.api::<K>()
-            .patch(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(object),
-            )
-            .await?;
-        Ok(())
+    /// The object `C` as found, if it exists.
+    async fn fetch<C: Component>(&self) -> Result<Option<C::Object>, Error> {
+        Ok(self
+            .api::<C::Object>()
+            .get_opt(&C::name(&self.names))
+            .await?)
     }
 
-    /// Whether an object exists and carries the hash of what the spec builds.
-    fn state_of<K: Resource>(existing: Option<&K>, built: &K) -> ObjectsState {
-        let hash = |o: &K| {
+    /// Whether the object `C` as found is as the spec builds it.
+    fn state_of<C: Component>(&self, found: Option<&C::Object>, decided: Decided) -> ObjectsState {
+        let hash = |o: &C::Object| {
             o.meta()
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(SPEC_HASH))
                 .cloned()
         };
-        match existing {
-            None => ObjectsState::Missing,
-            Some(found) if hash(found) == hash(built) => ObjectsState::Current,
-            Some(_) => ObjectsState::Outdated,
+        match (C::build(&self.cluster, decided), found) {
+            (Some(_), None) => ObjectsState::Missing,
+            (Some(built), Some(found)) if hash(found) == hash(&built) => ObjectsState::Current,
+            (Some(_), Some(_)) | (None, Some(_)) => ObjectsState::Outdated,
+            (None, None) => ObjectsState::Current,
         }
+    }
+
+    /// Makes the object `C` as the spec builds it: server-side applied as the operator, taking
+    /// over fields another manager set (the operator owns these objects), or deleted when the
+    /// spec asks for none.
+    async fn sync<C: Component>(&self, decided: Decided) -> Result<(), Error> {
+        let api = self.api::<C::Object>();
+        let name = C::name(&self.names);
+        match C::build(&self.cluster, decided) {
+            Some(object) => {
+                api.patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&object),
+                )
+                .await?;
+            }
+            None => {
+                if api.get_opt(&name).await?.is_some() {
+                    api.delete(&name, &DeleteParams::default()).await?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -121,46 +132,30 @@ fn worst(a: ObjectsState, b: ObjectsState) -> ObjectsState {
 
 impl Workload for KubeWorkload {
     async fn observe(&self) -> Result<WorkloadView, Error> {
-        let cluster = &self.cluster;
-        let set = self
-            .api::<StatefulSet>()
-            .get_opt(&self.names.stateful_set())
-            .await?;
-        let config = self
-            .api::<ConfigMap>()
-            .get_opt(&self.names.config_map())
-            .await?;
+        let set = self.fetch::<Members>().await?;
+        let config = self.fetch::<FoundingRecord>().await?;
         let founded = config
             .as_ref()
             .and_then(|c| c.data.as_ref())
             .and_then(|d| d.get(JOIN_KEY))
             .is_some_and(|v| v == "true");
-        let peers = self
-            .api::<Service>()
-            .get_opt(&self.names.peer_service())
-            .await?;
-        let clients = self
-            .api::<Service>()
-            .get_opt(&self.names.client_service())
-            .await?;
-        let budget = self
-            .api::<PodDisruptionBudget>()
-            .get_opt(&self.names.disruption_budget())
-            .await?;
-
-        let mut objects = [
-            Self::state_of(set.as_ref(), &objects::stateful_set(cluster, 0)),
-            Self::state_of(config.as_ref(), &objects::config_map(cluster, founded)),
-            Self::state_of(peers.as_ref(), &objects::peer_service(cluster)),
-            Self::state_of(budget.as_ref(), &objects::disruption_budget(cluster)),
+        // Neither replicas nor the founding record is in a spec hash.
+        let decided = Decided {
+            replicas: 0,
+            founded,
+        };
+        let peers = self.fetch::<PeerService>().await?;
+        let clients = self.fetch::<ClientService>().await?;
+        let budget = self.fetch::<DisruptionBudget>().await?;
+        let objects = [
+            self.state_of::<Members>(set.as_ref(), decided),
+            self.state_of::<FoundingRecord>(config.as_ref(), decided),
+            self.state_of::<PeerService>(peers.as_ref(), decided),
+            self.state_of::<ClientService>(clients.as_ref(), decided),
+            self.state_of::<DisruptionBudget>(budget.as_ref(), decided),
         ]
         .into_iter()
         .fold(ObjectsState::Current, worst);
-        objects = match (objects::client_service(cluster), clients.as_ref()) {
-            (Some(built), found) => worst(objects, Self::state_of(found, &built)),
-            (None, Some(_)) => worst(objects, ObjectsState::Outdated),
-            (None, None) => objects,
-        };
 
         let pods = self.api::<Pod>().list(&self.list_params()).await?.items;
         let claims: BTreeMap<String, PersistentVolumeClaim> = self
@@ -172,7 +167,7 @@ impl Workload for KubeWorkload {
             .filter_map(|c| Some((c.metadata.name.clone()?, c)))
             .collect();
 
-        let peer_port = cluster.spec.ports.peer;
+        let peer_port = self.cluster.spec.ports.peer;
         let mut view = WorkloadView {
             objects,
             founded,
@@ -234,23 +229,16 @@ impl Workload for KubeWorkload {
     }
 
     async fn apply_objects(&self, seen: &WorkloadView) -> Result<(), Error> {
-        let cluster = &self.cluster;
-        self.apply(&objects::config_map(cluster, seen.founded))
-            .await?;
-        self.apply(&objects::peer_service(cluster)).await?;
-        match objects::client_service(cluster) {
-            Some(service) => self.apply(&service).await?,
-            None => {
-                let services = self.api::<Service>();
-                let name = self.names.client_service();
-                if services.get_opt(&name).await?.is_some() {
-                    services.delete(&name, &DeleteParams::default()).await?;
-                }
-            }
-        }
-        self.apply(&objects::disruption_budget(cluster)).await?;
-        let replicas = seen.stateful_set.as_ref().map_or(0, |s| s.replicas);
-        self.apply(&objects::stateful_set(cluster, replicas)).await
+        let decided = Decided {
+            replicas: seen.stateful_set.as_ref().map_or(0, |s| s.replicas),
+            founded: seen.founded,
+        };
+        // The StatefulSet last: its pods find the ConfigMap and Services they start with.
+        self.sync::<FoundingRecord>(decided).await?;
+        self.sync::<PeerService>(decided).await?;
+        self.sync::<ClientService>(decided).await?;
+        self.sync::<DisruptionBudget>(decided).await?;
+        self.sync::<Members>(decided).await
     }
 
     async fn set_replicas(&self, replicas: u32) -> Result<(), Error> {

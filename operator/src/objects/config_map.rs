@@ -21,10 +21,7 @@ pub fn config_map(cluster: &DEngineCluster, founded: bool) -> ConfigMap {
 }
 
 fn build(cluster: &DEngineCluster, founded: bool) -> ConfigMap {
-    let names = Names::new(
-        cluster.metadata.name.clone().unwrap_or_default(),
-        cluster.metadata.namespace.clone().unwrap_or_default(),
-    );
+    let names = Names::of(cluster);
     ConfigMap {
         metadata: owned_meta(cluster, names.config_map()),
         data: Some(BTreeMap::from([(

@@ -12,10 +12,7 @@ use crate::observed::quorum;
 /// quorum itself. The operator's own restarts delete pods, which budgets do not limit; it
 /// guards the quorum itself.
 pub fn disruption_budget(cluster: &DEngineCluster) -> PodDisruptionBudget {
-    let names = Names::new(
-        cluster.metadata.name.clone().unwrap_or_default(),
-        cluster.metadata.namespace.clone().unwrap_or_default(),
-    );
+    let names = Names::of(cluster);
     let members = cluster.spec.member_count() as usize;
     with_spec_hash(PodDisruptionBudget {
         metadata: owned_meta(cluster, names.disruption_budget()),

@@ -5,6 +5,7 @@
 //! a hash of what was built in an annotation, so the reconciler can tell an object that is as
 //! the spec asks from one that is outdated without comparing fields the API server defaults.
 
+mod component;
 mod config_map;
 mod disruption_budget;
 mod names;
@@ -12,6 +13,9 @@ mod services;
 mod spec_hash;
 mod stateful_set;
 
+pub use component::{
+    ClientService, Component, Decided, DisruptionBudget, FoundingRecord, Members, PeerService,
+};
 pub use config_map::{config_map, JOIN_KEY};
 pub use disruption_budget::disruption_budget;
 pub use names::{Names, CLAIM_MARK, DATA_DIR, DATA_VOLUME};

@@ -28,6 +28,15 @@ impl Names {
         }
     }
 
+    /// The names of `cluster`'s objects (empty parts for a resource the API server has not
+    /// stored, which the operator never reconciles).
+    pub fn of(cluster: &crate::crd::DEngineCluster) -> Self {
+        Names::new(
+            cluster.metadata.name.clone().unwrap_or_default(),
+            cluster.metadata.namespace.clone().unwrap_or_default(),
+        )
+    }
+
     /// The StatefulSet: named like the cluster, so pods are `<cluster>-<ordinal>` and a node
     /// derives its id from its pod name.
     pub fn stateful_set(&self) -> String {

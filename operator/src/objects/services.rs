@@ -7,13 +7,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::{owned_meta, selector_labels, with_spec_hash, Names};
 use crate::crd::DEngineCluster;
 
-fn names(cluster: &DEngineCluster) -> Names {
-    Names::new(
-        cluster.metadata.name.clone().unwrap_or_default(),
-        cluster.metadata.namespace.clone().unwrap_or_default(),
-    )
-}
-
 fn port(name: &str, port: i32) -> ServicePort {
     ServicePort {
         name: Some(name.to_string()),
@@ -29,7 +22,7 @@ fn port(name: &str, port: i32) -> ServicePort {
 /// leader has reached it at that address.
 pub fn peer_service(cluster: &DEngineCluster) -> Service {
     with_spec_hash(Service {
-        metadata: owned_meta(cluster, names(cluster).peer_service()),
+        metadata: owned_meta(cluster, Names::of(cluster).peer_service()),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_string()),
             publish_not_ready_addresses: Some(true),
@@ -51,7 +44,7 @@ pub fn client_service(cluster: &DEngineCluster) -> Option<Service> {
         return None;
     }
     Some(with_spec_hash(Service {
-        metadata: owned_meta(cluster, names(cluster).client_service()),
+        metadata: owned_meta(cluster, Names::of(cluster).client_service()),
         spec: Some(ServiceSpec {
             selector: Some(selector_labels(cluster)),
             ports: Some(vec![port("client", cluster.spec.ports.client)]),

@@ -54,7 +54,7 @@ pub fn stateful_set(cluster: &DEngineCluster, replicas: u32) -> StatefulSet {
 /// The StatefulSet with no pods.
 fn build(cluster: &DEngineCluster) -> StatefulSet {
     let spec = &cluster.spec;
-    let names = names(cluster);
+    let names = Names::of(cluster);
     let whenever = |retain: bool| if retain { "Retain" } else { "Delete" }.to_string();
     StatefulSet {
         metadata: owned_meta(cluster, names.stateful_set()),
@@ -101,13 +101,6 @@ fn build(cluster: &DEngineCluster) -> StatefulSet {
         }),
         ..StatefulSet::default()
     }
-}
-
-fn names(cluster: &DEngineCluster) -> Names {
-    Names::new(
-        cluster.metadata.name.clone().unwrap_or_default(),
-        cluster.metadata.namespace.clone().unwrap_or_default(),
-    )
 }
 
 /// The application's template with the node added: as a native sidecar (an init container
@@ -252,7 +245,7 @@ fn container_port(name: &str, port: i32) -> ContainerPort {
 /// application runs beside it, and on the pod network (behind the client Service) when not.
 fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
     let spec = &cluster.spec;
-    let names = names(cluster);
+    let names = Names::of(cluster);
     let ports = &spec.ports;
     let client_host = if has_app { "127.0.0.1" } else { "0.0.0.0" };
     let founder = format!("1={}", names.peer_address(0, ports.peer));
