@@ -23,6 +23,15 @@ fn binary(env: &str, name: &str) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// Runs the CLI against `endpoint` with JSON output and `args`, as the runner does in a pod.
+fn scan_json(cli: &Path, endpoint: &str, args: &[&str]) -> std::process::Output {
+    Command::new(cli)
+        .args(["--endpoints", endpoint, "--output", "json"])
+        .args(args)
+        .output()
+        .expect("the CLI runs")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -123,18 +132,18 @@ fn the_writer_acknowledges_reads_back_and_every_ack_is_in_the_store() {
 
     // Read back as the runner does in a pod: the CLI's JSON scan, linearizable and eventual.
     for consistency in ["linearizable", "eventual"] {
-        let scan = Command::new(&cli_bin)
-            .args([
-                "--endpoints",
-                &client_addr,
-                "--output",
-                "json",
+        let scan = scan_json(
+            &cli_bin,
+            &client_addr,
+            &[
                 "--consistency",
                 consistency,
-            ])
-            .args(["--timeout", "10s", "scan", "e2e/e2e-7/"])
-            .output()
-            .expect("the CLI runs");
+                "--timeout",
+                "10s",
+                "scan",
+                "e2e/e2e-7/",
+            ],
+        );
         assert!(
             scan.status.success(),
             "{}",
@@ -149,17 +158,7 @@ fn the_writer_acknowledges_reads_back_and_every_ack_is_in_the_store() {
     // And a write that was never made is noticed.
     let mut expected = book.expected();
     expected.insert("e2e/e2e-7/00000000/00000001".into(), "never-written".into());
-    let scan = Command::new(&cli_bin)
-        .args([
-            "--endpoints",
-            &client_addr,
-            "--output",
-            "json",
-            "scan",
-            "e2e/",
-        ])
-        .output()
-        .expect("the CLI runs");
+    let scan = scan_json(&cli_bin, &client_addr, &["scan", "e2e/"]);
     let found = parse_scan_json(&String::from_utf8_lossy(&scan.stdout)).expect("scan JSON");
     let verdict = verify(&expected, &found);
     assert_eq!(

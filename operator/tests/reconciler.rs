@@ -19,6 +19,14 @@ async fn bootstrapped(spec: DEngineClusterSpec) -> World {
     world
 }
 
+/// A cluster founded with one member, then grown to three through learners.
+async fn grown_to_three() -> World {
+    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
+    world.set_spec(&DEngineClusterSpec::example(3));
+    world.run_until(60, |w| w.running_with(3)).await;
+    world
+}
+
 /// The status condition of type `type_`.
 fn condition(status: &Value, type_: &str) -> Value {
     status["conditions"]
@@ -105,9 +113,7 @@ async fn bootstrap_applies_the_owned_objects_and_founds_one_member() {
 
 #[tokio::test]
 async fn growth_adds_one_learner_at_a_time_and_promotes_it_once_caught_up() {
-    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
-    world.set_spec(&DEngineClusterSpec::example(3));
-    world.run_until(60, |w| w.running_with(3)).await;
+    let world = grown_to_three().await;
 
     let changes = world.group.lock().unwrap().changes.clone();
     let short: Vec<String> = changes
@@ -169,9 +175,7 @@ async fn growth_adds_one_learner_at_a_time_and_promotes_it_once_caught_up() {
 
 #[tokio::test]
 async fn shrink_moves_leadership_off_removes_members_then_pods() {
-    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
-    world.set_spec(&DEngineClusterSpec::example(3));
-    world.run_until(60, |w| w.running_with(3)).await;
+    let mut world = grown_to_three().await;
     // Node 3 leads: it must hand over before it is removed.
     world.group.lock().unwrap().leader = Some(3);
     world.set_spec(&DEngineClusterSpec::example(1));
@@ -201,9 +205,7 @@ async fn shrink_moves_leadership_off_removes_members_then_pods() {
 
 #[tokio::test]
 async fn a_member_that_lost_its_volume_is_removed_and_added_again() {
-    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
-    world.set_spec(&DEngineClusterSpec::example(3));
-    world.run_until(60, |w| w.running_with(3)).await;
+    let mut world = grown_to_three().await;
     let before = world.group.lock().unwrap().changes.len();
     world.lose_volume(1);
     world.run_until(60, |w| w.running_with(3)).await;
@@ -220,9 +222,7 @@ async fn a_member_that_lost_its_volume_is_removed_and_added_again() {
 
 #[tokio::test]
 async fn a_rolling_upgrade_restarts_one_pod_at_a_time_and_the_leader_last() {
-    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
-    world.set_spec(&DEngineClusterSpec::example(3));
-    world.run_until(60, |w| w.running_with(3)).await;
+    let mut world = grown_to_three().await;
     world.group.lock().unwrap().leader = Some(2);
     let mut newer = DEngineClusterSpec::example(3);
     newer.version = "0.2.0".into();

@@ -13,7 +13,9 @@ use crate::mix::{self, Chooser, Op};
 use crate::procfs::{self, ProcSample};
 use crate::report::{Machine, MemorySample, Params, ProcessReport, Report, RunResult};
 use crate::stats::{self, LatencySummary};
-use crate::targets::{dengine::DengineTarget, embedded::EmbeddedTarget, etcd::EtcdTarget, Target};
+use crate::targets::{
+    dengine::DengineTarget, embedded::EmbeddedTarget, etcd::EtcdTarget, Operation, Target,
+};
 
 const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
@@ -37,13 +39,8 @@ struct ClientTally {
 pub async fn connect(args: &RunArgs) -> anyhow::Result<Target> {
     let timeout = args.request_timeout();
     Ok(match args.target {
-        TargetKind::Dengine => Target::Dengine(
-            DengineTarget::connect(&args.endpoints, args.read_from, args.connections, timeout)
-                .await?,
-        ),
-        TargetKind::Etcd => Target::Etcd(
-            EtcdTarget::connect(&args.endpoints, args.read_from, args.connections, timeout).await?,
-        ),
+        TargetKind::Dengine => Target::Dengine(DengineTarget::connect(args, timeout).await?),
+        TargetKind::Etcd => Target::Etcd(EtcdTarget::connect(args, timeout).await?),
         TargetKind::Embedded => Target::Embedded(Box::new(EmbeddedTarget::start(args).await?)),
     })
 }
@@ -148,7 +145,15 @@ async fn preload(
                 loop {
                     tokio::task::consume_budget().await;
                     match target
-                        .execute(worker, Op::Write, key.clone(), value.clone(), 0)
+                        .execute(
+                            worker,
+                            Operation {
+                                op: Op::Write,
+                                key: key.clone(),
+                                value: value.clone(),
+                                expected: 0,
+                            },
+                        )
                         .await
                     {
                         Ok(outcome) => {
@@ -231,7 +236,17 @@ async fn measure(
                 let key = Bytes::from(mix::key(i, key_size));
                 let expected = known[i as usize].load(Ordering::Relaxed);
                 let sent = Instant::now();
-                let result = target.execute(c, op, key, value.clone(), expected).await;
+                let result = target
+                    .execute(
+                        c,
+                        Operation {
+                            op,
+                            key,
+                            value: value.clone(),
+                            expected,
+                        },
+                    )
+                    .await;
                 let latency = sent.elapsed();
                 // An embedded read served from local state completes without ever waiting:
                 // give the scheduler its turn now and then, or the timers that end the run

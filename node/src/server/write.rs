@@ -48,6 +48,27 @@ pub enum WriteOutcome {
     CompareAndSwap(CompareAndSwapResponse),
 }
 
+/// The response of one kind of write, taken out of a [`WriteOutcome`]: a caller that sent a
+/// put gets a [`PutResponse`] back, and anything else comes back as the `Err`.
+macro_rules! response_of_kind {
+    ($kind:ident, $response:ty) => {
+        impl TryFrom<WriteOutcome> for $response {
+            type Error = WriteOutcome;
+
+            fn try_from(outcome: WriteOutcome) -> Result<Self, WriteOutcome> {
+                match outcome {
+                    WriteOutcome::$kind(response) => Ok(response),
+                    other => Err(other),
+                }
+            }
+        }
+    };
+}
+
+response_of_kind!(Put, PutResponse);
+response_of_kind!(Delete, DeleteResponse);
+response_of_kind!(CompareAndSwap, CompareAndSwapResponse);
+
 impl WriteRequest {
     /// The operation's name in metrics.
     pub fn operation(&self) -> &'static str {

@@ -98,41 +98,12 @@ impl MemoryEngine {
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-fn get(trees: &BTreeMap<Space, Tree>, space: Space, key: &[u8]) -> Option<Vec<u8>> {
-    trees.get(&space).and_then(|t| t.get(key)).cloned()
+/// What the memory engine's readers have in common: trees to read, when they can be read.
+trait Trees {
+    fn visible<T>(&self, read: impl FnOnce(&BTreeMap<Space, Tree>) -> T) -> StorageResult<T>;
 }
 
-fn scan(
-    trees: &BTreeMap<Space, Tree>,
-    space: Space,
-    from: &[u8],
-    to: Option<&[u8]>,
-    limit: usize,
-) -> Pairs {
-    let Some(tree) = trees.get(&space) else {
-        return Vec::new();
-    };
-    tree.range(from.to_vec()..)
-        .take_while(|(k, _)| to.is_none_or(|to| k.as_slice() < to))
-        .take(limit)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
-}
-
-fn last_before(
-    trees: &BTreeMap<Space, Tree>,
-    space: Space,
-    before: Option<&[u8]>,
-) -> Option<(Vec<u8>, Vec<u8>)> {
-    let tree = trees.get(&space)?;
-    let found = match before {
-        Some(before) => tree.range(..before.to_vec()).next_back(),
-        None => tree.iter().next_back(),
-    };
-    found.map(|(k, v)| (k.clone(), v.clone()))
-}
-
-impl MemoryEngine {
+impl Trees for MemoryEngine {
     /// What reads see now, unless the engine has crashed.
     fn visible<T>(&self, read: impl FnOnce(&BTreeMap<Space, Tree>) -> T) -> StorageResult<T> {
         let state = self.lock();
@@ -143,59 +114,65 @@ impl MemoryEngine {
     }
 }
 
-impl Reader for MemoryEngine {
-    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        self.visible(|trees| get(trees, space, key))
-    }
-
-    fn scan(
-        &self,
-        space: Space,
-        from: &[u8],
-        to: Option<&[u8]>,
-        limit: usize,
-    ) -> StorageResult<Pairs> {
-        self.visible(|trees| scan(trees, space, from, to, limit))
-    }
-
-    fn last_before(
-        &self,
-        space: Space,
-        before: Option<&[u8]>,
-    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
-        self.visible(|trees| last_before(trees, space, before))
-    }
-}
-
 /// A copy of what the engine held when the view was taken (the memory engine is for tests and
 /// the simulator, whose states are small).
 struct MemoryView {
     trees: BTreeMap<Space, Tree>,
 }
 
-impl Reader for MemoryView {
-    fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        Ok(get(&self.trees, space, key))
-    }
-
-    fn scan(
-        &self,
-        space: Space,
-        from: &[u8],
-        to: Option<&[u8]>,
-        limit: usize,
-    ) -> StorageResult<Pairs> {
-        Ok(scan(&self.trees, space, from, to, limit))
-    }
-
-    fn last_before(
-        &self,
-        space: Space,
-        before: Option<&[u8]>,
-    ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
-        Ok(last_before(&self.trees, space, before))
+impl Trees for MemoryView {
+    fn visible<T>(&self, read: impl FnOnce(&BTreeMap<Space, Tree>) -> T) -> StorageResult<T> {
+        Ok(read(&self.trees))
     }
 }
+
+/// [`Reader`] for a type of [`Trees`] (a blanket impl would overlap RocksDB's).
+macro_rules! reader_over_trees {
+    ($reader:ty) => {
+        impl Reader for $reader {
+            fn get(&self, space: Space, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+                self.visible(|trees| trees.get(&space).and_then(|t| t.get(key)).cloned())
+            }
+
+            fn scan(
+                &self,
+                space: Space,
+                from: &[u8],
+                to: Option<&[u8]>,
+                limit: usize,
+            ) -> StorageResult<Pairs> {
+                self.visible(|trees| {
+                    let Some(tree) = trees.get(&space) else {
+                        return Vec::new();
+                    };
+                    tree.range(from.to_vec()..)
+                        .take_while(|(k, _)| to.is_none_or(|to| k.as_slice() < to))
+                        .take(limit)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+            }
+
+            fn last_before(
+                &self,
+                space: Space,
+                before: Option<&[u8]>,
+            ) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
+                self.visible(|trees| {
+                    let tree = trees.get(&space)?;
+                    let found = match before {
+                        Some(before) => tree.range(..before.to_vec()).next_back(),
+                        None => tree.iter().next_back(),
+                    };
+                    found.map(|(k, v)| (k.clone(), v.clone()))
+                })
+            }
+        }
+    };
+}
+
+reader_over_trees!(MemoryEngine);
+reader_over_trees!(MemoryView);
 
 impl Engine for MemoryEngine {
     fn view(self: Arc<Self>) -> StorageResult<Arc<dyn Reader>> {

@@ -42,77 +42,55 @@ pub trait Component {
     fn build(cluster: &DEngineCluster, decided: Decided) -> Option<Self::Object>;
 }
 
-/// The StatefulSet running the members.
-pub struct Members;
+/// A unit type per kind, its [`Component`] impl naming the object by `Names::$name` and
+/// building it with `$build`.
+macro_rules! component {
+    ($(#[$doc:meta])* $component:ident: $object:ty, $name:ident, $build:expr) => {
+        $(#[$doc])*
+        pub struct $component;
 
-impl Component for Members {
-    type Object = StatefulSet;
+        impl Component for $component {
+            type Object = $object;
 
-    fn name(names: &Names) -> String {
-        names.stateful_set()
-    }
+            fn name(names: &Names) -> String {
+                names.$name()
+            }
 
-    fn build(cluster: &DEngineCluster, decided: Decided) -> Option<StatefulSet> {
-        Some(stateful_set(cluster, decided.replicas))
-    }
+            fn build(cluster: &DEngineCluster, decided: Decided) -> Option<$object> {
+                let build: fn(&DEngineCluster, Decided) -> Option<$object> = $build;
+                build(cluster, decided)
+            }
+        }
+    };
 }
 
-/// The ConfigMap carrying the founding record.
-pub struct FoundingRecord;
-
-impl Component for FoundingRecord {
-    type Object = ConfigMap;
-
-    fn name(names: &Names) -> String {
-        names.config_map()
-    }
-
-    fn build(cluster: &DEngineCluster, decided: Decided) -> Option<ConfigMap> {
-        Some(config_map(cluster, decided.founded))
-    }
-}
-
-/// The headless Service through which peers find each other.
-pub struct PeerService;
-
-impl Component for PeerService {
-    type Object = Service;
-
-    fn name(names: &Names) -> String {
-        names.peer_service()
-    }
-
-    fn build(cluster: &DEngineCluster, _: Decided) -> Option<Service> {
-        Some(peer_service(cluster))
-    }
-}
-
-/// The client Service, present only when the pods run the node alone.
-pub struct ClientService;
-
-impl Component for ClientService {
-    type Object = Service;
-
-    fn name(names: &Names) -> String {
-        names.client_service()
-    }
-
-    fn build(cluster: &DEngineCluster, _: Decided) -> Option<Service> {
-        client_service(cluster)
-    }
-}
-
-/// The PodDisruptionBudget keeping a quorum through drains.
-pub struct DisruptionBudget;
-
-impl Component for DisruptionBudget {
-    type Object = PodDisruptionBudget;
-
-    fn name(names: &Names) -> String {
-        names.disruption_budget()
-    }
-
-    fn build(cluster: &DEngineCluster, _: Decided) -> Option<PodDisruptionBudget> {
-        Some(disruption_budget(cluster))
-    }
-}
+component!(
+    /// The StatefulSet running the members.
+    Members: StatefulSet,
+    stateful_set,
+    |cluster, decided| Some(stateful_set(cluster, decided.replicas))
+);
+component!(
+    /// The ConfigMap carrying the founding record.
+    FoundingRecord: ConfigMap,
+    config_map,
+    |cluster, decided| Some(config_map(cluster, decided.founded))
+);
+component!(
+    /// The headless Service through which peers find each other.
+    PeerService: Service,
+    peer_service,
+    |cluster, _| Some(peer_service(cluster))
+);
+component!(
+    /// The client Service, present only when the pods run the node alone.
+    ClientService: Service,
+    client_service,
+    |cluster, _| client_service(cluster)
+);
+component!(
+    /// The PodDisruptionBudget keeping a quorum through drains.
+    DisruptionBudget: PodDisruptionBudget,
+    disruption_budget,
+    |cluster, _| Some(disruption_budget(cluster))
+);

@@ -62,23 +62,42 @@ pub fn set_condition(
 mod tests {
     use super::*;
     use k8s_openapi::jiff::Timestamp;
+    use ConditionType::*;
 
     fn at(seconds: i64) -> Time {
         Time(Timestamp::from_second(seconds).expect("a valid timestamp"))
     }
 
+    /// One `set_condition`: type, status, reason, message, observed generation, at which second.
+    type Step<'a> = (ConditionType, bool, &'a str, &'a str, Option<i64>, i64);
+
+    /// The conditions after setting each step in turn on an empty list.
+    fn after(steps: &[Step]) -> Vec<Condition> {
+        let mut conditions = Vec::new();
+        for &(type_, status, reason, message, generation, second) in steps {
+            set_condition(
+                &mut conditions,
+                type_,
+                status,
+                reason,
+                message,
+                generation,
+                at(second),
+            );
+        }
+        conditions
+    }
+
     #[test]
     fn a_new_condition_starts_now() {
-        let mut conditions = Vec::new();
-        set_condition(
-            &mut conditions,
-            ConditionType::Available,
+        let conditions = after(&[(
+            Available,
             true,
             "QuorumHealthy",
             "3 of 3 voters healthy",
             Some(1),
-            at(10),
-        );
+            10,
+        )]);
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].type_, "Available");
         assert_eq!(conditions[0].status, "True");
@@ -88,25 +107,24 @@ mod tests {
 
     #[test]
     fn the_same_status_keeps_its_transition_time_but_takes_the_new_message() {
-        let mut conditions = Vec::new();
-        set_condition(
-            &mut conditions,
-            ConditionType::Progressing,
-            true,
-            "AddingLearner",
-            "adding node 2",
-            Some(1),
-            at(10),
-        );
-        set_condition(
-            &mut conditions,
-            ConditionType::Progressing,
-            true,
-            "PromotingLearner",
-            "promoting node 2",
-            Some(2),
-            at(20),
-        );
+        let conditions = after(&[
+            (
+                Progressing,
+                true,
+                "AddingLearner",
+                "adding node 2",
+                Some(1),
+                10,
+            ),
+            (
+                Progressing,
+                true,
+                "PromotingLearner",
+                "promoting node 2",
+                Some(2),
+                20,
+            ),
+        ]);
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].reason, "PromotingLearner");
         assert_eq!(conditions[0].message, "promoting node 2");
@@ -116,59 +134,21 @@ mod tests {
 
     #[test]
     fn a_flip_moves_the_transition_time() {
-        let mut conditions = Vec::new();
-        set_condition(
-            &mut conditions,
-            ConditionType::Degraded,
-            false,
-            "Healthy",
-            "",
-            None,
-            at(10),
-        );
-        set_condition(
-            &mut conditions,
-            ConditionType::Degraded,
-            true,
-            "MemberUnhealthy",
-            "node 3",
-            None,
-            at(30),
-        );
+        let conditions = after(&[
+            (Degraded, false, "Healthy", "", None, 10),
+            (Degraded, true, "MemberUnhealthy", "node 3", None, 30),
+        ]);
         assert_eq!(conditions[0].status, "True");
         assert_eq!(conditions[0].last_transition_time, at(30));
     }
 
     #[test]
     fn other_conditions_are_left_alone() {
-        let mut conditions = Vec::new();
-        set_condition(
-            &mut conditions,
-            ConditionType::Available,
-            true,
-            "QuorumHealthy",
-            "",
-            None,
-            at(10),
-        );
-        set_condition(
-            &mut conditions,
-            ConditionType::Degraded,
-            false,
-            "Healthy",
-            "",
-            None,
-            at(20),
-        );
-        set_condition(
-            &mut conditions,
-            ConditionType::Available,
-            false,
-            "NoLeader",
-            "",
-            None,
-            at(30),
-        );
+        let conditions = after(&[
+            (Available, true, "QuorumHealthy", "", None, 10),
+            (Degraded, false, "Healthy", "", None, 20),
+            (Available, false, "NoLeader", "", None, 30),
+        ]);
         assert_eq!(conditions.len(), 2);
         assert_eq!(conditions[1].type_, "Degraded");
         assert_eq!(conditions[1].last_transition_time, at(20));

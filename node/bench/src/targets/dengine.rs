@@ -3,15 +3,14 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use dengine::proto::admin_client::AdminClient;
 use dengine::proto::compare::Target as CompareTarget;
 use dengine::proto::kv_client::KvClient;
 use dengine::proto::{CompareAndSwapRequest, GetRequest, PutRequest, ReadPolicy, StatusRequest};
 use tonic::transport::Channel;
 
-use super::{connect, connect_chosen, OpError, Outcome};
-use crate::cli::ReadFrom;
+use super::{connect, connect_chosen, OpError, Operation, Outcome, MAX_MESSAGE_BYTES};
+use crate::cli::RunArgs;
 use crate::mix::Op;
 
 pub struct DengineTarget {
@@ -34,34 +33,22 @@ pub async fn members(endpoints: &[String]) -> anyhow::Result<(Vec<(String, u64)>
     .await
 }
 
+/// A KV client for the benchmark's largest messages.
+pub fn kv_client(channel: Channel) -> KvClient<Channel> {
+    KvClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
 impl DengineTarget {
-    pub async fn connect(
-        endpoints: &[String],
-        read_from: ReadFrom,
-        connections: usize,
-        timeout: Duration,
-    ) -> anyhow::Result<Self> {
-        let (endpoints, channels) =
-            connect_chosen(members(endpoints), read_from, connections, timeout).await?;
-        let kv = channels
-            .into_iter()
-            .map(|c| {
-                KvClient::new(c)
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20)
-            })
-            .collect();
+    pub async fn connect(args: &RunArgs, timeout: Duration) -> anyhow::Result<Self> {
+        let (endpoints, kv) =
+            connect_chosen(members(&args.endpoints), args, timeout, kv_client).await?;
         Ok(Self { endpoints, kv })
     }
 
-    pub async fn execute(
-        &self,
-        conn: usize,
-        op: Op,
-        key: Bytes,
-        value: Bytes,
-        expected: i64,
-    ) -> Result<Outcome, OpError> {
+    pub async fn execute(&self, conn: usize, operation: Operation) -> Result<Outcome, OpError> {
+        let (op, key, value, expected) = operation.parts();
         let mut kv = self.kv[conn % self.kv.len()].clone();
         let get = |policy: ReadPolicy| GetRequest {
             key: key.clone(),

@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
 use dengine::embedded::{Client, Compare, Embedded, EmbeddedNode, NodeConfig, ReadPolicy};
 use dengine::proto::admin_client::AdminClient;
 use dengine::proto::TransferLeadershipRequest;
 
-use super::{connect, OpError, Outcome};
+use super::{connect, OpError, Operation, Outcome};
 use crate::cli::{ReadFrom, RunArgs};
 use crate::mix::Op;
 
@@ -150,13 +149,8 @@ impl EmbeddedTarget {
         )
     }
 
-    pub async fn execute(
-        &self,
-        op: Op,
-        key: Bytes,
-        value: Bytes,
-        expected: i64,
-    ) -> Result<Outcome, OpError> {
+    pub async fn execute(&self, operation: Operation) -> Result<Outcome, OpError> {
+        let (op, key, value, expected) = operation.parts();
         let c = &self.client;
         let read = |policy| {
             let key = key.clone();

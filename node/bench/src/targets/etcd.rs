@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use tonic::transport::Channel;
 
-use super::{connect, connect_chosen, OpError, Outcome};
-use crate::cli::ReadFrom;
+use super::{connect, connect_chosen, OpError, Operation, Outcome, MAX_MESSAGE_BYTES};
+use crate::cli::RunArgs;
 use crate::etcd_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::etcd_proto::etcdserverpb::kv_client::KvClient;
 use crate::etcd_proto::etcdserverpb::maintenance_client::MaintenanceClient;
@@ -31,41 +30,29 @@ pub async fn status(endpoint: &str) -> anyhow::Result<(u64, u64)> {
     Ok((status.leader, member))
 }
 
-async fn members(endpoints: &[String]) -> anyhow::Result<(Vec<(String, u64)>, u64)> {
+pub async fn members(endpoints: &[String]) -> anyhow::Result<(Vec<(String, u64)>, u64)> {
     super::ask_members("etcd", endpoints, |endpoint| async move {
         status(&endpoint).await
     })
     .await
 }
 
+/// A KV client for the benchmark's largest messages.
+pub fn kv_client(channel: Channel) -> KvClient<Channel> {
+    KvClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
 impl EtcdTarget {
-    pub async fn connect(
-        endpoints: &[String],
-        read_from: ReadFrom,
-        connections: usize,
-        timeout: Duration,
-    ) -> anyhow::Result<Self> {
-        let (endpoints, channels) =
-            connect_chosen(members(endpoints), read_from, connections, timeout).await?;
-        let kv = channels
-            .into_iter()
-            .map(|c| {
-                KvClient::new(c)
-                    .max_decoding_message_size(64 << 20)
-                    .max_encoding_message_size(64 << 20)
-            })
-            .collect();
+    pub async fn connect(args: &RunArgs, timeout: Duration) -> anyhow::Result<Self> {
+        let (endpoints, kv) =
+            connect_chosen(members(&args.endpoints), args, timeout, kv_client).await?;
         Ok(Self { endpoints, kv })
     }
 
-    pub async fn execute(
-        &self,
-        conn: usize,
-        op: Op,
-        key: Bytes,
-        value: Bytes,
-        expected: i64,
-    ) -> Result<Outcome, OpError> {
+    pub async fn execute(&self, conn: usize, operation: Operation) -> Result<Outcome, OpError> {
+        let (op, key, value, expected) = operation.parts();
         let mut kv = self.kv[conn % self.kv.len()].clone();
         let range = |serializable: bool| RangeRequest {
             key: key.to_vec(),

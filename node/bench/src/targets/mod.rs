@@ -43,6 +43,22 @@ impl OpError {
     }
 }
 
+/// One operation of the mix on one key.
+pub struct Operation {
+    pub op: Op,
+    pub key: Bytes,
+    pub value: Bytes,
+    /// The mod revision a CAS compares against.
+    pub expected: i64,
+}
+
+impl Operation {
+    /// The kind, key, value and expected mod revision.
+    pub fn parts(self) -> (Op, Bytes, Bytes, i64) {
+        (self.op, self.key, self.value, self.expected)
+    }
+}
+
 pub enum Target {
     Dengine(dengine::DengineTarget),
     Embedded(Box<embedded::EmbeddedTarget>),
@@ -50,20 +66,12 @@ pub enum Target {
 }
 
 impl Target {
-    /// One request on connection `conn` (taken modulo the connection count). `expected` is
-    /// the mod revision a CAS compares against.
-    pub async fn execute(
-        &self,
-        conn: usize,
-        op: Op,
-        key: Bytes,
-        value: Bytes,
-        expected: i64,
-    ) -> Result<Outcome, OpError> {
+    /// One request on connection `conn` (taken modulo the connection count).
+    pub async fn execute(&self, conn: usize, operation: Operation) -> Result<Outcome, OpError> {
         match self {
-            Target::Dengine(t) => t.execute(conn, op, key, value, expected).await,
-            Target::Embedded(t) => t.execute(op, key, value, expected).await,
-            Target::Etcd(t) => t.execute(conn, op, key, value, expected).await,
+            Target::Dengine(t) => t.execute(conn, operation).await,
+            Target::Embedded(t) => t.execute(operation).await,
+            Target::Etcd(t) => t.execute(conn, operation).await,
         }
     }
 
@@ -191,20 +199,24 @@ where
 
 /// The endpoints to drive, chosen by `read_from` among the members `members` finds, and
 /// `connections` channels to them, shared round-robin by the clients.
-pub async fn connect_chosen<Fut>(
+pub async fn connect_chosen<Fut, C>(
     members: Fut,
-    read_from: crate::cli::ReadFrom,
-    connections: usize,
+    args: &crate::cli::RunArgs,
     timeout: Duration,
-) -> anyhow::Result<(Vec<String>, Vec<tonic::transport::Channel>)>
+    client: impl Fn(tonic::transport::Channel) -> C,
+) -> anyhow::Result<(Vec<String>, Vec<C>)>
 where
     Fut: std::future::Future<Output = anyhow::Result<(Vec<(String, u64)>, u64)>>,
 {
     let (members, leader) = members.await?;
-    let endpoints = choose_endpoints(&members, leader, read_from)?;
-    let channels = channels(&endpoints, connections, timeout).await?;
-    Ok((endpoints, channels))
+    let endpoints = choose_endpoints(&members, leader, args.read_from)?;
+    let channels = channels(&endpoints, args.connections, timeout).await?;
+    Ok((endpoints, channels.into_iter().map(client).collect()))
 }
+
+/// The largest message a benchmark client sends or accepts: a value of the largest size the
+/// mixes use, with room to spare.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 #[cfg(test)]
 mod tests {

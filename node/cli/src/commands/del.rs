@@ -3,29 +3,17 @@
 use serde::Serialize;
 
 use crate::args::{DelArgs, OutputFormat};
-use crate::error::CliError;
-use crate::output::{emit, json_line, kv_lines, HeaderView, KeyValueView};
+use crate::output::{json_line, kv_lines, HeaderView, KeyValueView};
 use crate::proto::{DeleteRequest, DeleteResponse};
-use crate::Outcome;
-use dengine_client::Connection;
 
 use super::bytes_of;
 
-pub async fn run(
-    connection: &Connection,
-    format: OutputFormat,
-    args: &DelArgs,
-) -> Result<Outcome, CliError> {
-    let request = DeleteRequest {
+/// The request `del` sends.
+pub fn request(args: &DelArgs) -> DeleteRequest {
+    DeleteRequest {
         key: bytes_of(&args.key),
         prev_kv: args.prev_kv,
-    };
-    let mut kv = connection.kv();
-    let response = connection
-        .call(kv.delete(connection.request(request)))
-        .await?;
-    emit(&render(format, &response))?;
-    Ok(Outcome::Success)
+    }
 }
 
 #[derive(Serialize)]
@@ -36,7 +24,7 @@ struct DeleteView {
     prev_kv: Option<KeyValueView>,
 }
 
-fn render(format: OutputFormat, response: &DeleteResponse) -> String {
+pub fn render(format: OutputFormat, response: &DeleteResponse) -> String {
     let deleted = u32::from(response.deleted);
     match format {
         OutputFormat::Table => {

@@ -3,30 +3,20 @@
 use serde::Serialize;
 
 use crate::args::{OutputFormat, PutArgs};
-use crate::error::CliError;
-use crate::output::{emit, header_revision, json_line, kv_lines, HeaderView, KeyValueView};
+use crate::output::{header_revision, json_line, kv_lines, HeaderView, KeyValueView};
 use crate::proto::{PutRequest, PutResponse};
-use crate::Outcome;
 use dengine_client::duration::ttl_millis;
-use dengine_client::Connection;
 
 use super::bytes_of;
 
-pub async fn run(
-    connection: &Connection,
-    format: OutputFormat,
-    args: &PutArgs,
-) -> Result<Outcome, CliError> {
-    let request = PutRequest {
+/// The request `put` sends.
+pub fn request(args: &PutArgs) -> PutRequest {
+    PutRequest {
         key: bytes_of(&args.key),
         value: bytes_of(&args.value),
         ttl_ms: ttl_millis(args.ttl),
         prev_kv: args.prev_kv,
-    };
-    let mut kv = connection.kv();
-    let response = connection.call(kv.put(connection.request(request))).await?;
-    emit(&render(format, &response))?;
-    Ok(Outcome::Success)
+    }
 }
 
 #[derive(Serialize)]
@@ -37,7 +27,7 @@ struct PutView {
 }
 
 /// `OK (rev N)`, then the previous key and value lines if asked for and present.
-fn render(format: OutputFormat, response: &PutResponse) -> String {
+pub fn render(format: OutputFormat, response: &PutResponse) -> String {
     match format {
         OutputFormat::Table => {
             let mut text = format!("OK (rev {})\n", header_revision(response.header.as_ref()));

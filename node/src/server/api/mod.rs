@@ -72,6 +72,18 @@ impl KvApi {
         RoleEvent::from(&*self.status.borrow())
     }
 
+    /// Executes a write and answers with the response of its kind. The frontend answers each
+    /// request with an outcome of the same kind (it checks), so another kind is a bug.
+    async fn write<R: TryFrom<WriteOutcome>>(&self, request: WriteRequest) -> Result<R, ApiError> {
+        let operation = request.operation();
+        let outcome = self.frontend.writes.execute(request, false).await?;
+        R::try_from(outcome).map_err(|_| {
+            ApiError::Internal(format!(
+                "internal error: a {operation} was answered with another kind of outcome"
+            ))
+        })
+    }
+
     /// Writes `key`. Answers once the write is applied on this node.
     pub async fn put(
         &self,
@@ -84,10 +96,7 @@ impl KvApi {
             value,
             options,
         };
-        match self.frontend.writes.execute(request, false).await? {
-            WriteOutcome::Put(response) => Ok(response),
-            _ => unreachable!("the frontend answers a put with a put's outcome"),
-        }
+        self.write(request).await
     }
 
     /// Reads `key` under `policy` (`None`: the node's default).
@@ -115,10 +124,7 @@ impl KvApi {
         options: DeleteOptions,
     ) -> Result<DeleteResponse, ApiError> {
         let request = WriteRequest::Delete { key, options };
-        match self.frontend.writes.execute(request, false).await? {
-            WriteOutcome::Delete(response) => Ok(response),
-            _ => unreachable!("the frontend answers a delete with a delete's outcome"),
-        }
+        self.write(request).await
     }
 
     /// Writes `new_value` to `key` only if `compare` holds on its current state.
@@ -135,10 +141,7 @@ impl KvApi {
             new_value,
             options,
         };
-        match self.frontend.writes.execute(request, false).await? {
-            WriteOutcome::CompareAndSwap(response) => Ok(response),
-            _ => unreachable!("the frontend answers a compare-and-swap with its outcome"),
-        }
+        self.write(request).await
     }
 
     /// One page of the keys under a prefix, in key order.
