@@ -43,13 +43,18 @@ fn the_scripts_parse() {
     }
 }
 
+/// Runs a project script with bash and one argument.
+fn run_script(script: &str, argument: &str) -> std::process::Output {
+    Command::new("bash")
+        .arg(root().join(script))
+        .arg(argument)
+        .output()
+        .unwrap_or_else(|e| panic!("{script} does not run: {e}"))
+}
+
 #[test]
 fn run_help_documents_every_option_and_setting() {
-    let out = Command::new("bash")
-        .arg(root().join("e2e/run"))
-        .arg("--help")
-        .output()
-        .expect("e2e/run runs");
+    let out = run_script("e2e/run", "--help");
     assert!(
         out.status.success(),
         "{}",
@@ -130,22 +135,14 @@ fn run_help_documents_every_option_and_setting() {
 
 #[test]
 fn run_refuses_an_unknown_argument_before_touching_anything() {
-    let out = Command::new("bash")
-        .arg(root().join("e2e/run"))
-        .arg("--no-such-option")
-        .output()
-        .expect("e2e/run runs");
+    let out = run_script("e2e/run", "--no-such-option");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument --no-such-option"));
 }
 
 #[test]
 fn build_app_image_help_names_the_image() {
-    let out = Command::new("bash")
-        .arg(root().join("e2e/build-app-image"))
-        .arg("--help")
-        .output()
-        .expect("runs");
+    let out = run_script("e2e/build-app-image", "--help");
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for words in [

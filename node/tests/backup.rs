@@ -5,7 +5,20 @@
 mod common;
 
 use common::{dengine, get, node_command, put, scan_all, Cluster};
+use dengine::proto::kv_client::KvClient;
 use dengine::proto::ReadPolicy;
+use tonic::transport::Channel;
+
+/// A client of `cluster`'s leader, once it serves the 50 keys the source cluster was given.
+async fn leader_holding_the_fifty_keys(cluster: &Cluster) -> KvClient<Channel> {
+    let leader = cluster.wait_for_leader().await;
+    let mut kv = cluster.node(leader).kv();
+    let keys = scan_all(&mut kv, "app/", ReadPolicy::Linearizable, 20)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 50);
+    kv
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_founds_a_new_cluster_with_the_same_data() {
@@ -39,12 +52,7 @@ async fn a_backup_founds_a_new_cluster_with_the_same_data() {
     assert!(run.stderr.contains("truncated"), "{}", run.stderr);
 
     let restored = Cluster::start(3, &["--restore-from", &file_arg]).await;
-    let leader = restored.wait_for_leader().await;
-    let mut kv = restored.node(leader).kv();
-    let keys = scan_all(&mut kv, "app/", ReadPolicy::Linearizable, 20)
-        .await
-        .unwrap();
-    assert_eq!(keys.len(), 50);
+    let mut kv = leader_holding_the_fifty_keys(&restored).await;
     let found = get(&mut kv, "app/07", ReadPolicy::Linearizable).await;
     assert_eq!(found.kv.unwrap().value.as_ref(), b"v7");
     // Revisions carry on from the backup's.
@@ -104,12 +112,7 @@ async fn a_backup_founds_a_new_cluster_with_the_same_data() {
         String::from_utf8_lossy(&again.stderr)
     );
     offline.start_stopped().await;
-    let leader = offline.wait_for_leader().await;
-    let mut kv = offline.node(leader).kv();
-    let keys = scan_all(&mut kv, "app/", ReadPolicy::Linearizable, 20)
-        .await
-        .unwrap();
-    assert_eq!(keys.len(), 50);
+    let mut kv = leader_holding_the_fifty_keys(&offline).await;
     let next = put(&mut kv, "app/new", "x").await.header.unwrap().revision;
     assert_eq!(next, last_revision + 1);
 }

@@ -23,6 +23,33 @@ async fn start_with(cluster: &mut Cluster, failpoints: &str) {
     std::env::remove_var("FAILPOINTS");
 }
 
+/// Stops the node (crashed or not) and starts it again with no failpoints, until it leads.
+async fn restart_without_failpoints(cluster: &mut Cluster) {
+    cluster.nodes[0].kill();
+    cluster.nodes[0].start().await;
+    cluster.wait_for_leader().await;
+}
+
+/// Starts the node with `failpoints`, writes keys named `prefix...` until the failpoint
+/// crashes it (after at least `at_least` acknowledged writes), and restarts it without
+/// failpoints. Returns the keys whose writes were acknowledged.
+async fn crash_at(
+    cluster: &mut Cluster,
+    failpoints: &str,
+    prefix: &str,
+    at_least: usize,
+) -> Vec<String> {
+    start_with(cluster, failpoints).await;
+    let acked = write_until_failure(cluster, prefix).await;
+    assert!(
+        acked.len() >= at_least,
+        "{failpoints}: only {} writes before the crash",
+        acked.len()
+    );
+    restart_without_failpoints(cluster).await;
+    acked
+}
+
 /// Writes keys until a write fails; returns the keys whose writes were acknowledged.
 async fn write_until_failure(cluster: &Cluster, prefix: &str) -> Vec<String> {
     let mut kv = cluster.nodes[0].kv();
@@ -61,25 +88,14 @@ async fn crashes_and_disk_errors_at_exact_points_lose_no_acknowledged_write() {
 
     // 1. A crash after entries are durable, before they are applied: the write in flight is
     //    not acknowledged; everything acknowledged before it survives.
-    start_with(&mut cluster, "apply=40*off->return(crash)").await;
-    let acked = write_until_failure(&cluster, "apply-").await;
-    assert!(
-        acked.len() >= 10,
-        "only {} writes before the crash",
-        acked.len()
-    );
-    cluster.nodes[0].kill();
-    cluster.nodes[0].start().await;
-    cluster.wait_for_leader().await;
+    let acked = crash_at(&mut cluster, "apply=40*off->return(crash)", "apply-", 10).await;
     assert_all_present(&cluster, &acked).await;
 
     // 2. A crash right after the fsync, before acknowledgements go out.
     cluster.nodes[0].kill();
     start_with(&mut cluster, "after_log_append=30*off->return(crash)").await;
     let acked_after_fsync = write_until_failure(&cluster, "fsync-").await;
-    cluster.nodes[0].kill();
-    cluster.nodes[0].start().await;
-    cluster.wait_for_leader().await;
+    restart_without_failpoints(&mut cluster).await;
     assert_all_present(&cluster, &acked).await;
     assert_all_present(&cluster, &acked_after_fsync).await;
 
@@ -108,16 +124,14 @@ async fn crashes_and_disk_errors_at_exact_points_lose_no_acknowledged_write() {
     let config = cluster.dir().join("compact-often.toml");
     std::fs::write(&config, "snapshot_every = 20\nsnapshot_keep_entries = 5\n").unwrap();
     cluster.nodes[0].spec.config_file = Some(config);
-    start_with(&mut cluster, "snapshot_take=2*off->return(crash)").await;
-    let acked_before_compaction = write_until_failure(&cluster, "compact-").await;
-    assert!(
-        acked_before_compaction.len() >= 20,
-        "the crash came before two compactions: {} writes",
-        acked_before_compaction.len()
-    );
-    cluster.nodes[0].kill();
-    cluster.nodes[0].start().await;
-    cluster.wait_for_leader().await;
+    // Two compactions before the crash.
+    let acked_before_compaction = crash_at(
+        &mut cluster,
+        "snapshot_take=2*off->return(crash)",
+        "compact-",
+        20,
+    )
+    .await;
     assert_all_present(&cluster, &acked).await;
     assert_all_present(&cluster, &acked_before_compaction).await;
 

@@ -160,10 +160,7 @@ impl Member {
         let status = self.child.as_mut()?.try_wait().ok()??;
         self.child = None;
         self.condition = Condition::Killed;
-        self.note(&format!(
-            "===== faults: node {} exited by itself: {status}",
-            self.id()
-        ));
+        self.announce(&format!("exited by itself: {status}"));
         Some(status)
     }
 
@@ -183,10 +180,7 @@ impl Member {
     pub fn lose_data(&mut self) {
         assert!(self.child.is_none(), "node {} is running", self.id());
         let _ = std::fs::remove_dir_all(&self.spec.data_dir);
-        self.note(&format!(
-            "===== faults: node {} lost its data directory",
-            self.id()
-        ));
+        self.announce("lost its data directory");
     }
 
     /// Steps this running node's wall clock to `offset_seconds` from the real one, as NTP
@@ -202,10 +196,7 @@ impl Member {
         )
         .await
         {
-            Ok((200, _)) => self.note(&format!(
-                "===== faults: node {} wall clock stepped to {offset_seconds:+} s",
-                self.id()
-            )),
+            Ok((200, _)) => self.announce(&format!("wall clock stepped to {offset_seconds:+} s")),
             other => panic!("node {}: stepping its wall clock: {other:?}", self.id()),
         }
     }
@@ -269,30 +260,21 @@ impl Member {
         let _ = child.kill();
         let _ = child.wait();
         self.condition = Condition::Killed;
-        self.note(&format!(
-            "===== faults: node {} killed with SIGKILL",
-            self.id()
-        ));
+        self.announce("killed with SIGKILL");
     }
 
     /// SIGSTOP: the process freezes mid-whatever, sockets open.
     pub fn pause(&mut self) {
         self.signal("STOP");
         self.condition = Condition::Paused;
-        self.note(&format!(
-            "===== faults: node {} paused (SIGSTOP)",
-            self.id()
-        ));
+        self.announce("paused (SIGSTOP)");
     }
 
     /// SIGCONT.
     pub fn resume(&mut self) {
         self.signal("CONT");
         self.condition = Condition::Running;
-        self.note(&format!(
-            "===== faults: node {} resumed (SIGCONT)",
-            self.id()
-        ));
+        self.announce("resumed (SIGCONT)");
     }
 
     fn signal(&self, name: &str) {
@@ -304,6 +286,11 @@ impl Member {
 
     fn log(&self) -> LogFile<'_> {
         LogFile(&self.spec.log_path)
+    }
+
+    /// Notes what a fault did to this node, as `===== faults: node N <what>`.
+    fn announce(&self, what: &str) {
+        self.note(&format!("===== faults: node {} {what}", self.id()));
     }
 
     pub fn note(&self, line: &str) {

@@ -59,6 +59,21 @@ async fn wait_metric(member: &Member, metric: &str, at_least: f64) {
 }
 
 /// Twenty writes through `kv` must each commit (within the harness's deadline).
+/// Once `paused_task` is held at the paused failpoint (its gauge in `failpoint_and_gauge` says
+/// so), writes still commit; then the failpoint is turned off and the task's result returned.
+async fn writes_commit_while_paused<T>(
+    member: &Member,
+    kv: &KvClient<Channel>,
+    (failpoint, gauge): (&str, &str),
+    meanwhile: &str,
+    paused_task: tokio::task::JoinHandle<T>,
+) -> T {
+    wait_metric(member, gauge, 1.0).await;
+    writes_commit(kv, meanwhile).await;
+    member.failpoint(failpoint, "off").await;
+    paused_task.await.expect("the paused task does not panic")
+}
+
 async fn writes_commit(kv: &KvClient<Channel>, meanwhile: &str) {
     for i in 0..20 {
         wait_for(format!("write {i} {meanwhile}"), || {
@@ -187,13 +202,15 @@ pub async fn writes_go_on_while_a_snapshot_is_encoded() {
             Ok::<usize, tonic::Status>(bytes)
         })
     };
-    wait_metric(member, "dengine_snapshots_encoding", 1.0).await;
-    writes_commit(&kv, "while the snapshot is encoded").await;
-    member.failpoint("snapshot_encode", "off").await;
-    let bytes = backup
-        .await
-        .expect("the backup task")
-        .expect("the backup completes once encoding resumes");
+    let bytes = writes_commit_while_paused(
+        member,
+        &kv,
+        ("snapshot_encode", "dengine_snapshots_encoding"),
+        "while the snapshot is encoded",
+        backup,
+    )
+    .await
+    .expect("the backup completes once encoding resumes");
     assert!(bytes > 0);
 }
 
@@ -230,12 +247,14 @@ pub async fn writes_go_on_while_a_watch_replays_history() {
             Ok::<usize, tonic::Status>(events)
         })
     };
-    wait_metric(member, "dengine_watch_history_reads", 1.0).await;
-    writes_commit(&kv, "while the watch replays history").await;
-    member.failpoint("watch_history_read", "off").await;
-    let events = watch
-        .await
-        .expect("the watch task")
-        .expect("the watch replays once reading resumes");
+    let events = writes_commit_while_paused(
+        member,
+        &kv,
+        ("watch_history_read", "dengine_watch_history_reads"),
+        "while the watch replays history",
+        watch,
+    )
+    .await
+    .expect("the watch replays once reading resumes");
     assert!(events >= 50, "{events} events replayed");
 }

@@ -96,26 +96,16 @@ fn consistency_maps_to_read_policy() {
 
 #[test]
 fn bad_global_values_are_rejected() {
-    assert_eq!(
-        rejected(&["--output", "yaml", "get", "k"]),
-        ErrorKind::InvalidValue
-    );
-    assert_eq!(
-        rejected(&["--timeout", "5", "get", "k"]),
-        ErrorKind::ValueValidation
-    );
-    assert_eq!(
-        rejected(&["--timeout", "0s", "get", "k"]),
-        ErrorKind::ValueValidation
-    );
-    assert_eq!(
-        rejected(&["--endpoints", "ftp://a:1", "get", "k"]),
-        ErrorKind::ValueValidation
-    );
-    assert_eq!(
-        rejected(&["--endpoints", "a:1,,b:2", "get", "k"]),
-        ErrorKind::ValueValidation
-    );
+    let cases = [
+        (["--output", "yaml"], ErrorKind::InvalidValue),
+        (["--timeout", "5"], ErrorKind::ValueValidation),
+        (["--timeout", "0s"], ErrorKind::ValueValidation),
+        (["--endpoints", "ftp://a:1"], ErrorKind::ValueValidation),
+        (["--endpoints", "a:1,,b:2"], ErrorKind::ValueValidation),
+    ];
+    for ([flag, value], kind) in cases {
+        assert_eq!(rejected(&[flag, value, "get", "k"]), kind, "{flag} {value}");
+    }
 }
 
 #[test]

@@ -4,9 +4,20 @@ use serde::Serialize;
 
 use crate::args::{DelArgs, OutputFormat};
 use crate::output::{json_line, kv_lines, HeaderView, KeyValueView};
+use crate::proto::kv_client::KvClient;
 use crate::proto::{DeleteRequest, DeleteResponse};
+use tonic::transport::Channel;
+use tonic::Request;
 
-use super::bytes_of;
+use super::{bytes_of, Answer};
+
+/// Sends the request.
+pub async fn call(
+    mut kv: KvClient<Channel>,
+    request: Request<DeleteRequest>,
+) -> Answer<DeleteResponse> {
+    kv.delete(request).await
+}
 
 /// The request `del` sends.
 pub fn request(args: &DelArgs) -> DeleteRequest {

@@ -25,31 +25,9 @@ use tonic::transport::Channel;
 pub async fn execute(cli: Cli) -> Result<Outcome, CliError> {
     let Cli { global, command } = cli;
     match command {
-        Command::Put(args) => {
-            let request = put::request(&args);
-            let call = |mut kv: KvClient<Channel>, request| async move { kv.put(request).await };
-            unary(
-                &connect(&global).await?,
-                global.output,
-                request,
-                call,
-                put::render,
-            )
-            .await
-        }
+        Command::Put(args) => unary(&global, put::request(&args), put::call, put::render).await,
         Command::Get(args) => get::run(&connect(&global).await?, &global, &args).await,
-        Command::Del(args) => {
-            let request = del::request(&args);
-            let call = |mut kv: KvClient<Channel>, request| async move { kv.delete(request).await };
-            unary(
-                &connect(&global).await?,
-                global.output,
-                request,
-                call,
-                del::render,
-            )
-            .await
-        }
+        Command::Del(args) => unary(&global, del::request(&args), del::call, del::render).await,
         Command::Cas(args) => cas::run(&connect(&global).await?, global.output, &args).await,
         Command::Scan(args) => scan::run(&connect(&global).await?, &global, &args).await,
         Command::Watch(args) => watch::run(&connect(&global).await?, global.output, &args).await,
@@ -64,28 +42,31 @@ pub async fn execute(cli: Cli) -> Result<Outcome, CliError> {
     }
 }
 
-/// A unary call of the KV service: `call` sends the request with the connection's token and
-/// deadline, and the answer is printed as `render` writes it in `format`.
-async fn unary<Request, Response, Answer>(
-    connection: &Connection,
-    format: OutputFormat,
+/// A unary call of the KV service on the first endpoint that answers: `call` sends the request
+/// with the connection's token and deadline, and the answer is printed as `render` writes it.
+async fn unary<Request, Response, Sent>(
+    global: &GlobalArgs,
     request: Request,
-    call: impl FnOnce(KvClient<Channel>, tonic::Request<Request>) -> Answer,
+    call: impl FnOnce(KvClient<Channel>, tonic::Request<Request>) -> Sent,
     render: fn(OutputFormat, &Response) -> String,
 ) -> Result<Outcome, CliError>
 where
-    Answer: std::future::Future<Output = Result<tonic::Response<Response>, tonic::Status>>,
+    Sent: std::future::Future<Output = Answer<Response>>,
 {
+    let connection = connect(global).await?;
     let response = connection
         .call(call(connection.kv(), connection.request(request)))
         .await?;
-    emit(&render(format, &response))?;
+    emit(&render(global.output, &response))?;
     Ok(Outcome::Success)
 }
 
 async fn connect(global: &GlobalArgs) -> Result<Connection, CliError> {
     Ok(Connection::open_first(&global.endpoints, &global.dial()?).await?)
 }
+
+/// What a unary call answers.
+type Answer<T> = Result<tonic::Response<T>, tonic::Status>;
 
 /// Command-line text as the bytes the API takes.
 fn bytes_of(text: &str) -> Bytes {

@@ -4,10 +4,18 @@ use serde::Serialize;
 
 use crate::args::{OutputFormat, PutArgs};
 use crate::output::{header_revision, json_line, kv_lines, HeaderView, KeyValueView};
+use crate::proto::kv_client::KvClient;
 use crate::proto::{PutRequest, PutResponse};
 use dengine_client::duration::ttl_millis;
+use tonic::transport::Channel;
+use tonic::Request;
 
-use super::bytes_of;
+use super::{bytes_of, Answer};
+
+/// Sends the request.
+pub async fn call(mut kv: KvClient<Channel>, request: Request<PutRequest>) -> Answer<PutResponse> {
+    kv.put(request).await
+}
 
 /// The request `put` sends.
 pub fn request(args: &PutArgs) -> PutRequest {

@@ -409,8 +409,14 @@ impl Sim {
     }
 
     /// Heals everything, restarts every crashed node and runs until every member has applied
-    /// the same, latest entries. Panics (with the seed) if that does not happen in time.
+    /// the same, latest entries; then checks that no acknowledged write is missing from them.
+    /// Panics (with the seed) if that does not happen in time.
     pub fn converge(&mut self, max_steps: u64) {
+        self.run_until_converged(max_steps);
+        self.assert_no_acknowledged_write_lost();
+    }
+
+    fn run_until_converged(&mut self, max_steps: u64) {
         self.faults = Faults::none();
         self.heal();
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
@@ -465,7 +471,7 @@ impl Sim {
     }
 
     /// Every acknowledged write is in every member's state machine.
-    pub fn assert_no_acknowledged_write_lost(&self) {
+    fn assert_no_acknowledged_write_lost(&self) {
         let leader = self.leader().expect("converged cluster has a leader");
         let members: Vec<NodeId> = self.nodes[&leader]
             .raft

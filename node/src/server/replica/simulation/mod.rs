@@ -247,6 +247,21 @@ impl Sim {
     }
 
     /// The leader of the highest term, if any node believes it leads.
+    /// A fault-free cluster of `voters` that ran `ms` milliseconds with writes, and its leader
+    /// (failing the run when none was elected by then).
+    pub fn led(seed: u64, voters: u64, ms: u64) -> (Self, NodeId) {
+        let mut sim = Sim::new(seed, voters, Faults::none());
+        sim.run(ms, true);
+        let leader = sim.expect_leader();
+        (sim, leader)
+    }
+
+    /// The leader, failing the run (with the seed) when there is none.
+    pub fn expect_leader(&self) -> NodeId {
+        self.leader()
+            .unwrap_or_else(|| self.fail("no leader".to_string()))
+    }
+
     pub fn leader(&self) -> Option<NodeId> {
         self.nodes
             .values()
@@ -755,8 +770,14 @@ impl Sim {
     }
 
     /// Heals everything, restarts every node that is down and runs until every member holds
-    /// the same, latest state. Fails (with the seed) if that does not happen in time.
+    /// the same, latest state; then checks that every acknowledged write is in it. Fails (with
+    /// the seed) if that does not happen in time.
     pub fn converge(&mut self, max_ms: u64) {
+        self.run_until_converged(max_ms);
+        self.assert_converged_state();
+    }
+
+    fn run_until_converged(&mut self, max_ms: u64) {
         self.faults = Faults {
             max_clock_skew: self.faults.max_clock_skew,
             ..Faults::none()
@@ -812,7 +833,7 @@ impl Sim {
     }
 
     /// Every acknowledged write is on every member, and all members hold the same data.
-    pub fn assert_converged_state(&self) {
+    fn assert_converged_state(&self) {
         let leader = self.leader().expect("a converged cluster has a leader");
         let members: Vec<NodeId> = self.nodes[&leader]
             .replica

@@ -16,7 +16,6 @@ fn whole_nodes_under_crashes_lost_disks_pauses_partitions_and_skew_keep_every_pr
         let mut sim = Sim::new(seed, 3, Faults::hostile());
         sim.run(20_000, true);
         sim.converge(60_000);
-        sim.assert_converged_state();
         writes += sim.acknowledged_writes();
         for (what, n) in &sim.reads_checked {
             *reads.entry(what).or_default() += n;
@@ -65,11 +64,7 @@ fn whole_nodes_under_crashes_lost_disks_pauses_partitions_and_skew_keep_every_pr
 #[test]
 fn a_leader_woken_from_a_pause_after_being_deposed_serves_no_stale_lease_read() {
     for seed in seeds(20) {
-        let mut sim = Sim::new(seed, 3, Faults::none());
-        sim.run(2_000, true);
-        let old = sim
-            .leader()
-            .unwrap_or_else(|| panic!("seed {seed}: no leader\n{}", sim.describe()));
+        let (mut sim, old) = Sim::led(seed, 3, 2_000);
         sim.nodes.get_mut(&old).expect("listed").paused_until = Some(sim.now + 1_500);
         // While it sleeps, cut off from what the others send, they elect a leader and take
         // writes; lease reads sent to it wait in its mailbox and are served first thing when
@@ -82,9 +77,7 @@ fn a_leader_woken_from_a_pause_after_being_deposed_serves_no_stale_lease_read() 
             }
         }
         sim.run(500, true);
-        sim.network.heal();
         sim.converge(30_000);
-        sim.assert_converged_state();
     }
 }
 
@@ -92,11 +85,7 @@ fn a_leader_woken_from_a_pause_after_being_deposed_serves_no_stale_lease_read() 
 fn a_voter_restarted_within_the_leaders_lease_does_not_help_elect_another_leader() {
     // Without the restart guard seed 23 serves a stale read: 50 seeds by default.
     for seed in seeds(50) {
-        let mut sim = Sim::new(seed, 3, Faults::none());
-        sim.run(2_000, true);
-        let leader = sim
-            .leader()
-            .unwrap_or_else(|| panic!("seed {seed}: no leader\n{}", sim.describe()));
+        let (mut sim, leader) = Sim::led(seed, 3, 2_000);
         let others: Vec<NodeId> = sim
             .nodes
             .keys()
@@ -120,20 +109,14 @@ fn a_voter_restarted_within_the_leaders_lease_does_not_help_elect_another_leader
             sim.step(true);
             sim.lease_read_at(leader);
         }
-        sim.network.heal();
         sim.converge(30_000);
-        sim.assert_converged_state();
     }
 }
 
 #[test]
 fn a_member_back_on_an_empty_disk_is_replaced_and_nothing_is_lost() {
     for seed in seeds(10) {
-        let mut sim = Sim::new(seed, 3, Faults::none());
-        sim.run(3_000, true);
-        let leader = sim
-            .leader()
-            .unwrap_or_else(|| panic!("seed {seed}: no leader\n{}", sim.describe()));
+        let (mut sim, leader) = Sim::led(seed, 3, 3_000);
         let follower = *sim
             .nodes
             .keys()
@@ -145,7 +128,6 @@ fn a_member_back_on_an_empty_disk_is_replaced_and_nothing_is_lost() {
             .lose_disk_and_restart();
         sim.run(5_000, true);
         sim.converge(30_000);
-        sim.assert_converged_state();
         let node = sim.nodes[&follower].replica.as_ref().expect("up");
         assert!(
             !node.raft().awaiting_admission() && node.raft().membership().is_voter(follower),
