@@ -207,6 +207,7 @@ pub async fn write_loop(
                 let get = kv.get(GetRequest {
                     key: key.clone().into_bytes().into(),
                     read_policy: ReadPolicy::Linearizable.into(),
+                    ..Default::default()
                 });
                 let answer = tokio::select! {
                     answer = get => answer,
@@ -258,6 +259,7 @@ pub async fn read_keys(args: &ReadArgs, out: &mut impl Write) -> anyhow::Result<
             .get(GetRequest {
                 key: key.clone().into_bytes().into(),
                 read_policy: args.policy.proto().into(),
+                ..Default::default()
             })
             .await
             .map_err(|status| anyhow::anyhow!("get {key}: {}", status_text(&status)))?;

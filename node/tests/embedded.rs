@@ -636,6 +636,7 @@ async fn grpc_value(kv: KvClient<Channel>, key: &str) -> Option<String> {
             let request = GetRequest {
                 key: b(key),
                 read_policy: dengine::proto::ReadPolicy::Linearizable.into(),
+                ..Default::default()
             };
             match kv.get(request).await {
                 Ok(response) => Ok(response.into_inner().kv.map(|kv| text(&kv.value))),

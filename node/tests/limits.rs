@@ -45,6 +45,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_stored_data_is_untouched() 
         kv.get(GetRequest {
             key: Bytes::new(),
             read_policy: 0,
+            ..Default::default()
         })
         .await,
         empty,
@@ -69,6 +70,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_stored_data_is_untouched() 
         kv.get(GetRequest {
             key: b(&long_key),
             read_policy: 0,
+            ..Default::default()
         })
         .await,
         "max_key_bytes",

@@ -229,6 +229,7 @@ async fn scan_pages_through_a_prefix_returning_each_key_once_in_order() {
                     limit: page,
                     continuation: continuation.clone(),
                     read_policy: ReadPolicy::Unspecified.into(),
+                    ..Default::default()
                 })
                 .await
                 .expect("scan")
@@ -336,4 +337,55 @@ async fn a_key_with_a_ttl_is_deleted_after_it_and_not_before() {
             .is_some(),
         "a key without a TTL stays"
     );
+}
+
+#[tokio::test]
+async fn reads_at_a_past_revision_see_the_keys_as_they_were() {
+    let cluster = Cluster::start(1, &["--history-retention", "3"]).await;
+    let mut kv = cluster.nodes[0].kv();
+    let first = revision_of(put(&mut kv, "mvcc/a", "1").await.header.as_ref());
+    put(&mut kv, "mvcc/b", "1").await;
+    put(&mut kv, "mvcc/a", "2").await;
+    let get_at = |key: &str, revision: i64| dengine::proto::GetRequest {
+        key: b(key),
+        revision,
+        ..Default::default()
+    };
+
+    let old = kv.get(get_at("mvcc/a", first)).await.unwrap().into_inner();
+    assert_eq!(old.kv.unwrap().value, b("1"));
+    assert_eq!(
+        revision_of(old.header.as_ref()),
+        first + 2,
+        "the header carries the current revision"
+    );
+    let page = kv
+        .scan(ScanRequest {
+            prefix: b("mvcc/"),
+            revision: first,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(key_value_map(&page.kvs).len(), 1, "only a existed then");
+
+    let future = kv.get(get_at("mvcc/a", first + 3)).await.unwrap_err();
+    assert_eq!(future.code(), Code::OutOfRange);
+    assert!(future.message().contains("future revision"), "{future:?}");
+
+    // Three more revisions compact the first away.
+    for value in ["3", "4", "5"] {
+        put(&mut kv, "mvcc/b", value).await;
+    }
+    let compacted = kv.get(get_at("mvcc/a", first)).await.unwrap_err();
+    assert_eq!(compacted.code(), Code::OutOfRange);
+    assert!(compacted.message().contains("compacted"), "{compacted:?}");
+    // a=2 is older than the compaction point and still what a held there.
+    let at_compaction = kv
+        .get(get_at("mvcc/a", first + 3))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(at_compaction.kv.unwrap().value, b("2"));
 }

@@ -114,6 +114,18 @@ impl Client {
         self.timed(api.get(bytes(key), Some(policy))).await
     }
 
+    /// Reads `key` as it was at `revision` under `policy` (see [`KvApi::get_at`](crate::server::api::KvApi::get_at)).
+    pub async fn get_at(
+        &self,
+        key: impl AsRef<[u8]>,
+        revision: i64,
+        policy: ReadPolicy,
+    ) -> Result<GetResponse, ApiError> {
+        let api = self.api()?;
+        self.timed(api.get_at(bytes(key), revision, Some(policy)))
+            .await
+    }
+
     /// Deletes `key`; a missing key is not an error (`deleted` says whether it existed).
     pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<DeleteResponse, ApiError> {
         self.delete_with(key, DeleteOptions::default()).await

@@ -17,6 +17,9 @@ pub enum KvError {
         requested: i64,
         oldest_retained: i64,
     },
+    /// A read at a revision this store has not reached.
+    #[error("revision {requested} is a future revision; the current revision is {current}")]
+    FutureRevision { requested: i64, current: i64 },
     /// A Raft log entry that does not decode as a [`Command`](super::Command).
     #[error("corrupt command: {0}")]
     CorruptCommand(String),

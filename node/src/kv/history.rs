@@ -1,15 +1,22 @@
-//! Watch history in [`Space::History`]: the [`Event`] of every state-changing revision, keyed by
-//! `u64_key(revision)`, so a watcher that reconnects can replay what it missed.
+//! History in [`Space::History`]: the [`Event`] of every state-changing revision, keyed by
+//! `u64_key(revision)`, so a watcher that reconnects can replay what it missed, and a read at a
+//! past revision finds what each key held then (through the version index, `versions`).
 //!
-//! Only the last `history_retention` revisions are kept; everything at or below the compacted
-//! revision is gone, and a watch starting there must be told rather than silently skip events.
+//! Compaction drops the revisions at or below the compaction point, as etcd's does, except the
+//! newest version of each key there (when it is not a delete): the state at the compaction
+//! point stays readable. A watch must start above it, and is told when it asks for less.
+
+use std::collections::BTreeMap;
 
 use prost::Message;
 
-use crate::proto::Event;
+use crate::proto::event::EventType;
+use crate::proto::{Event, KeyValue};
 use crate::storage::{
     parse_u64_key, u64_key, Reader, Space, StorageError, StorageResult, WriteBatch,
 };
+
+use super::versions;
 
 /// Revisions start at 1, so they are never negative and `unsigned_abs` is the identity.
 fn key(revision: i64) -> [u8; 8] {
@@ -23,23 +30,119 @@ pub(super) fn compaction_point(revision: i64, retention: u64, compacted_revision
     revision.saturating_sub(retention).max(compacted_revision)
 }
 
-/// Records `events` (revision, event) and drops the history in
-/// `(old_compacted, new_compacted]`. Events at or below `new_compacted` are not written at all.
+fn decode(stored_key: &[u8], stored: &[u8]) -> StorageResult<(Vec<u8>, Event)> {
+    let corrupt = |detail: String| StorageError::Corrupt {
+        space: Space::History,
+        detail: format!("event at key {}: {detail}", stored_key.escape_ascii()),
+    };
+    let event = Event::decode(stored).map_err(|e| corrupt(e.to_string()))?;
+    let user_key = match &event.kv {
+        Some(kv) => kv.key.to_vec(),
+        None => return Err(corrupt("no key-value".into())),
+    };
+    Ok((user_key, event))
+}
+
+fn is_delete(event: &Event) -> bool {
+    event.event_type() == EventType::Delete
+}
+
+/// Records `events` (revision, event) and their versions, and compacts `(old_compacted,
+/// new_compacted]`: of the versions at or below the new compaction point, only each key's
+/// newest stays, and not even that when it is a delete. `reader` is the engine before `batch`.
 pub(super) fn write(
+    reader: &dyn Reader,
     batch: &mut WriteBatch,
     events: &[(i64, Event)],
     old_compacted: i64,
     new_compacted: i64,
-) {
+) -> StorageResult<()> {
+    // The newest version in the compacted window of each key that has one there: (revision,
+    // whether it is a delete). Stored events come first, then this batch's, in revision order.
+    let mut newest: BTreeMap<Vec<u8>, (i64, bool)> = BTreeMap::new();
     if new_compacted > old_compacted {
-        batch.delete_range(
+        let window = reader.scan(
             Space::History,
-            key(old_compacted + 1),
-            key(new_compacted + 1),
-        );
+            &key(old_compacted + 1),
+            Some(&key(new_compacted + 1)),
+            usize::MAX,
+        )?;
+        for (stored_key, stored) in window {
+            let (user_key, event) = decode(&stored_key, &stored)?;
+            newest.insert(user_key, (revision_of(&event), is_delete(&event)));
+        }
     }
-    for (revision, event) in events.iter().filter(|(r, _)| *r > new_compacted) {
-        batch.put(Space::History, key(*revision), event.encode_to_vec());
+    for (revision, event) in events.iter().filter(|(r, _)| *r <= new_compacted) {
+        if let Some(kv) = &event.kv {
+            newest.insert(kv.key.to_vec(), (*revision, is_delete(event)));
+        }
+    }
+    for (revision, event) in events {
+        let Some(kv) = &event.kv else { continue };
+        let compacted_away = *revision <= new_compacted
+            && newest
+                .get(kv.key.as_ref())
+                .is_some_and(|&(kept, deleted)| kept != *revision || deleted);
+        if !compacted_away {
+            batch.put(Space::History, key(*revision), event.encode_to_vec());
+            versions::add(batch, &kv.key, *revision);
+        }
+    }
+    // Stored versions the window's newest supersede, and stored deletes that are now the
+    // oldest thing left of their key.
+    for (user_key, (kept, deleted)) in newest {
+        let mut dropped = versions::below(reader, &user_key, kept)?;
+        if deleted {
+            dropped.push(kept);
+        }
+        for revision in dropped {
+            batch.delete(Space::History, key(revision));
+            versions::remove(batch, &user_key, revision);
+        }
+    }
+    Ok(())
+}
+
+/// The revision an event happened at: a put's and a delete's key-value carry it.
+fn revision_of(event: &Event) -> i64 {
+    event.kv.as_ref().map_or(0, |kv| kv.mod_revision)
+}
+
+/// The key-value a put at `revision` wrote; `None` for a delete.
+pub(super) fn version(reader: &dyn Reader, revision: i64) -> StorageResult<Option<KeyValue>> {
+    let stored_key = key(revision);
+    let Some(stored) = reader.get(Space::History, &stored_key)? else {
+        return Err(StorageError::Corrupt {
+            space: Space::History,
+            detail: format!("the version index names revision {revision}, which is not stored"),
+        });
+    };
+    let (_, event) = decode(&stored_key, &stored)?;
+    Ok((!is_delete(&event)).then_some(event.kv).flatten())
+}
+
+/// Every stored event, in revision order (for a snapshot).
+pub(super) fn all(reader: &dyn Reader) -> StorageResult<Vec<Event>> {
+    reader
+        .scan(Space::History, &[], None, usize::MAX)?
+        .iter()
+        .map(|(stored_key, stored)| decode(stored_key, stored).map(|(_, event)| event))
+        .collect()
+}
+
+/// The event of a put that left `kv`.
+pub(super) fn put_event(kv: KeyValue) -> Event {
+    Event {
+        event_type: EventType::Put.into(),
+        kv: Some(kv),
+    }
+}
+
+/// Adds to `batch` a restored event and its version.
+pub(super) fn restore(batch: &mut WriteBatch, event: &Event) {
+    if let Some(kv) = &event.kv {
+        batch.put(Space::History, key(kv.mod_revision), event.encode_to_vec());
+        versions::add(batch, &kv.key, kv.mod_revision);
     }
 }
 
@@ -63,20 +166,11 @@ pub(super) fn read_page(
     let mut last_revision = start_revision;
     for (revision, stored) in rows {
         last_revision = parse_u64_key(Space::History, &revision)? as i64;
-        let event = Event::decode(stored.as_slice()).map_err(|e| StorageError::Corrupt {
-            space: Space::History,
-            detail: format!("event at key {}: {e}", revision.escape_ascii()),
-        })?;
-        let Some(kv) = &event.kv else {
-            return Err(StorageError::Corrupt {
-                space: Space::History,
-                detail: format!("event at key {} has no key-value", revision.escape_ascii()),
-            });
-        };
+        let (user_key, event) = decode(&revision, &stored)?;
         let hit = if prefix {
-            kv.key.starts_with(key_or_prefix)
+            user_key.starts_with(key_or_prefix)
         } else {
-            kv.key == key_or_prefix
+            user_key == key_or_prefix
         };
         if hit {
             events.push(event);
@@ -173,12 +267,13 @@ mod store_tests {
             revisions(&h.store.events_since(4, b"", true).unwrap()),
             vec![4, 5, 6]
         );
-        // The dropped events are gone from the engine too, not just hidden.
+        // The dropped events are gone from the engine too, not just hidden; the newest version
+        // at the compaction point (k at 3) stays for reads there.
         let stored = h
             .engine
             .scan(Space::History, &[], None, usize::MAX)
             .unwrap();
-        assert_eq!(stored.len(), 3);
+        assert_eq!(stored.len(), 4);
     }
 
     #[test]

@@ -19,10 +19,13 @@ mod outcome;
 mod record;
 mod snapshot;
 mod store;
+mod versions;
 mod view;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod mvcc_tests;
 
 pub use command::Command;
 pub use error::KvError;

@@ -6,8 +6,9 @@ use crate::storage::{Durability, Engine, Space, StorageResult, WriteBatch};
 
 use super::expiry::ExpiryIndex;
 use super::meta::Meta;
+use super::store::VERSIONS_INDEXED;
 use super::view::KvSnapshot;
-use super::{record, KvError, KvStore};
+use super::{history, record, KvError, KvStore};
 
 impl KvStore {
     /// Every key-value and the revision, encoded (see [`KvView::snapshot_data`](super::KvView::snapshot_data)).
@@ -39,7 +40,7 @@ impl KvStore {
         let snapshot =
             KvSnapshot::decode(data).map_err(|e| KvError::InvalidSnapshot(e.to_string()))?;
         validate(&snapshot)?;
-        for space in [Space::Kv, Space::History, Space::Meta] {
+        for space in [Space::Kv, Space::History, Space::Versions, Space::Meta] {
             clear(self.engine.as_ref(), batch, space)?;
         }
         let mut expiry = ExpiryIndex::default();
@@ -47,10 +48,24 @@ impl KvStore {
             batch.put(Space::Kv, kv.key.to_vec(), record::encode(kv));
             expiry.track(kv);
         }
+        // A snapshot without versions (taken before they were kept, or of a store that holds
+        // none) can be read only at its own revision: each key's current version is its only.
+        let compacted_revision = if snapshot.history.is_empty() {
+            for kv in &snapshot.kvs {
+                history::restore(batch, &history::put_event(kv.clone()));
+            }
+            snapshot.revision
+        } else {
+            for event in &snapshot.history {
+                history::restore(batch, event);
+            }
+            snapshot.compacted_revision
+        };
+        batch.put(Space::Meta, VERSIONS_INDEXED, vec![1]);
         let meta = Meta {
             applied_index,
             revision: snapshot.revision,
-            compacted_revision: snapshot.revision,
+            compacted_revision,
         };
         meta.write_to(batch);
         Ok(StagedRestore { meta, expiry })
@@ -103,6 +118,27 @@ fn validate(snapshot: &KvSnapshot) -> Result<(), KvError> {
             ));
         }
     }
+    if !(0..=snapshot.revision).contains(&snapshot.compacted_revision) {
+        return invalid(format!(
+            "compacted revision {} is outside 0..={}",
+            snapshot.compacted_revision, snapshot.revision
+        ));
+    }
+    let mut previous_revision = 0;
+    for event in &snapshot.history {
+        let Some(kv) = &event.kv else {
+            return invalid("a version without a key-value".into());
+        };
+        if kv.mod_revision <= previous_revision || kv.mod_revision > snapshot.revision {
+            return invalid(format!(
+                "version of {} at revision {} is out of order or past the snapshot's revision {}",
+                kv.key.escape_ascii(),
+                kv.mod_revision,
+                snapshot.revision
+            ));
+        }
+        previous_revision = kv.mod_revision;
+    }
     Ok(())
 }
 
@@ -110,7 +146,11 @@ fn validate(snapshot: &KvSnapshot) -> Result<(), KvError> {
 ///
 /// `WriteBatch` ranges need an end key, and no key is greater than every byte string, so the
 /// range covers keys below `[0xff]` and the rare keys from `[0xff]` on are deleted one by one.
-fn clear(engine: &dyn Engine, batch: &mut WriteBatch, space: Space) -> StorageResult<()> {
+pub(super) fn clear(
+    engine: &dyn Engine,
+    batch: &mut WriteBatch,
+    space: Space,
+) -> StorageResult<()> {
     batch.delete_range(space, Vec::new(), vec![0xff]);
     for (key, _) in engine.scan(space, &[0xff], None, usize::MAX)? {
         batch.delete(space, key);
@@ -147,18 +187,19 @@ mod tests {
         let check = |store: &KvStore| {
             assert_eq!(store.applied_index(), 6);
             assert_eq!(store.revision(), 5);
-            assert_eq!(store.compacted_revision(), 5);
+            assert_eq!(store.compacted_revision(), 0);
             assert_eq!(store.get(b"a").unwrap(), leader.store.get(b"a").unwrap());
             assert_eq!(store.expired(9_000, 10), vec![(b"b".to_vec(), 2)]);
             let (all, _) = store.scan(b"", b"", 10).unwrap();
             assert_eq!(keys(&all), vec!["a", "b"]);
-            assert!(matches!(
-                store.events_since(5, b"", true),
-                Err(KvError::Compacted {
-                    oldest_retained: 6,
-                    ..
-                })
-            ));
+            // The versions came along: the past reads and replays as on the leader.
+            assert_eq!(
+                store.events_since(1, b"", true).unwrap(),
+                leader.store.events_since(1, b"", true).unwrap()
+            );
+            assert_eq!(store.current().get_at(b"a", 1).unwrap().unwrap().value, "1");
+            assert_eq!(store.current().get_at(b"c", 4).unwrap().unwrap().value, "1");
+            assert_eq!(store.current().get_at(b"c", 5).unwrap(), None);
         };
         check(&follower.store);
         follower.reopen();
@@ -195,11 +236,47 @@ mod tests {
         let (all, _) = h.store.scan(b"", b"", 10).unwrap();
         assert_eq!(keys(&all), vec!["new"]);
         assert!(h.store.expired(i64::MAX, 10).is_empty());
-        assert!(h
-            .engine
-            .scan(Space::History, &[], None, usize::MAX)
-            .unwrap()
-            .is_empty());
+        // The history is the source's: its one version, indexed.
+        for space in [Space::History, Space::Versions] {
+            assert_eq!(
+                h.engine.scan(space, &[], None, usize::MAX).unwrap().len(),
+                1
+            );
+        }
+        assert_eq!(h.store.current().get_at(b"old", 1).unwrap(), None);
+        assert_eq!(
+            h.store.current().get_at(b"new", 1).unwrap().unwrap().value,
+            "v"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_without_versions_is_readable_only_at_its_revision() {
+        let snapshot = KvSnapshot {
+            revision: 7,
+            kvs: vec![KeyValue {
+                key: "k".into(),
+                value: "v".into(),
+                create_revision: 3,
+                mod_revision: 5,
+                version: 2,
+                ..KeyValue::default()
+            }],
+            ..KvSnapshot::default()
+        };
+        let mut h = Harness::new();
+        h.store.restore(&snapshot.encode_to_vec(), 4).unwrap();
+        assert_eq!(h.store.compacted_revision(), 7);
+        assert_eq!(h.get("k").unwrap().mod_revision, 5);
+        assert!(matches!(
+            h.store.current().get_at(b"k", 6),
+            Err(KvError::Compacted { .. })
+        ));
+        h.run(put("k", "w"));
+        assert_eq!(
+            h.store.current().get_at(b"k", 7).unwrap().unwrap().value,
+            "v"
+        );
     }
 
     #[test]
@@ -219,6 +296,7 @@ mod tests {
                 version: 1,
                 ..KeyValue::default()
             }],
+            ..KvSnapshot::default()
         };
         assert!(matches!(
             h.store.restore(&ahead.encode_to_vec(), 9),

@@ -8,6 +8,7 @@ use crate::storage::{Durability, Engine, Space, StorageResult, WriteBatch};
 use super::apply::Staged;
 use super::expiry::ExpiryIndex;
 use super::meta::Meta;
+use super::snapshot::clear;
 use super::view::KvView;
 use super::{history, record, ApplyBatch, Command, KvError};
 
@@ -22,10 +23,35 @@ pub struct KvStore {
     pub(super) expiry: ExpiryIndex,
 }
 
+/// Marks in [`Space::Meta`] that the version index covers History.
+pub(super) const VERSIONS_INDEXED: &[u8] = b"versions_indexed";
+
+/// Indexes, once, the versions of a store written before there was an index. Its compaction
+/// dropped whole revisions, the newest version of a key among them, so the past it kept
+/// cannot be read whole: it is compacted up to now (a watch from before must start over, as
+/// after any compaction), and each key's current version becomes its only one.
+fn index_versions(engine: &dyn Engine) -> StorageResult<()> {
+    if engine.get(Space::Meta, VERSIONS_INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let mut batch = WriteBatch::new();
+    clear(engine, &mut batch, Space::History)?;
+    clear(engine, &mut batch, Space::Versions)?;
+    let mut meta = Meta::load(engine)?;
+    meta.compacted_revision = meta.revision;
+    meta.write_to(&mut batch);
+    record::for_each(engine, |kv| {
+        history::restore(&mut batch, &history::put_event(kv))
+    })?;
+    batch.put(Space::Meta, VERSIONS_INDEXED, vec![1]);
+    engine.write(batch, Durability::Sync)
+}
+
 impl KvStore {
     /// Opens the state machine stored in `engine` (empty if it never held one), keeping the
     /// watch history of the last `history_retention` revisions.
     pub fn open(engine: Arc<dyn Engine>, history_retention: u64) -> StorageResult<Self> {
+        index_versions(engine.as_ref())?;
         let meta = Meta::load(engine.as_ref())?;
         let expiry = ExpiryIndex::rebuild(engine.as_ref())?;
         Ok(Self {
@@ -95,11 +121,12 @@ impl KvStore {
             }
         }
         history::write(
+            self.engine.as_ref(),
             &mut batch,
             &staged.events,
             self.meta.compacted_revision,
             meta.compacted_revision,
-        );
+        )?;
         meta.write_to(&mut batch);
         self.engine.write(batch, Durability::Buffered)?;
 

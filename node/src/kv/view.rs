@@ -12,7 +12,7 @@ use crate::proto::{Event, KeyValue};
 use crate::storage::{prefix_end, Reader, Space, StorageResult};
 
 use super::meta::Meta;
-use super::{history, record, KvError};
+use super::{history, record, versions, KvError};
 
 /// History rows one page of a watch's replay reads at most.
 pub const HISTORY_PAGE_ROWS: usize = 1024;
@@ -33,8 +33,9 @@ pub struct HistoryPage {
     pub next: Option<i64>,
 }
 
-/// The snapshot payload. Watch history is not included: after a restore nothing before the
-/// snapshot's revision can be replayed, and the compacted revision says so.
+/// The snapshot payload: the current key-values and every retained version. A snapshot written
+/// before versions were kept has none: after restoring it nothing before its revision can be
+/// read or replayed, and the compacted revision says so.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(super) struct KvSnapshot {
     #[prost(int64, tag = "1")]
@@ -42,6 +43,11 @@ pub(super) struct KvSnapshot {
     /// In key order.
     #[prost(message, repeated, tag = "2")]
     pub kvs: Vec<KeyValue>,
+    /// Every retained version, in revision order.
+    #[prost(message, repeated, tag = "3")]
+    pub history: Vec<Event>,
+    #[prost(int64, tag = "4")]
+    pub compacted_revision: i64,
 }
 
 impl KvView {
@@ -68,6 +74,85 @@ impl KvView {
         record::get(self.reader.as_ref(), key)
     }
 
+    /// `key` as it was at `revision` (0: now), as etcd's Range at a revision.
+    ///
+    /// Fails with [`KvError::Compacted`] below the compaction point (the state there is still
+    /// readable: each key's newest version at or below it is kept) and with
+    /// [`KvError::FutureRevision`] above the current revision.
+    pub fn get_at(&self, key: &[u8], revision: i64) -> Result<Option<KeyValue>, KvError> {
+        let revision = self.readable(revision)?;
+        // A key unchanged since `revision` held then what it holds now: the common case, read
+        // from the current state without touching the versions.
+        match self.get(key)? {
+            Some(kv) if kv.mod_revision <= revision => Ok(Some(kv)),
+            _ if revision == self.meta.revision => Ok(None),
+            _ => self.version_at(key, revision),
+        }
+    }
+
+    /// [`KvView::scan`] at `revision` (0: now): the keys under `prefix` as they were then.
+    pub fn scan_at(
+        &self,
+        prefix: &[u8],
+        continuation: &[u8],
+        limit: usize,
+        revision: i64,
+    ) -> Result<(Vec<KeyValue>, Vec<u8>), KvError> {
+        let revision = self.readable(revision)?;
+        if revision == self.meta.revision {
+            return self.scan(prefix, continuation, limit);
+        }
+        let from = scan_start(prefix, continuation)?;
+        let limit = limit.max(1);
+        let end = prefix_end(prefix);
+        // One more than asked tells whether another page exists.
+        let mut kvs = Vec::new();
+        versions::for_each_key_at(
+            self.reader.as_ref(),
+            from,
+            end.as_deref(),
+            revision,
+            |_, at| {
+                // A key whose newest version then is a delete did not exist then.
+                if let Some(kv) = history::version(self.reader.as_ref(), at)? {
+                    kvs.push(kv);
+                }
+                Ok(kvs.len() <= limit)
+            },
+        )?;
+        let next = page_end(&mut kvs, limit);
+        Ok((kvs, next))
+    }
+
+    fn version_at(&self, key: &[u8], revision: i64) -> Result<Option<KeyValue>, KvError> {
+        match versions::latest_at(self.reader.as_ref(), key, revision)? {
+            Some(at) => Ok(history::version(self.reader.as_ref(), at)?),
+            None => Ok(None),
+        }
+    }
+
+    /// The revision a read at `revision` reads: 0 (or less) is now; below the compaction point
+    /// and above the current revision there is nothing to read.
+    fn readable(&self, revision: i64) -> Result<i64, KvError> {
+        let Meta {
+            revision: current,
+            compacted_revision: compacted,
+            ..
+        } = self.meta;
+        match revision {
+            now if now <= 0 => Ok(current),
+            past if past < compacted => Err(KvError::Compacted {
+                requested: past,
+                oldest_retained: compacted,
+            }),
+            future if future > current => Err(KvError::FutureRevision {
+                requested: future,
+                current,
+            }),
+            revision => Ok(revision),
+        }
+    }
+
     /// Up to `limit` keys starting with `prefix` (all keys when empty), in key order, after
     /// `continuation` (empty for the first page). Returns the page and the continuation of the
     /// next one, empty when there are no more keys.
@@ -81,33 +166,18 @@ impl KvView {
         continuation: &[u8],
         limit: usize,
     ) -> Result<(Vec<KeyValue>, Vec<u8>), KvError> {
-        let from = if continuation.is_empty() {
-            prefix
-        } else if continuation.starts_with(prefix) {
-            continuation
-        } else {
-            return Err(KvError::InvalidContinuation);
-        };
+        let from = scan_start(prefix, continuation)?;
         let limit = limit.max(1);
         let end = prefix_end(prefix);
         // One more than asked tells whether another page exists.
-        let mut rows =
-            self.reader
-                .scan(Space::Kv, from, end.as_deref(), limit.saturating_add(1))?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = match rows.last() {
-            Some((last, _)) if more => {
-                let mut next = last.clone();
-                next.push(0);
-                next
-            }
-            _ => Vec::new(),
-        };
-        let kvs = rows
+        let rows = self
+            .reader
+            .scan(Space::Kv, from, end.as_deref(), limit.saturating_add(1))?;
+        let mut kvs = rows
             .into_iter()
             .map(|(key, stored)| record::decode(key, &stored))
             .collect::<StorageResult<Vec<_>>>()?;
+        let next = page_end(&mut kvs, limit);
         Ok((kvs, next))
     }
 
@@ -173,9 +243,34 @@ impl KvView {
         Ok(KvSnapshot {
             revision: self.meta.revision,
             kvs,
+            history: history::all(self.reader.as_ref())?,
+            compacted_revision: self.meta.compacted_revision,
         }
         .encode_to_vec())
     }
+}
+
+/// Where a scan of `prefix` starts: at the prefix, or at a continuation from a scan of it.
+fn scan_start<'a>(prefix: &'a [u8], continuation: &'a [u8]) -> Result<&'a [u8], KvError> {
+    if continuation.is_empty() {
+        Ok(prefix)
+    } else if continuation.starts_with(prefix) {
+        Ok(continuation)
+    } else {
+        Err(KvError::InvalidContinuation)
+    }
+}
+
+/// Cuts a page read one key longer than `limit` down to `limit`, and answers the continuation:
+/// the smallest key after the last one kept when there was more, empty otherwise.
+fn page_end(kvs: &mut Vec<KeyValue>, limit: usize) -> Vec<u8> {
+    if kvs.len() <= limit {
+        return Vec::new();
+    }
+    kvs.truncate(limit);
+    let mut next = kvs.last().map(|kv| kv.key.to_vec()).unwrap_or_default();
+    next.push(0);
+    next
 }
 
 /// Failpoint `watch_history_read`: before a page of a watch's history is read.

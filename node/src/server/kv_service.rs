@@ -55,7 +55,10 @@ impl Kv for KvService {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let request = request.into_inner();
         let policy = read_policy(request.read_policy)?;
-        let response = self.api.get(request.key, policy).await?;
+        let response = self
+            .api
+            .get_at(request.key, request.revision, policy)
+            .await?;
         Ok(Response::new(GetResponse {
             header: Some(response.header.into()),
             kv: response.kv,
@@ -109,6 +112,7 @@ impl Kv for KvService {
                 prefix: request.prefix,
                 limit: request.limit,
                 continuation: request.continuation,
+                revision: request.revision,
             })
             .await?;
         Ok(Response::new(ScanResponse {

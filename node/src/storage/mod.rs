@@ -28,20 +28,24 @@ pub enum Space {
     RaftState,
     /// The KV state machine: user key to encoded key-value.
     Kv,
-    /// Watch history: big-endian revision to the events of that revision.
+    /// Every retained version: big-endian revision to the event (put or delete) of that
+    /// revision. Watches replay it; reads at a past revision find versions in it.
     History,
     /// State machine metadata: applied index, revision, compaction point, expiry index.
     Meta,
+    /// The version index: each key's revisions in History (see `kv::versions`).
+    Versions,
 }
 
 impl Space {
     /// Every space, in a fixed order.
-    pub const ALL: [Space; 5] = [
+    pub const ALL: [Space; 6] = [
         Space::RaftLog,
         Space::RaftState,
         Space::Kv,
         Space::History,
         Space::Meta,
+        Space::Versions,
     ];
 
     /// The column family name.
@@ -52,6 +56,7 @@ impl Space {
             Space::Kv => "kv",
             Space::History => "history",
             Space::Meta => "meta",
+            Space::Versions => "versions",
         }
     }
 }

@@ -65,6 +65,7 @@ pub async fn get(kv: &mut KvClient<Channel>, key: &str, read_policy: ReadPolicy)
     kv.get(GetRequest {
         key: Bytes::copy_from_slice(key.as_bytes()),
         read_policy: read_policy.into(),
+        ..Default::default()
     })
     .await
     .unwrap_or_else(|status| panic!("get {key:?} failed: {status}"))
@@ -87,6 +88,7 @@ pub async fn scan_all(
                 limit: page,
                 continuation: continuation.clone(),
                 read_policy: read_policy.into(),
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -36,6 +36,7 @@ async fn lease_read(
         .get(GetRequest {
             key: b(key),
             read_policy: ReadPolicy::Lease as i32,
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -285,6 +285,7 @@ async fn send(
                 .get(request(GetRequest {
                     key,
                     read_policy: read_policy.into(),
+                    ..Default::default()
                 }))
                 .await?
                 .into_inner();

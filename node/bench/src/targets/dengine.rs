@@ -53,6 +53,7 @@ impl DengineTarget {
         let get = |policy: ReadPolicy| GetRequest {
             key: key.clone(),
             read_policy: policy as i32,
+            ..Default::default()
         };
         let result = match op {
             Op::Write => kv

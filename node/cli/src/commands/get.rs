@@ -19,6 +19,7 @@ pub async fn run(
     let request = GetRequest {
         key: bytes_of(&args.key),
         read_policy: global.read_policy().into(),
+        ..Default::default()
     };
     let mut kv = connection.kv();
     let response = connection.call(kv.get(connection.request(request))).await?;

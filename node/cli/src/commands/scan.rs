@@ -29,6 +29,7 @@ pub async fn run(
             limit: args.limit.unwrap_or(0),
             continuation: continuation.clone(),
             read_policy: global.read_policy().into(),
+            ..Default::default()
         };
         let page = connection
             .call(kv.scan(connection.request(request)))

@@ -105,10 +105,21 @@ impl KvApi {
         key: Bytes,
         policy: Option<ReadPolicy>,
     ) -> Result<GetResponse, ApiError> {
+        self.get_at(key, 0, policy).await
+    }
+
+    /// Reads `key` as it was at `revision` (0: now) under `policy`; the header carries the
+    /// current revision.
+    pub async fn get_at(
+        &self,
+        key: Bytes,
+        revision: i64,
+        policy: Option<ReadPolicy>,
+    ) -> Result<GetResponse, ApiError> {
         self.limits.check_key(&key)?;
         self.frontend.reads.wait(policy).await?;
         let kv = self.kv.read().map_err(|_| lock_poisoned())?;
-        let found = kv.get(&key)?;
+        let found = kv.current().get_at(&key, revision)?;
         let revision = kv.revision();
         drop(kv);
         Ok(GetResponse {
@@ -155,7 +166,12 @@ impl KvApi {
         // A page may be long: read it from a view, not under the lock the event loop needs to
         // apply.
         let view = self.kv.read().map_err(|_| lock_poisoned())?.view()?;
-        let (kvs, continuation) = view.scan(&request.prefix, &request.continuation, limit)?;
+        let (kvs, continuation) = view.scan_at(
+            &request.prefix,
+            &request.continuation,
+            limit,
+            request.revision,
+        )?;
         let revision = view.revision();
         Ok(ScanResponse {
             header: self.frontend.header.at(revision),

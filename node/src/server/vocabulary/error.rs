@@ -24,7 +24,7 @@ pub const LIMIT_NAMES: [&str; 4] = [
 /// | --- | --- |
 /// | [`InvalidArgument`](Self::InvalidArgument) | `INVALID_ARGUMENT` |
 /// | [`NotLeader`](Self::NotLeader), [`Transferring`](Self::Transferring), [`Unavailable`](Self::Unavailable), [`ShuttingDown`](Self::ShuttingDown) | `UNAVAILABLE` |
-/// | [`Compacted`](Self::Compacted) | `OUT_OF_RANGE` |
+/// | [`Compacted`](Self::Compacted), [`FutureRevision`](Self::FutureRevision) | `OUT_OF_RANGE` |
 /// | [`WatchLagged`](Self::WatchLagged) | `RESOURCE_EXHAUSTED` |
 /// | [`FailedPrecondition`](Self::FailedPrecondition) | `FAILED_PRECONDITION` |
 /// | [`OutcomeUnknown`](Self::OutcomeUnknown) | `UNKNOWN` |
@@ -70,6 +70,9 @@ pub enum ApiError {
         message: String,
         oldest_retained: i64,
     },
+    /// A read at a revision the cluster has not reached yet.
+    #[error("revision {requested} is a future revision; the current revision is {current}")]
+    FutureRevision { requested: i64, current: i64 },
     /// A watcher fell behind the event stream and was dropped; watch again from
     /// `resume_from` to continue without a gap.
     #[error("watch fell behind the event stream; resume with start_revision {resume_from}")]
@@ -152,7 +155,7 @@ impl ApiError {
             | ApiError::Transferring { .. }
             | ApiError::Unavailable(_)
             | ApiError::ShuttingDown => Code::Unavailable,
-            ApiError::Compacted { .. } => Code::OutOfRange,
+            ApiError::Compacted { .. } | ApiError::FutureRevision { .. } => Code::OutOfRange,
             ApiError::WatchLagged { .. } => Code::ResourceExhausted,
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::OutcomeUnknown(_) => Code::Unknown,
@@ -201,6 +204,9 @@ impl From<crate::kv::KvError> for ApiError {
                 message: e.to_string(),
                 oldest_retained,
             },
+            KvError::FutureRevision { requested, current } => {
+                ApiError::FutureRevision { requested, current }
+            }
             KvError::InvalidContinuation => ApiError::invalid(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }

@@ -203,6 +203,8 @@ pub struct ScanRequest {
     pub continuation: Bytes,
     /// `None`: the node's default policy.
     pub read_policy: Option<ReadPolicy>,
+    /// The keys as they were at this revision; 0 for now.
+    pub revision: i64,
 }
 
 impl ScanRequest {
@@ -221,6 +223,12 @@ impl ScanRequest {
 
     pub fn with_read_policy(mut self, policy: ReadPolicy) -> Self {
         self.read_policy = Some(policy);
+        self
+    }
+
+    /// The keys as they were at `revision` (pass it with every page).
+    pub fn at_revision(mut self, revision: i64) -> Self {
+        self.revision = revision;
         self
     }
 
