@@ -1,12 +1,13 @@
-//! History in [`Space::History`]: the [`Event`] of every state-changing revision, keyed by
-//! `u64_key(revision)`, so a watcher that reconnects can replay what it missed, and a read at a
-//! past revision finds what each key held then (through the version index, `versions`).
+//! History in [`Space::History`]: the [`Event`]s of every state-changing revision (several
+//! when one transaction changes several keys, as in etcd), keyed by `u64_key(revision)`, so a
+//! watcher that reconnects can replay what it missed, and a read at a past revision finds what
+//! each key held then (through the version index, `versions`).
 //!
 //! Compaction drops the revisions at or below the compaction point, as etcd's does, except the
 //! newest version of each key there (when it is not a delete): the state at the compaction
 //! point stays readable. A watch must start above it, and is told when it asks for less.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use prost::Message;
 
@@ -23,6 +24,13 @@ fn key(revision: i64) -> [u8; 8] {
     u64_key(revision.unsigned_abs())
 }
 
+/// The events of one revision, as stored.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Row {
+    #[prost(message, repeated, tag = "1")]
+    events: Vec<Event>,
+}
+
 /// The compacted revision once the store is at `revision`, keeping at most `retention`
 /// revisions. It never moves back: a history dropped stays dropped.
 pub(super) fn compaction_point(revision: i64, retention: u64, compacted_revision: i64) -> i64 {
@@ -30,17 +38,27 @@ pub(super) fn compaction_point(revision: i64, retention: u64, compacted_revision
     revision.saturating_sub(retention).max(compacted_revision)
 }
 
-fn decode(stored_key: &[u8], stored: &[u8]) -> StorageResult<(Vec<u8>, Event)> {
+/// A stored row's revision and events, each with its key-value.
+fn decode(stored_key: &[u8], stored: &[u8]) -> StorageResult<(i64, Vec<Event>)> {
     let corrupt = |detail: String| StorageError::Corrupt {
         space: Space::History,
-        detail: format!("event at key {}: {detail}", stored_key.escape_ascii()),
+        detail: format!("row at key {}: {detail}", stored_key.escape_ascii()),
     };
-    let event = Event::decode(stored).map_err(|e| corrupt(e.to_string()))?;
-    let user_key = match &event.kv {
-        Some(kv) => kv.key.to_vec(),
-        None => return Err(corrupt("no key-value".into())),
-    };
-    Ok((user_key, event))
+    let revision = parse_u64_key(Space::History, stored_key)? as i64;
+    let row = Row::decode(stored).map_err(|e| corrupt(e.to_string()))?;
+    if row.events.iter().any(|event| event.kv.is_none()) {
+        return Err(corrupt("an event without a key-value".into()));
+    }
+    Ok((revision, row.events))
+}
+
+fn encode(events: Vec<Event>) -> Vec<u8> {
+    Row { events }.encode_to_vec()
+}
+
+/// The key an event is about (decoded and staged events all carry a key-value).
+fn user_key(event: &Event) -> &[u8] {
+    event.kv.as_ref().map_or(&[], |kv| kv.key.as_ref())
 }
 
 fn is_delete(event: &Event) -> bool {
@@ -58,7 +76,7 @@ pub(super) fn write(
     new_compacted: i64,
 ) -> StorageResult<()> {
     // The newest version in the compacted window of each key that has one there: (revision,
-    // whether it is a delete). Stored events come first, then this batch's, in revision order.
+    // whether it is a delete). Stored rows come first, then this batch's, in revision order.
     let mut newest: BTreeMap<Vec<u8>, (i64, bool)> = BTreeMap::new();
     if new_compacted > old_compacted {
         let window = reader.scan(
@@ -68,66 +86,93 @@ pub(super) fn write(
             usize::MAX,
         )?;
         for (stored_key, stored) in window {
-            let (user_key, event) = decode(&stored_key, &stored)?;
-            newest.insert(user_key, (revision_of(&event), is_delete(&event)));
+            let (revision, row) = decode(&stored_key, &stored)?;
+            for event in &row {
+                newest.insert(user_key(event).to_vec(), (revision, is_delete(event)));
+            }
         }
     }
     for (revision, event) in events.iter().filter(|(r, _)| *r <= new_compacted) {
-        if let Some(kv) = &event.kv {
-            newest.insert(kv.key.to_vec(), (*revision, is_delete(event)));
-        }
+        newest.insert(user_key(event).to_vec(), (*revision, is_delete(event)));
     }
+
+    // This batch's rows, without what the compaction drops at once.
+    let mut rows: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
     for (revision, event) in events {
-        let Some(kv) = &event.kv else { continue };
         let compacted_away = *revision <= new_compacted
             && newest
-                .get(kv.key.as_ref())
+                .get(user_key(event))
                 .is_some_and(|&(kept, deleted)| kept != *revision || deleted);
         if !compacted_away {
-            batch.put(Space::History, key(*revision), event.encode_to_vec());
-            versions::add(batch, &kv.key, *revision);
+            versions::add(batch, user_key(event), *revision);
+            rows.entry(*revision).or_default().push(event.clone());
         }
     }
-    // Stored versions the window's newest supersede, and stored deletes that are now the
-    // oldest thing left of their key.
+    for (revision, row) in rows {
+        batch.put(Space::History, key(revision), encode(row));
+    }
+
+    // Stored versions the window's newest supersede, and deletes that are now the oldest thing
+    // left of their key: out of the index, and out of their rows.
+    let written: BTreeSet<i64> = events.iter().map(|(revision, _)| *revision).collect();
+    let mut stale: BTreeMap<i64, BTreeSet<Vec<u8>>> = BTreeMap::new();
     for (user_key, (kept, deleted)) in newest {
         let mut dropped = versions::below(reader, &user_key, kept)?;
-        if deleted {
+        if deleted && !written.contains(&kept) {
             dropped.push(kept);
         }
         for revision in dropped {
-            batch.delete(Space::History, key(revision));
             versions::remove(batch, &user_key, revision);
+            stale.entry(revision).or_default().insert(user_key.clone());
+        }
+    }
+    for (revision, keys) in stale {
+        let stored_key = key(revision);
+        let Some(stored) = reader.get(Space::History, &stored_key)? else {
+            return Err(missing(revision));
+        };
+        let (_, mut row) = decode(&stored_key, &stored)?;
+        row.retain(|event| !keys.contains(user_key(event)));
+        match row.is_empty() {
+            true => batch.delete(Space::History, stored_key),
+            false => batch.put(Space::History, stored_key, encode(row)),
         }
     }
     Ok(())
 }
 
-/// The revision an event happened at: a put's and a delete's key-value carry it.
-fn revision_of(event: &Event) -> i64 {
-    event.kv.as_ref().map_or(0, |kv| kv.mod_revision)
+fn missing(revision: i64) -> StorageError {
+    StorageError::Corrupt {
+        space: Space::History,
+        detail: format!("the version index names revision {revision}, which is not stored"),
+    }
 }
 
-/// The key-value a put at `revision` wrote; `None` for a delete.
-pub(super) fn version(reader: &dyn Reader, revision: i64) -> StorageResult<Option<KeyValue>> {
+/// The key-value `key` was left with at `revision`; `None` when it was deleted then.
+pub(super) fn version(
+    reader: &dyn Reader,
+    revision: i64,
+    key_at: &[u8],
+) -> StorageResult<Option<KeyValue>> {
     let stored_key = key(revision);
-    let Some(stored) = reader.get(Space::History, &stored_key)? else {
-        return Err(StorageError::Corrupt {
-            space: Space::History,
-            detail: format!("the version index names revision {revision}, which is not stored"),
-        });
-    };
-    let (_, event) = decode(&stored_key, &stored)?;
+    let stored = reader
+        .get(Space::History, &stored_key)?
+        .ok_or_else(|| missing(revision))?;
+    let (_, row) = decode(&stored_key, &stored)?;
+    let event = row
+        .into_iter()
+        .find(|event| user_key(event) == key_at)
+        .ok_or_else(|| missing(revision))?;
     Ok((!is_delete(&event)).then_some(event.kv).flatten())
 }
 
 /// Every stored event, in revision order (for a snapshot).
 pub(super) fn all(reader: &dyn Reader) -> StorageResult<Vec<Event>> {
-    reader
-        .scan(Space::History, &[], None, usize::MAX)?
-        .iter()
-        .map(|(stored_key, stored)| decode(stored_key, stored).map(|(_, event)| event))
-        .collect()
+    let mut events = Vec::new();
+    for (stored_key, stored) in reader.scan(Space::History, &[], None, usize::MAX)? {
+        events.extend(decode(&stored_key, &stored)?.1);
+    }
+    Ok(events)
 }
 
 /// The event of a put that left `kv`.
@@ -138,11 +183,17 @@ pub(super) fn put_event(kv: KeyValue) -> Event {
     }
 }
 
-/// Adds to `batch` a restored event and its version.
-pub(super) fn restore(batch: &mut WriteBatch, event: &Event) {
-    if let Some(kv) = &event.kv {
-        batch.put(Space::History, key(kv.mod_revision), event.encode_to_vec());
-        versions::add(batch, &kv.key, kv.mod_revision);
+/// Adds to `batch` restored events (each at its key-value's mod revision) and their versions.
+pub(super) fn restore(batch: &mut WriteBatch, events: impl IntoIterator<Item = Event>) {
+    let mut rows: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
+    for event in events {
+        if let Some(kv) = &event.kv {
+            versions::add(batch, &kv.key, kv.mod_revision);
+            rows.entry(kv.mod_revision).or_default().push(event);
+        }
+    }
+    for (revision, row) in rows {
+        batch.put(Space::History, key(revision), encode(row));
     }
 }
 
@@ -164,17 +215,16 @@ pub(super) fn read_page(
     let full = rows.len() == max_rows.max(1);
     let mut events = Vec::new();
     let mut last_revision = start_revision;
-    for (revision, stored) in rows {
-        last_revision = parse_u64_key(Space::History, &revision)? as i64;
-        let (user_key, event) = decode(&revision, &stored)?;
-        let hit = if prefix {
-            user_key.starts_with(key_or_prefix)
-        } else {
-            user_key == key_or_prefix
-        };
-        if hit {
-            events.push(event);
-        }
+    for (stored_key, stored) in rows {
+        let (revision, row) = decode(&stored_key, &stored)?;
+        last_revision = revision;
+        events.extend(row.into_iter().filter(|event| {
+            let key = user_key(event);
+            match prefix {
+                true => key.starts_with(key_or_prefix),
+                false => key == key_or_prefix,
+            }
+        }));
     }
     Ok((events, full.then_some(last_revision + 1)))
 }

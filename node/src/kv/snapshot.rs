@@ -51,14 +51,10 @@ impl KvStore {
         // A snapshot without versions (taken before they were kept, or of a store that holds
         // none) can be read only at its own revision: each key's current version is its only.
         let compacted_revision = if snapshot.history.is_empty() {
-            for kv in &snapshot.kvs {
-                history::restore(batch, &history::put_event(kv.clone()));
-            }
+            history::restore(batch, snapshot.kvs.into_iter().map(history::put_event));
             snapshot.revision
         } else {
-            for event in &snapshot.history {
-                history::restore(batch, event);
-            }
+            history::restore(batch, snapshot.history);
             snapshot.compacted_revision
         };
         batch.put(Space::Meta, VERSIONS_INDEXED, vec![1]);

@@ -40,9 +40,9 @@ fn index_versions(engine: &dyn Engine) -> StorageResult<()> {
     let mut meta = Meta::load(engine)?;
     meta.compacted_revision = meta.revision;
     meta.write_to(&mut batch);
-    record::for_each(engine, |kv| {
-        history::restore(&mut batch, &history::put_event(kv))
-    })?;
+    let mut current = Vec::new();
+    record::for_each(engine, |kv| current.push(history::put_event(kv)))?;
+    history::restore(&mut batch, current);
     batch.put(Space::Meta, VERSIONS_INDEXED, vec![1]);
     engine.write(batch, Durability::Sync)
 }

@@ -112,9 +112,9 @@ impl KvView {
             from,
             end.as_deref(),
             revision,
-            |_, at| {
+            |key, at| {
                 // A key whose newest version then is a delete did not exist then.
-                if let Some(kv) = history::version(self.reader.as_ref(), at)? {
+                if let Some(kv) = history::version(self.reader.as_ref(), at, &key)? {
                     kvs.push(kv);
                 }
                 Ok(kvs.len() <= limit)
@@ -126,7 +126,7 @@ impl KvView {
 
     fn version_at(&self, key: &[u8], revision: i64) -> Result<Option<KeyValue>, KvError> {
         match versions::latest_at(self.reader.as_ref(), key, revision)? {
-            Some(at) => Ok(history::version(self.reader.as_ref(), at)?),
+            Some(at) => Ok(history::version(self.reader.as_ref(), at, key)?),
             None => Ok(None),
         }
     }
