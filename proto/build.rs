@@ -1,6 +1,7 @@
-//! Compiles `dengine/v1/*.proto` with protox (a pure-Rust protobuf compiler), so no build needs
-//! a system `protoc`. Which gRPC stubs are generated follows the crate's features; the messages
-//! are always there. The encoded descriptor set is kept for the server's gRPC reflection.
+//! Compiles `dengine/v1/*.proto` and etcd's v3 API (`third_party/etcd`) with protox (a
+//! pure-Rust protobuf compiler), so no build needs a system `protoc`. Which gRPC stubs are
+//! generated follows the crate's features; the messages are always there. The encoded
+//! descriptor set of `dengine.v1` is kept for the server's gRPC reflection.
 
 use std::path::PathBuf;
 
@@ -27,5 +28,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(server)
         .bytes(".dengine.v1")
         .compile_fds(descriptors)?;
+
+    // etcd's messages as etcd's own Go and Rust clients have them (byte fields as Vec<u8>).
+    let third_party = root.join("third_party");
+    println!("cargo:rerun-if-changed={}", third_party.display());
+    let etcd = protox::compile(["etcd/api/etcdserverpb/rpc.proto"], [&third_party])?;
+    tonic_prost_build::configure()
+        .build_client(client)
+        .build_server(server)
+        .compile_fds(etcd)?;
     Ok(())
 }

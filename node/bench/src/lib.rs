@@ -11,16 +11,5 @@ pub mod report;
 pub mod stats;
 pub mod targets;
 
-/// etcd's v3 API, generated from `proto/third_party` (client only).
-#[allow(clippy::all, missing_docs)]
-pub mod etcd_proto {
-    pub mod etcdserverpb {
-        tonic::include_proto!("etcdserverpb");
-    }
-    pub mod mvccpb {
-        tonic::include_proto!("mvccpb");
-    }
-    pub mod authpb {
-        tonic::include_proto!("authpb");
-    }
-}
+/// etcd's v3 API, as compiled once in `dengine-proto`.
+pub use dengine_proto::etcd as etcd_proto;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::proto::event::EventType;
 use crate::proto::{Event, KeyValue};
-use crate::storage::{Engine, StorageResult};
+use crate::storage::{Engine, Space, StorageResult};
 
 use super::command::{CompareAndSwap, Delete, Expire, Op, Put};
 use super::compare::holds;
@@ -25,18 +25,21 @@ pub(super) struct Touched {
 
 /// The state changes of one apply call, not yet written.
 pub(super) struct Staged<'a> {
-    engine: &'a dyn Engine,
+    pub(super) engine: &'a dyn Engine,
     pub revision: i64,
+    /// The compaction point, as compaction commands in this batch have moved it.
+    pub compacted_revision: i64,
     pub touched: BTreeMap<Bytes, Touched>,
     /// (revision, event), in revision order.
     pub events: Vec<(i64, Event)>,
 }
 
 impl<'a> Staged<'a> {
-    pub fn new(engine: &'a dyn Engine, revision: i64) -> Self {
+    pub fn new(engine: &'a dyn Engine, revision: i64, compacted_revision: i64) -> Self {
         Self {
             engine,
             revision,
+            compacted_revision,
             touched: BTreeMap::new(),
             events: Vec::new(),
         }
@@ -48,6 +51,13 @@ impl<'a> Staged<'a> {
             Op::Delete(delete) => self.delete(delete),
             Op::CompareAndSwap(cas) => self.compare_and_swap(cas),
             Op::Expire(expire) => self.expire(expire),
+            Op::Etcd(etcd) => {
+                let result = self.etcd(etcd)?;
+                Ok(CommandOutcome::Etcd {
+                    revision: self.revision,
+                    result,
+                })
+            }
         }
     }
 
@@ -107,11 +117,30 @@ impl<'a> Staged<'a> {
     }
 
     /// The key as the batch has left it so far.
-    fn current(&self, key: &Bytes) -> StorageResult<Option<KeyValue>> {
+    pub(super) fn current(&self, key: &[u8]) -> StorageResult<Option<KeyValue>> {
         match self.touched.get(key) {
             Some(touched) => Ok(touched.after.clone()),
             None => record::get(self.engine, key),
         }
+    }
+
+    /// The keys in `[start, end)` (`end` `None`: no upper bound) as the batch has left them so
+    /// far, in key order.
+    pub(super) fn range(&self, start: &[u8], end: Option<&[u8]>) -> StorageResult<Vec<KeyValue>> {
+        let mut found: BTreeMap<Bytes, KeyValue> = BTreeMap::new();
+        for (key, stored) in self.engine.scan(Space::Kv, start, end, usize::MAX)? {
+            let kv = record::decode(key, &stored)?;
+            found.insert(kv.key.clone(), kv);
+        }
+        let in_range =
+            |key: &Bytes| key.as_ref() >= start && end.is_none_or(|end| key.as_ref() < end);
+        for (key, touched) in self.touched.iter().filter(|(key, _)| in_range(key)) {
+            match &touched.after {
+                Some(kv) => found.insert(key.clone(), kv.clone()),
+                None => found.remove(key),
+            };
+        }
+        Ok(found.into_values().collect())
     }
 
     fn next_revision(&mut self) -> i64 {
@@ -121,6 +150,18 @@ impl<'a> Staged<'a> {
 
     fn write(&mut self, key: &Bytes, current: Option<KeyValue>, value: Bytes, expires_at: i64) {
         let revision = self.next_revision();
+        self.write_at(revision, key, current, value, expires_at);
+    }
+
+    /// Writes `key` at `revision`, which a transaction's changes share.
+    pub(super) fn write_at(
+        &mut self,
+        revision: i64,
+        key: &Bytes,
+        current: Option<KeyValue>,
+        value: Bytes,
+        expires_at: i64,
+    ) {
         let kv = KeyValue {
             key: key.clone(),
             value,
@@ -142,6 +183,11 @@ impl<'a> Staged<'a> {
 
     fn remove(&mut self, current: KeyValue) {
         let revision = self.next_revision();
+        self.remove_at(revision, current);
+    }
+
+    /// Deletes the key `current` is at `revision`, which a transaction's changes share.
+    pub(super) fn remove_at(&mut self, revision: i64, current: KeyValue) {
         let key = current.key.clone();
         self.events.push((
             revision,
@@ -318,8 +364,9 @@ mod tests {
             .map(|(_, outcome)| match outcome {
                 CommandOutcome::Put { revision, .. }
                 | CommandOutcome::Delete { revision, .. }
-                | CommandOutcome::CompareAndSwap { revision, .. } => *revision,
-                CommandOutcome::Expire { .. } => unreachable!(),
+                | CommandOutcome::CompareAndSwap { revision, .. }
+                | CommandOutcome::Etcd { revision, .. } => *revision,
+                CommandOutcome::Expire { .. } => 0,
             })
             .collect();
         assert_eq!(revisions, vec![1, 2, 3, 4]);

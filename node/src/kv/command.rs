@@ -12,7 +12,7 @@ use crate::proto::Compare;
 /// One state machine command; the payload of a normal Raft log entry.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Command {
-    #[prost(oneof = "Op", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5")]
     pub op: Option<Op>,
 }
 
@@ -26,6 +26,9 @@ pub enum Op {
     CompareAndSwap(CompareAndSwap),
     #[prost(message, tag = "4")]
     Expire(Expire),
+    /// A write of etcd's v3 API, in etcd's own messages.
+    #[prost(message, tag = "5")]
+    Etcd(super::etcd::EtcdOp),
 }
 
 /// Writes a key.
@@ -133,7 +136,12 @@ impl Command {
     /// would let this replica silently diverge from the others.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KvError> {
         let command = Self::decode(bytes).map_err(|e| KvError::CorruptCommand(e.to_string()))?;
-        if command.op.is_none() {
+        let known = match &command.op {
+            None => false,
+            Some(Op::Etcd(etcd)) => etcd.request.is_some(),
+            Some(_) => true,
+        };
+        if !known {
             return Err(KvError::CorruptCommand(
                 "no known operation (written by a newer version?)".to_string(),
             ));
@@ -188,7 +196,12 @@ mod tests {
             Err(KvError::CorruptCommand(_))
         ));
         assert!(matches!(
-            Command::from_bytes(&[0x2a, 0]),
+            Command::from_bytes(&[0x7a, 0]),
+            Err(KvError::CorruptCommand(_))
+        ));
+        // An etcd write whose request this version does not know.
+        assert!(matches!(
+            Command::from_bytes(&[0x2a, 2, 0x7a, 0]),
             Err(KvError::CorruptCommand(_))
         ));
     }

@@ -12,6 +12,7 @@ mod apply;
 pub mod command;
 mod compare;
 mod error;
+pub mod etcd;
 mod expiry;
 mod history;
 mod meta;
@@ -22,6 +23,8 @@ mod store;
 mod versions;
 mod view;
 
+#[cfg(test)]
+mod etcd_tests;
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]

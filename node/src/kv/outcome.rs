@@ -2,6 +2,8 @@
 
 use crate::proto::{Event, KeyValue};
 
+use super::etcd::{EtcdAnswer, EtcdFailure};
+
 /// What one command did. `revision` is the store's revision after the command.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandOutcome {
@@ -23,6 +25,11 @@ pub enum CommandOutcome {
     },
     Expire {
         deleted: bool,
+    },
+    /// An etcd write: its answer (without headers), or why it changed nothing.
+    Etcd {
+        revision: i64,
+        result: Result<EtcdAnswer, EtcdFailure>,
     },
 }
 

@@ -86,7 +86,11 @@ impl KvStore {
     /// fsync: the Raft log shares the engine's write-ahead log and its fsync makes this durable,
     /// and a crash before it loses both together, to be replayed.
     pub fn apply(&mut self, entries: &[(u64, Option<Command>)]) -> StorageResult<ApplyBatch> {
-        let mut staged = Staged::new(self.engine.as_ref(), self.meta.revision);
+        let mut staged = Staged::new(
+            self.engine.as_ref(),
+            self.meta.revision,
+            self.meta.compacted_revision,
+        );
         let mut applied_index = self.meta.applied_index;
         let mut outcomes = Vec::new();
         for (index, command) in entries {
@@ -110,7 +114,7 @@ impl KvStore {
             compacted_revision: history::compaction_point(
                 staged.revision,
                 self.history_retention,
-                self.meta.compacted_revision,
+                staged.compacted_revision,
             ),
         };
         let mut batch = WriteBatch::new();

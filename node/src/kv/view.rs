@@ -14,6 +14,9 @@ use crate::storage::{prefix_end, Reader, Space, StorageResult};
 use super::meta::Meta;
 use super::{history, record, versions, KvError};
 
+/// Keys read per engine call by a range, to bound each read.
+const RANGE_PAGE: usize = 1024;
+
 /// History rows one page of a watch's replay reads at most.
 pub const HISTORY_PAGE_ROWS: usize = 1024;
 
@@ -122,6 +125,39 @@ impl KvView {
         )?;
         let next = page_end(&mut kvs, limit);
         Ok((kvs, next))
+    }
+
+    /// Every key in `[start, end)` (`end` `None`: no upper bound) as it was at `revision` (0:
+    /// now), in key order: what an etcd Range reads.
+    pub fn range_at(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        revision: i64,
+    ) -> Result<Vec<KeyValue>, KvError> {
+        let revision = self.readable(revision)?;
+        if revision == self.meta.revision {
+            let mut kvs = Vec::new();
+            let mut from = start.to_vec();
+            loop {
+                let page = self.reader.scan(Space::Kv, &from, end, RANGE_PAGE)?;
+                let full = page.len() == RANGE_PAGE;
+                for (key, stored) in page {
+                    from.clone_from(&key);
+                    from.push(0);
+                    kvs.push(record::decode(key, &stored)?);
+                }
+                if !full {
+                    return Ok(kvs);
+                }
+            }
+        }
+        let mut kvs = Vec::new();
+        versions::for_each_key_at(self.reader.as_ref(), start, end, revision, |key, at| {
+            kvs.extend(history::version(self.reader.as_ref(), at, &key)?);
+            Ok(true)
+        })?;
+        Ok(kvs)
     }
 
     fn version_at(&self, key: &[u8], revision: i64) -> Result<Option<KeyValue>, KvError> {

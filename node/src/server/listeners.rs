@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use super::admin_service::AdminService;
+use super::etcd_service::EtcdKvService;
 use super::kv_service::KvService;
 use super::node::NodeError;
 use super::peer_service::PeerService;
@@ -22,6 +23,7 @@ use super::tls::Tls;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::kv_server::KvServer;
 use crate::proto::raft_server::RaftServer;
+use dengine_proto::etcd::etcdserverpb::kv_server::KvServer as EtcdKvServer;
 
 /// The client listener's bound on one call, streams aside: a call the node has not answered
 /// by then (it waits for a leader or a commit at most `REQUEST_TIMEOUT`, see
@@ -78,12 +80,14 @@ pub async fn bind_if(open: bool, address: SocketAddr) -> Result<Option<Bound>, N
 pub async fn serve_client(
     (listener, _): Bound,
     kv: KvService,
+    etcd_kv: EtcdKvService,
     admin: AdminServer<AdminService>,
     transport_limit: usize,
     tls: Option<&Tls>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<Result<(), tonic::transport::Error>>, NodeError> {
     let kv = KvServer::new(kv).max_decoding_message_size(transport_limit);
+    let etcd_kv = EtcdKvServer::new(etcd_kv).max_decoding_message_size(transport_limit);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<KvServer<KvService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -101,6 +105,7 @@ pub async fn serve_client(
         builder
             .timeout(CLIENT_CALL_LIMIT)
             .add_service(kv)
+            .add_service(etcd_kv)
             .add_service(admin)
             .add_service(health_service)
             .add_service(reflection)

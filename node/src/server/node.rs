@@ -12,6 +12,7 @@ use super::admin_service::{AdminAuth, AdminService};
 use super::api::KvApi;
 use super::config::{ConfigError, NodeConfig};
 use super::data_dir::{self, Storage};
+use super::etcd_service::EtcdKvService;
 use super::event_loop::EventLoop;
 use super::frontend::{Frontend, FrontendTiming};
 use super::kv_service::KvService;
@@ -342,11 +343,16 @@ pub async fn start_with(
     let mut servers = Vec::new();
     if let Some(bound) = client_listener {
         let kv_service = KvService { api: api.clone() };
+        let etcd_kv = EtcdKvService {
+            api: api.clone(),
+            max_request_bytes: limits.max_request_bytes,
+        };
         let admin = admin(&bound);
         servers.push(
             listeners::serve_client(
                 bound,
                 kv_service,
+                etcd_kv,
                 admin,
                 limits.transport_limit(),
                 tls.as_ref(),

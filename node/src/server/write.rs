@@ -15,6 +15,8 @@ use super::vocabulary::{
     ttl_from_ms, ttl_ms, ApiError, Compare, CompareAndSwapOptions, CompareAndSwapResponse,
     DeleteOptions, DeleteResponse, Header, PutOptions, PutResponse,
 };
+use crate::kv::command::Op;
+use crate::kv::etcd::{EtcdAnswer, EtcdOp, EtcdRequest};
 use crate::kv::{Command, CommandOutcome};
 use crate::proto;
 use crate::proto::forward_write_request::Request as WireRequest;
@@ -38,6 +40,8 @@ pub enum WriteRequest {
         new_value: Bytes,
         options: CompareAndSwapOptions,
     },
+    /// A write of etcd's v3 API, in etcd's own request message (checked by the etcd service).
+    Etcd(EtcdRequest),
 }
 
 /// What a write did, with the header of the state it was applied at.
@@ -46,6 +50,12 @@ pub enum WriteOutcome {
     Put(PutResponse),
     Delete(DeleteResponse),
     CompareAndSwap(CompareAndSwapResponse),
+    /// etcd's answer, and the header of the state it was applied at (the etcd service makes
+    /// etcd's headers from it).
+    Etcd {
+        header: Header,
+        answer: EtcdAnswer,
+    },
 }
 
 /// The response of one kind of write, taken out of a [`WriteOutcome`]: a caller that sent a
@@ -76,6 +86,10 @@ impl WriteRequest {
             WriteRequest::Put { .. } => "put",
             WriteRequest::Delete { .. } => "delete",
             WriteRequest::CompareAndSwap { .. } => "compare_and_swap",
+            WriteRequest::Etcd(EtcdRequest::Put(_)) => "etcd_put",
+            WriteRequest::Etcd(EtcdRequest::DeleteRange(_)) => "etcd_delete_range",
+            WriteRequest::Etcd(EtcdRequest::Txn(_)) => "etcd_txn",
+            WriteRequest::Etcd(EtcdRequest::Compact(_)) => "etcd_compact",
         }
     }
 
@@ -83,6 +97,8 @@ impl WriteRequest {
     pub fn check(&self, limits: &Limits) -> Result<(), ApiError> {
         match self {
             WriteRequest::Delete { key, .. } => limits.check_key(key),
+            // The etcd service checks its requests in etcd's terms before they get here.
+            WriteRequest::Etcd(_) => Ok(()),
             WriteRequest::Put { key, value, .. }
             | WriteRequest::CompareAndSwap {
                 key,
@@ -102,6 +118,7 @@ impl WriteRequest {
             WireRequest::Put(put) => put.encoded_len(),
             WireRequest::Delete(delete) => delete.encoded_len(),
             WireRequest::CompareAndSwap(cas) => cas.encoded_len(),
+            WireRequest::Etcd(encoded) => encoded.len(),
         }
     }
 
@@ -124,6 +141,9 @@ impl WriteRequest {
                 options.prev_kv,
             ),
             WriteRequest::Delete { key, options } => Command::delete(key.clone(), options.prev_kv),
+            WriteRequest::Etcd(request) => Command::from(Op::Etcd(EtcdOp {
+                request: Some(request.clone()),
+            })),
             WriteRequest::CompareAndSwap {
                 key,
                 compare,
@@ -166,6 +186,13 @@ impl WriteRequest {
                 new_value,
                 ttl_ms: ttl_ms(options.ttl),
             }),
+            WriteRequest::Etcd(request) => WireRequest::Etcd(
+                EtcdOp {
+                    request: Some(request),
+                }
+                .encode_to_vec()
+                .into(),
+            ),
         }
     }
 
@@ -196,6 +223,15 @@ impl WriteRequest {
                     ttl: ttl_from_ms(cas.ttl_ms),
                 },
             },
+            WireRequest::Etcd(encoded) => {
+                let op = EtcdOp::decode(encoded.as_ref())
+                    .map_err(|e| ApiError::invalid(format!("a forwarded etcd write: {e}")))?;
+                WriteRequest::Etcd(
+                    op.request.ok_or_else(|| {
+                        ApiError::invalid("a forwarded etcd write without a request")
+                    })?,
+                )
+            }
         })
     }
 }
@@ -228,7 +264,17 @@ impl WriteOutcome {
                 succeeded,
                 current,
             }),
-            CommandOutcome::Expire { .. } => return None,
+            CommandOutcome::Etcd {
+                revision,
+                result: Ok(answer),
+            } => WriteOutcome::Etcd {
+                header: header(revision),
+                answer,
+            },
+            // A failed etcd write is answered as an error before an outcome is made.
+            CommandOutcome::Etcd { result: Err(_), .. } | CommandOutcome::Expire { .. } => {
+                return None
+            }
         })
     }
 
@@ -251,12 +297,16 @@ impl WriteOutcome {
                     current: r.current,
                 })
             }
+            WriteOutcome::Etcd { header, answer } => WireResponse::Etcd(proto::EtcdWriteAnswer {
+                header: Some(header.into()),
+                answer: answer.encode_to_vec().into(),
+            }),
         }
     }
 
     /// The leader's answer to a forwarded write.
-    pub fn from_wire(response: WireResponse) -> Self {
-        match response {
+    pub fn from_wire(response: WireResponse) -> Result<Self, ApiError> {
+        Ok(match response {
             WireResponse::Put(r) => WriteOutcome::Put(PutResponse {
                 header: r.header.unwrap_or_default().into(),
                 prev_kv: r.prev_kv,
@@ -273,7 +323,15 @@ impl WriteOutcome {
                     current: r.current,
                 })
             }
-        }
+            WireResponse::Etcd(r) => WriteOutcome::Etcd {
+                header: r.header.unwrap_or_default().into(),
+                answer: EtcdAnswer::decode(r.answer.as_ref()).map_err(|e| {
+                    ApiError::Internal(format!(
+                        "internal error: the leader's answer to an etcd write: {e}"
+                    ))
+                })?,
+            },
+        })
     }
 
     /// Whether this is the kind of answer `request` gets: a command's outcome always is (it
@@ -288,6 +346,7 @@ impl WriteOutcome {
                     WriteRequest::CompareAndSwap { .. },
                     WriteOutcome::CompareAndSwap(_)
                 )
+                | (WriteRequest::Etcd(_), WriteOutcome::Etcd { .. })
         )
     }
 }
@@ -401,7 +460,7 @@ mod tests {
             header,
         )
         .unwrap();
-        assert_eq!(WriteOutcome::from_wire(outcome.to_wire()), outcome);
+        assert_eq!(WriteOutcome::from_wire(outcome.to_wire()).unwrap(), outcome);
         let cas = WriteRequest::CompareAndSwap {
             key: "k".into(),
             compare: Compare::Absent,

@@ -124,6 +124,7 @@ pub struct Node {
     child: Option<Child>,
     kv: KvClient<Channel>,
     admin: AdminClient<Channel>,
+    channel: Channel,
 }
 
 impl Node {
@@ -133,7 +134,8 @@ impl Node {
             spec,
             child: None,
             kv: KvClient::new(channel.clone()),
-            admin: AdminClient::new(channel),
+            admin: AdminClient::new(channel.clone()),
+            channel,
         }
     }
 
@@ -143,6 +145,11 @@ impl Node {
 
     pub fn kv(&self) -> KvClient<Channel> {
         self.kv.clone()
+    }
+
+    /// A client of etcd's v3 KV service on this node's client port.
+    pub fn etcd_kv(&self) -> dengine_proto::etcd::etcdserverpb::kv_client::KvClient<Channel> {
+        dengine_proto::etcd::etcdserverpb::kv_client::KvClient::new(self.channel.clone())
     }
 
     pub fn admin(&self) -> AdminClient<Channel> {

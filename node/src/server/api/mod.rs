@@ -8,6 +8,7 @@
 //! (`kv_service.rs`) only translates protobuf messages to these types and back, and
 //! [`ApiError`] to a status.
 
+mod etcd;
 mod watch;
 
 use std::sync::{Arc, RwLock};

@@ -13,6 +13,7 @@ use super::super::vocabulary::ApiError;
 use super::super::write::{WriteOutcome, WriteRequest};
 use super::leader::{Leader, LeaderLink};
 use super::{relayed, EventLoopHandle, HeaderSource};
+use crate::kv::CommandOutcome;
 use crate::proto::ForwardWriteRequest;
 
 /// Why a write could not be forwarded.
@@ -56,6 +57,8 @@ impl WriteRouter {
             .into_inner()
             .response
             .map(WriteOutcome::from_wire)
+            .transpose()
+            .map_err(ForwardError::Failed)?
             .filter(|outcome| outcome.answers(request));
         outcome.ok_or_else(|| {
             ForwardError::Failed(ApiError::Internal(format!(
@@ -119,6 +122,13 @@ impl WriteRouter {
                 reply,
             })
             .await?;
+        if let CommandOutcome::Etcd {
+            result: Err(failure),
+            ..
+        } = applied.outcome
+        {
+            return Err(ApiError::from(failure));
+        }
         WriteOutcome::from_applied(applied.outcome, |revision| self.header.at(revision))
             .filter(|outcome| outcome.answers(request))
             .ok_or_else(|| {

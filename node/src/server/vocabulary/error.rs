@@ -30,6 +30,7 @@ pub const LIMIT_NAMES: [&str; 4] = [
 /// | [`OutcomeUnknown`](Self::OutcomeUnknown) | `UNKNOWN` |
 /// | [`DeadlineExceeded`](Self::DeadlineExceeded) | `DEADLINE_EXCEEDED` |
 /// | [`Internal`](Self::Internal) | `INTERNAL` |
+/// | [`Etcd`](Self::Etcd) | etcd's own code for the error |
 /// | [`Remote`](Self::Remote) | the leader's own status |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -89,6 +90,10 @@ pub enum ApiError {
     /// A storage failure or a bug; the message says which.
     #[error("{0}")]
     Internal(String),
+    /// An error of etcd's v3 API, with etcd's own code and message (clients match on the
+    /// text, e.g. "etcdserver: requested lease not found").
+    #[error("{message}")]
+    Etcd { code: Code, message: &'static str },
     /// The leader answered a forwarded request with a status this node passes on as is.
     #[error("{message}")]
     Remote { code: Code, message: String },
@@ -161,7 +166,7 @@ impl ApiError {
             ApiError::OutcomeUnknown(_) => Code::Unknown,
             ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::Internal(_) => Code::Internal,
-            ApiError::Remote { code, .. } => *code,
+            ApiError::Etcd { code, .. } | ApiError::Remote { code, .. } => *code,
         }
     }
 
@@ -182,6 +187,25 @@ impl ApiError {
             ),
             _ => false,
         }
+    }
+}
+
+impl From<crate::kv::etcd::EtcdFailure> for ApiError {
+    fn from(failure: crate::kv::etcd::EtcdFailure) -> Self {
+        use crate::kv::etcd::EtcdFailure;
+        let (code, message) = match failure {
+            EtcdFailure::LeaseNotFound => (Code::NotFound, "etcdserver: requested lease not found"),
+            EtcdFailure::KeyNotFound => (Code::InvalidArgument, "etcdserver: key not found"),
+            EtcdFailure::Compacted => (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted",
+            ),
+            EtcdFailure::FutureRevision => (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision",
+            ),
+        };
+        ApiError::Etcd { code, message }
     }
 }
 

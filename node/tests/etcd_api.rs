@@ -1,0 +1,313 @@
+//! etcd's v3 KV service on a node's client port, called as etcd's clients call it: ranges with
+//! every option, puts, range deletes, transactions, compaction, etcd's errors word for word,
+//! and a follower that forwards writes to the leader.
+
+mod common;
+
+use dengine::proto::ReadPolicy;
+use dengine_proto::etcd::etcdserverpb as pb;
+use dengine_proto::etcd::etcdserverpb::kv_client::KvClient;
+use pb::compare::{CompareResult, CompareTarget, TargetUnion};
+use pb::range_request::{SortOrder, SortTarget};
+use pb::request_op::Request as Op;
+use pb::response_op::Response as Answer;
+use tonic::transport::Channel;
+use tonic::Code;
+
+use common::{get, Cluster};
+
+async fn put(kv: &mut KvClient<Channel>, key: &str, value: &str) -> pb::PutResponse {
+    kv.put(pb::PutRequest {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|status| panic!("etcd put {key}: {status}"))
+    .into_inner()
+}
+
+fn range(key: &str, range_end: &str) -> pb::RangeRequest {
+    pb::RangeRequest {
+        key: key.into(),
+        range_end: range_end.into(),
+        ..Default::default()
+    }
+}
+
+fn keys(response: &pb::RangeResponse) -> Vec<String> {
+    response
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+        .collect()
+}
+
+/// The status of a call that must fail, checked for etcd's code and message.
+fn assert_etcd_error<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: Code,
+    message: &str,
+) {
+    let status = result.expect_err("the call must fail");
+    assert_eq!((status.code(), status.message()), (code, message));
+}
+
+#[tokio::test]
+async fn ranges_puts_and_deletes_answer_as_etcd_does() {
+    let cluster = Cluster::start(1, &[]).await;
+    let node = &cluster.nodes[0];
+    let mut kv = node.etcd_kv();
+
+    let first = put(&mut kv, "app/b", "2").await;
+    let header = first.header.unwrap();
+    assert_eq!(header.member_id, node.id());
+    assert_ne!(header.cluster_id, 0);
+    assert!(header.raft_term >= 1);
+    put(&mut kv, "app/a", "1").await;
+    put(&mut kv, "app/c", "3").await;
+    put(&mut kv, "other", "x").await;
+    let replaced = kv
+        .put(pb::PutRequest {
+            key: "app/a".into(),
+            value: "11".into(),
+            prev_kv: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replaced.prev_kv.unwrap().value, b"1");
+    let now = replaced.header.unwrap().revision;
+
+    // One key; a prefix; every key from a key on.
+    let one = kv.range(range("app/a", "")).await.unwrap().into_inner();
+    assert_eq!((one.count, one.kvs[0].version), (1, 2));
+    let app = kv.range(range("app/", "app0")).await.unwrap().into_inner();
+    assert_eq!(keys(&app), ["app/a", "app/b", "app/c"]);
+    assert_eq!(app.header.unwrap().revision, now);
+    let from_c = kv.range(range("app/c", "\0")).await.unwrap().into_inner();
+    assert_eq!(keys(&from_c), ["app/c", "other"]);
+
+    // Limit with more and count; sorting; keys only; count only.
+    let limited = kv
+        .range(pb::RangeRequest {
+            limit: 2,
+            ..range("app/", "app0")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (keys(&limited).len(), limited.more, limited.count),
+        (2, true, 3)
+    );
+    let by_value_descending = kv
+        .range(pb::RangeRequest {
+            sort_order: SortOrder::Descend.into(),
+            sort_target: SortTarget::Value.into(),
+            ..range("app/", "app0")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(keys(&by_value_descending), ["app/c", "app/b", "app/a"]);
+    let bare = kv
+        .range(pb::RangeRequest {
+            keys_only: true,
+            ..range("app/", "app0")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(bare.kvs.iter().all(|kv| kv.value.is_empty()));
+    let counted = kv
+        .range(pb::RangeRequest {
+            count_only: true,
+            ..range("", "\0")
+        })
+        .await;
+    assert_etcd_error(
+        counted,
+        Code::InvalidArgument,
+        "etcdserver: key is not provided",
+    );
+    let counted = kv
+        .range(pb::RangeRequest {
+            count_only: true,
+            ..range("\0", "\0")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((counted.count, counted.kvs.len()), (4, 0));
+
+    // The past: a at the revision before it was replaced.
+    let before = kv
+        .range(pb::RangeRequest {
+            revision: now - 1,
+            ..range("app/a", "")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before.kvs[0].value, b"1");
+    assert_etcd_error(
+        kv.range(pb::RangeRequest {
+            revision: now + 1,
+            ..range("app/a", "")
+        })
+        .await,
+        Code::OutOfRange,
+        "etcdserver: mvcc: required revision is a future revision",
+    );
+
+    // A range delete: one revision, the deleted keys as they were.
+    let deleted = kv
+        .delete_range(pb::DeleteRangeRequest {
+            key: "app/".into(),
+            range_end: "app0".into(),
+            prev_kv: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((deleted.deleted, deleted.prev_kvs.len()), (3, 3));
+    assert_eq!(deleted.header.unwrap().revision, now + 1);
+
+    // What etcd refuses, it refuses in its own words.
+    assert_etcd_error(
+        kv.put(pb::PutRequest {
+            key: "k".into(),
+            lease: 42,
+            ..Default::default()
+        })
+        .await,
+        Code::NotFound,
+        "etcdserver: requested lease not found",
+    );
+    assert_etcd_error(
+        kv.put(pb::PutRequest::default()).await,
+        Code::InvalidArgument,
+        "etcdserver: key is not provided",
+    );
+
+    // Compaction, and reads below it.
+    kv.compact(pb::CompactionRequest {
+        revision: now,
+        physical: true,
+    })
+    .await
+    .unwrap();
+    assert_etcd_error(
+        kv.range(pb::RangeRequest {
+            revision: now - 1,
+            ..range("app/a", "")
+        })
+        .await,
+        Code::OutOfRange,
+        "etcdserver: mvcc: required revision has been compacted",
+    );
+    assert_etcd_error(
+        kv.compact(pb::CompactionRequest {
+            revision: now,
+            physical: false,
+        })
+        .await,
+        Code::OutOfRange,
+        "etcdserver: mvcc: required revision has been compacted",
+    );
+    let at_compaction = kv
+        .range(pb::RangeRequest {
+            revision: now,
+            ..range("app/a", "")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(at_compaction.kvs[0].value, b"11");
+}
+
+#[tokio::test]
+async fn a_txn_through_a_follower_compares_and_swaps_on_the_leader() {
+    let cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster
+        .nodes
+        .iter()
+        .find(|node| node.id() != leader)
+        .expect("a follower");
+    let mut kv = follower.etcd_kv();
+    let created = put(&mut kv, "lock", "free").await.header.unwrap().revision;
+
+    // Kubernetes' optimistic update: compare the mod revision, put, or read the key back.
+    let update = |expected: i64, value: &str| pb::TxnRequest {
+        compare: vec![pb::Compare {
+            key: "lock".into(),
+            target: CompareTarget::Mod.into(),
+            result: CompareResult::Equal.into(),
+            target_union: Some(TargetUnion::ModRevision(expected)),
+            range_end: Vec::new(),
+        }],
+        success: vec![pb::RequestOp {
+            request: Some(Op::RequestPut(pb::PutRequest {
+                key: "lock".into(),
+                value: value.into(),
+                ..Default::default()
+            })),
+        }],
+        failure: vec![pb::RequestOp {
+            request: Some(Op::RequestRange(range("lock", ""))),
+        }],
+    };
+    let won = kv.txn(update(created, "held")).await.unwrap().into_inner();
+    assert!(won.succeeded);
+    let held_at = won.header.unwrap().revision;
+    assert_eq!(held_at, created + 1);
+    let Some(Answer::ResponsePut(put_answer)) = &won.responses[0].response else {
+        panic!("{won:?}")
+    };
+    assert_eq!(
+        put_answer.header.unwrap().revision,
+        held_at,
+        "nested headers"
+    );
+
+    let lost = kv
+        .txn(update(created, "stolen"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!lost.succeeded);
+    let Some(Answer::ResponseRange(current)) = &lost.responses[0].response else {
+        panic!("{lost:?}")
+    };
+    assert_eq!(current.kvs[0].mod_revision, held_at);
+
+    // The native API sees the same key, at the same revision, on the leader.
+    let mut native = cluster.node(leader).kv();
+    let seen = get(&mut native, "lock", ReadPolicy::Linearizable).await;
+    let seen = seen.kv.unwrap();
+    assert_eq!(
+        (seen.value.as_ref(), seen.mod_revision),
+        (&b"held"[..], held_at)
+    );
+
+    assert_etcd_error(
+        kv.txn(pb::TxnRequest {
+            success: vec![
+                pb::RequestOp {
+                    request: Some(Op::RequestPut(pb::PutRequest {
+                        key: "a".into(),
+                        ..Default::default()
+                    })),
+                };
+                2
+            ],
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "etcdserver: duplicate key given in txn request",
+    );
+}
