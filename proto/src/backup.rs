@@ -62,17 +62,66 @@ pub fn matches(header: &BackupHeader, data: &[u8]) -> bool {
         && checksum_of_format(header.format, data) == Some(header.checksum)
 }
 
+/// The bytes a backup file starts with, before its data: the magic and the header.
+pub fn file_start(header: &BackupHeader) -> Vec<u8> {
+    let mut start = MAGIC.to_vec();
+    start.extend_from_slice(&header.encode_length_delimited_to_vec());
+    start
+}
+
 /// Writes a backup to `path` atomically: a partial file never carries the final name.
 pub fn write(path: &Path, header: &BackupHeader, data: &[u8]) -> std::io::Result<()> {
     let temporary = path.with_extension("partial");
     {
         let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(MAGIC)?;
-        file.write_all(&header.encode_length_delimited_to_vec())?;
+        file.write_all(&file_start(header))?;
         file.write_all(data)?;
         file.sync_all()?;
     }
     std::fs::rename(&temporary, path)
+}
+
+/// etcd's snapshot stream ends with a SHA-256 of everything before it, after zero padding that
+/// puts the size 32 bytes past a multiple of 512: etcdctl keeps a snapshot only with that size.
+/// A backup served through etcd's Maintenance.Snapshot gets that trailer, and reads back as is.
+pub struct EtcdTrailer {
+    hasher: sha2::Sha256,
+    len: u64,
+}
+
+impl Default for EtcdTrailer {
+    fn default() -> Self {
+        Self {
+            hasher: sha2::Digest::new(),
+            len: 0,
+        }
+    }
+}
+
+impl EtcdTrailer {
+    /// Takes in the next bytes of the stream.
+    pub fn update(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.hasher, bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    /// The padding and the SHA-256 that end the stream.
+    pub fn finish(mut self) -> Vec<u8> {
+        let padding = vec![0; ((512 - self.len % 512) % 512) as usize];
+        self.update(&padding);
+        let mut trailer = padding;
+        trailer.extend_from_slice(&sha2::Digest::finalize(self.hasher));
+        trailer
+    }
+}
+
+/// Whether `file` ends with etcd's snapshot trailer.
+fn has_etcd_trailer(file: &[u8]) -> bool {
+    if file.len() % 512 != 32 {
+        return false;
+    }
+    let (content, digest) = file.split_at(file.len() - 32);
+    <sha2::Sha256 as sha2::Digest>::digest(content).as_slice() == digest
 }
 
 /// Reads and checks a backup: its header and its data.
@@ -100,6 +149,11 @@ pub fn read(path: &Path) -> Result<(BackupHeader, Vec<u8>), BackupError> {
             "format {} is not supported (this build reads formats {FORMAT_FNV} and {FORMAT})",
             header.format
         )));
+    }
+    let data_bytes = usize::try_from(header.data_bytes).unwrap_or(usize::MAX);
+    if cursor.len() > data_bytes && has_etcd_trailer(&bytes) {
+        // Saved by `etcdctl snapshot save`: the data, then etcd's padding and SHA-256.
+        cursor = &cursor[..data_bytes];
     }
     if cursor.len() as u64 != header.data_bytes {
         return Err(invalid(format!(
@@ -150,6 +204,28 @@ mod tests {
         assert!(read(&path).unwrap_err().to_string().contains("truncated"));
         std::fs::write(&path, b"hello").unwrap();
         assert!(read(&path).unwrap_err().to_string().contains("magic"));
+    }
+
+    #[test]
+    fn a_backup_saved_through_etcds_snapshot_stream_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("snapshot.db");
+        let data = b"state machine bytes".to_vec();
+        let header = header(FORMAT, &data, checksum(&data));
+        let mut stream = file_start(&header);
+        stream.extend_from_slice(&data);
+        let mut trailer = EtcdTrailer::default();
+        trailer.update(&stream);
+        stream.extend(trailer.finish());
+        assert_eq!(stream.len() % 512, 32, "the size etcdctl checks");
+        std::fs::write(&path, &stream).unwrap();
+        assert_eq!(read(&path).unwrap(), (header, data));
+
+        // A damaged trailer is not a trailer: the bytes after the data are refused.
+        let last = stream.len() - 1;
+        stream[last] ^= 1;
+        std::fs::write(&path, &stream).unwrap();
+        assert!(read(&path).is_err());
     }
 
     #[test]

@@ -185,6 +185,16 @@ impl KvStore {
         self.current().events_since(start_revision, key, prefix)
     }
 
+    /// The engine, for work that must not hold the state machine's lock (a full compaction).
+    pub fn engine(&self) -> Arc<dyn Engine> {
+        self.engine.clone()
+    }
+
+    /// The bytes the engine holds.
+    pub fn size_bytes(&self) -> StorageResult<u64> {
+        self.engine.size_bytes()
+    }
+
     /// Up to `max` keys whose TTL ran out at `now_unix_ms`, earliest deadline first, with the
     /// mod revision to put in their `Expire` command.
     pub fn expired(&self, now_unix_ms: i64, max: usize) -> Vec<(Vec<u8>, i64)> {

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use super::admin_service::AdminService;
+use super::etcd_cluster::EtcdClusterService;
 use super::etcd_service::EtcdKvService;
 use super::kv_service::KvService;
 use super::node::NodeError;
@@ -23,7 +24,9 @@ use super::tls::Tls;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::kv_server::KvServer;
 use crate::proto::raft_server::RaftServer;
+use dengine_proto::etcd::etcdserverpb::cluster_server::ClusterServer;
 use dengine_proto::etcd::etcdserverpb::kv_server::KvServer as EtcdKvServer;
+use dengine_proto::etcd::etcdserverpb::maintenance_server::MaintenanceServer;
 
 /// The client listener's bound on one call, streams aside: a call the node has not answered
 /// by then (it waits for a leader or a commit at most `REQUEST_TIMEOUT`, see
@@ -76,18 +79,33 @@ pub async fn bind_if(open: bool, address: SocketAddr) -> Result<Option<Bound>, N
     Ok(Some((listener, local)))
 }
 
+/// The services of the client port: d-engine's own and etcd's v3 API.
+pub struct ClientServices {
+    pub kv: KvService,
+    pub admin: AdminServer<AdminService>,
+    pub etcd_kv: EtcdKvService,
+    /// etcd's Cluster and Maintenance services.
+    pub etcd_cluster: EtcdClusterService,
+}
+
 /// Serves the client API on `listener` until `shutdown` changes.
 pub async fn serve_client(
     (listener, _): Bound,
-    kv: KvService,
-    etcd_kv: EtcdKvService,
-    admin: AdminServer<AdminService>,
+    services: ClientServices,
     transport_limit: usize,
     tls: Option<&Tls>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<JoinHandle<Result<(), tonic::transport::Error>>, NodeError> {
+    let ClientServices {
+        kv,
+        admin,
+        etcd_kv,
+        etcd_cluster,
+    } = services;
     let kv = KvServer::new(kv).max_decoding_message_size(transport_limit);
     let etcd_kv = EtcdKvServer::new(etcd_kv).max_decoding_message_size(transport_limit);
+    let etcd_maintenance = MaintenanceServer::new(etcd_cluster.clone());
+    let etcd_cluster = ClusterServer::new(etcd_cluster);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<KvServer<KvService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -106,6 +124,8 @@ pub async fn serve_client(
             .timeout(CLIENT_CALL_LIMIT)
             .add_service(kv)
             .add_service(etcd_kv)
+            .add_service(etcd_cluster)
+            .add_service(etcd_maintenance)
             .add_service(admin)
             .add_service(health_service)
             .add_service(reflection)

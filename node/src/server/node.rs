@@ -12,11 +12,13 @@ use super::admin_service::{AdminAuth, AdminService};
 use super::api::KvApi;
 use super::config::{ConfigError, NodeConfig};
 use super::data_dir::{self, Storage};
+use super::etcd_cluster::EtcdClusterService;
 use super::etcd_service::EtcdKvService;
 use super::event_loop::EventLoop;
 use super::frontend::{Frontend, FrontendTiming};
 use super::kv_service::KvService;
 use super::limits::Limits;
+use super::listeners::ClientServices;
 use super::listeners::{self, bind_if, Bound, Listeners};
 use super::metrics::Metrics;
 use super::peer_service::PeerService;
@@ -327,33 +329,38 @@ pub async fn start_with(
         shutdown_rx.clone(),
     );
     let admin_token = config.admin_token()?;
-    let admin = |bound: &Bound| {
-        AdminServer::new(AdminService {
-            status: status_rx.clone(),
-            frontend: frontend.clone(),
-            auth: AdminAuth {
-                token: admin_token.clone(),
-                loopback: bound.1.ip().is_loopback(),
-            },
-            promote_max_lag: config.promote_max_lag,
-            transfer_timeout: election_timeout * 2,
-        })
+    let admin_service = |bound: &Bound| AdminService {
+        status: status_rx.clone(),
+        frontend: frontend.clone(),
+        auth: AdminAuth {
+            token: admin_token.clone(),
+            loopback: bound.1.ip().is_loopback(),
+        },
+        promote_max_lag: config.promote_max_lag,
+        transfer_timeout: election_timeout * 2,
     };
+    let admin = |bound: &Bound| AdminServer::new(admin_service(bound));
 
     let mut servers = Vec::new();
     if let Some(bound) = client_listener {
-        let kv_service = KvService { api: api.clone() };
-        let etcd_kv = EtcdKvService {
-            api: api.clone(),
-            max_request_bytes: limits.max_request_bytes,
+        let services = ClientServices {
+            kv: KvService { api: api.clone() },
+            admin: admin(&bound),
+            etcd_kv: EtcdKvService {
+                api: api.clone(),
+                max_request_bytes: limits.max_request_bytes,
+            },
+            etcd_cluster: EtcdClusterService {
+                api: api.clone(),
+                admin: Arc::new(admin_service(&bound)),
+                status: status_rx.clone(),
+                peer_tls: tls.is_some(),
+            },
         };
-        let admin = admin(&bound);
         servers.push(
             listeners::serve_client(
                 bound,
-                kv_service,
-                etcd_kv,
-                admin,
+                services,
                 limits.transport_limit(),
                 tls.as_ref(),
                 shutdown_rx.clone(),

@@ -175,6 +175,21 @@ reader_over_trees!(MemoryEngine);
 reader_over_trees!(MemoryView);
 
 impl Engine for MemoryEngine {
+    /// Nothing is left behind in memory.
+    fn compact_storage(&self) -> StorageResult<()> {
+        self.visible(|_| ())
+    }
+
+    fn size_bytes(&self) -> StorageResult<u64> {
+        self.visible(|trees| {
+            trees
+                .values()
+                .flat_map(|tree| tree.iter())
+                .map(|(key, value)| (key.len() + value.len()) as u64)
+                .sum()
+        })
+    }
+
     fn view(self: Arc<Self>) -> StorageResult<Arc<dyn Reader>> {
         let trees = self.visible(Clone::clone)?;
         Ok(Arc::new(MemoryView { trees }))

@@ -187,6 +187,13 @@ pub trait Engine: Reader + 'static {
     /// a watch's history, a long scan): later writes do not show through it, so readers need
     /// not hold anyone up while they read. Cheap to take; it keeps the engine open while held.
     fn view(self: Arc<Self>) -> StorageResult<Arc<dyn Reader>>;
+
+    /// Rewrites the stored data without what deletes and overwrites left behind (etcd's
+    /// defragmentation): RocksDB compacts every column family in full.
+    fn compact_storage(&self) -> StorageResult<()>;
+
+    /// The bytes the engine holds, on disk and in memory tables (etcd's `dbSize`).
+    fn size_bytes(&self) -> StorageResult<u64>;
 }
 
 /// Big-endian encoding, so byte order is numeric order.

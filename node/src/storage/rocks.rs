@@ -201,6 +201,32 @@ impl Source for RocksView {
 }
 
 impl Engine for RocksEngine {
+    fn compact_storage(&self) -> StorageResult<()> {
+        for space in Space::ALL {
+            self.db
+                .compact_range_cf(family(&self.db, space)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
+    }
+
+    fn size_bytes(&self) -> StorageResult<u64> {
+        let mut total = 0;
+        for space in Space::ALL {
+            let family = family(&self.db, space)?;
+            for property in [
+                "rocksdb.total-sst-files-size",
+                "rocksdb.cur-size-all-mem-tables",
+            ] {
+                total += self
+                    .db
+                    .property_int_value_cf(family, property)
+                    .map_err(engine_error)?
+                    .unwrap_or(0);
+            }
+        }
+        Ok(total)
+    }
+
     fn view(self: Arc<Self>) -> StorageResult<Arc<dyn Reader>> {
         Ok(Arc::new(RocksView::new(self, |engine| {
             engine.db.snapshot()

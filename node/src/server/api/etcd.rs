@@ -63,3 +63,66 @@ fn etcd_read_error(error: KvError) -> ApiError {
         other => other.into(),
     }
 }
+
+/// What etcd's HashKV answers: a hash of the key space at a revision, to compare members by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpaceHash {
+    pub hash: u32,
+    /// The revision hashed.
+    pub revision: i64,
+    /// The compaction point then.
+    pub compacted_revision: i64,
+}
+
+impl KvApi {
+    /// A CRC-32C of every key-value (key, value, create and mod revision, version) at
+    /// `revision` (0: now), in key order, read from this node's own state: equal on members
+    /// that applied the same log, whatever their storage did since.
+    pub fn etcd_hash_kv(&self, revision: i64) -> Result<(Header, KeySpaceHash), ApiError> {
+        let view = self.kv.read().map_err(|_| lock_poisoned())?.view()?;
+        let kvs = view
+            .range_at(&[], None, revision)
+            .map_err(etcd_read_error)?;
+        let mut hash = 0;
+        for kv in &kvs {
+            for part in [
+                kv.key.as_ref(),
+                kv.value.as_ref(),
+                &kv.create_revision.to_be_bytes(),
+                &kv.mod_revision.to_be_bytes(),
+                &kv.version.to_be_bytes(),
+            ] {
+                hash = crc32c::crc32c_append(hash, &(part.len() as u64).to_be_bytes());
+                hash = crc32c::crc32c_append(hash, part);
+            }
+        }
+        let hashed = match revision {
+            0 => view.revision(),
+            revision => revision,
+        };
+        Ok((
+            self.frontend.header.at(view.revision()),
+            KeySpaceHash {
+                hash,
+                revision: hashed,
+                compacted_revision: view.compacted_revision(),
+            },
+        ))
+    }
+
+    /// etcd's Defragment: the engine rewrites its data without what deletes left behind.
+    pub async fn etcd_defragment(&self) -> Result<Header, ApiError> {
+        // Off the state machine's lock: a full compaction takes a while, and applies go on.
+        let engine = self.kv.read().map_err(|_| lock_poisoned())?.engine();
+        tokio::task::spawn_blocking(move || engine.compact_storage())
+            .await
+            .map_err(|e| ApiError::Internal(format!("internal error: defragmenting: {e}")))??;
+        let revision = self.kv.read().map_err(|_| lock_poisoned())?.revision();
+        Ok(self.frontend.header.at(revision))
+    }
+
+    /// The bytes this node's engine holds (etcd's `dbSize`).
+    pub fn storage_bytes(&self) -> Result<u64, ApiError> {
+        Ok(self.kv.read().map_err(|_| lock_poisoned())?.size_bytes()?)
+    }
+}
