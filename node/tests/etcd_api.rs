@@ -311,3 +311,149 @@ async fn a_txn_through_a_follower_compares_and_swaps_on_the_leader() {
         "etcdserver: duplicate key given in txn request",
     );
 }
+
+/// The next answer on a watch stream, within the harness's deadline.
+async fn next(answers: &mut tonic::Streaming<pb::WatchResponse>) -> pb::WatchResponse {
+    tokio::time::timeout(common::DEADLINE, answers.message())
+        .await
+        .expect("a watch answer within the deadline")
+        .expect("the stream goes on")
+        .expect("the stream is open")
+}
+
+fn create(key: &str, range_end: &str, start_revision: i64) -> pb::WatchCreateRequest {
+    pb::WatchCreateRequest {
+        key: key.into(),
+        range_end: range_end.into(),
+        start_revision,
+        ..Default::default()
+    }
+}
+
+fn watch_request(request: pb::watch_request::RequestUnion) -> pb::WatchRequest {
+    pb::WatchRequest {
+        request_union: Some(request),
+    }
+}
+
+#[tokio::test]
+async fn one_watch_stream_carries_many_watchers_as_etcd_does() {
+    use pb::watch_request::RequestUnion;
+    let cluster = Cluster::start(1, &[]).await;
+    let node = &cluster.nodes[0];
+    let mut kv = node.etcd_kv();
+    put(&mut kv, "w/a", "1").await;
+    put(&mut kv, "w/a", "2").await;
+    kv.delete_range(pb::DeleteRangeRequest {
+        key: "w/a".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    put(&mut kv, "x", "1").await;
+
+    let (requests, requests_rx) = tokio::sync::mpsc::channel(8);
+    let mut watch =
+        dengine_proto::etcd::etcdserverpb::watch_client::WatchClient::new(node.etcd_channel());
+    let mut answers = watch
+        .watch(tokio_stream::wrappers::ReceiverStream::new(requests_rx))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Watcher 0: the interval [w/, w0) from revision 1, with previous values, no deletes.
+    let replay = pb::WatchCreateRequest {
+        prev_kv: true,
+        filters: vec![pb::watch_create_request::FilterType::Nodelete.into()],
+        ..create("w/", "w0", 1)
+    };
+    requests
+        .send(watch_request(RequestUnion::CreateRequest(replay)))
+        .await
+        .unwrap();
+    let created = next(&mut answers).await;
+    assert!(created.created);
+    assert_eq!(created.watch_id, 0);
+    let replayed = next(&mut answers).await;
+    let puts: Vec<(i64, Option<Vec<u8>>)> = replayed
+        .events
+        .iter()
+        .map(|e| {
+            let kv = e.kv.as_ref().unwrap();
+            (kv.mod_revision, e.prev_kv.as_ref().map(|p| p.value.clone()))
+        })
+        .collect();
+    assert_eq!(puts, vec![(1, None), (2, Some(b"1".to_vec()))]);
+
+    // Watcher 1 on the same stream, from now; a progress request; a cancel.
+    requests
+        .send(watch_request(RequestUnion::CreateRequest(create(
+            "x", "", 0,
+        ))))
+        .await
+        .unwrap();
+    let created = next(&mut answers).await;
+    assert!(created.created && created.watch_id == 1);
+    put(&mut kv, "x", "2").await;
+    let live = next(&mut answers).await;
+    assert_eq!((live.watch_id, live.events.len()), (1, 1));
+    assert_eq!(live.events[0].kv.as_ref().unwrap().value, b"2");
+    requests
+        .send(watch_request(RequestUnion::ProgressRequest(
+            pb::WatchProgressRequest {},
+        )))
+        .await
+        .unwrap();
+    let progress = next(&mut answers).await;
+    assert_eq!(progress.watch_id, -1);
+    assert_eq!(progress.header.unwrap().revision, 5);
+    requests
+        .send(watch_request(RequestUnion::CancelRequest(
+            pb::WatchCancelRequest { watch_id: 1 },
+        )))
+        .await
+        .unwrap();
+    let canceled = next(&mut answers).await;
+    assert!(canceled.canceled && canceled.watch_id == 1);
+
+    // Ids are not reused; the first version of a key has no previous one.
+    let from_creation = pb::WatchCreateRequest {
+        prev_kv: true,
+        ..create("x", "", 4)
+    };
+    requests
+        .send(watch_request(RequestUnion::CreateRequest(from_creation)))
+        .await
+        .unwrap();
+    let created = next(&mut answers).await;
+    assert_eq!(created.watch_id, 2);
+    let history = next(&mut answers).await;
+    let previous: Vec<Option<Vec<u8>>> = history
+        .events
+        .iter()
+        .map(|e| e.prev_kv.as_ref().map(|p| p.value.clone()))
+        .collect();
+    assert_eq!(previous, vec![None, Some(b"1".to_vec())]);
+
+    // A watch from a compacted revision is created, then canceled with the compaction point.
+    kv.compact(pb::CompactionRequest {
+        revision: 4,
+        physical: true,
+    })
+    .await
+    .unwrap();
+    requests
+        .send(watch_request(RequestUnion::CreateRequest(create(
+            "x", "", 2,
+        ))))
+        .await
+        .unwrap();
+    let created = next(&mut answers).await;
+    assert!(created.created);
+    let compacted = next(&mut answers).await;
+    assert!(compacted.canceled);
+    assert_eq!(
+        (compacted.watch_id, compacted.compact_revision),
+        (created.watch_id, 4)
+    );
+}

@@ -41,6 +41,49 @@ fn ok(endpoint: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The first `count` lines `etcdctl watch args` prints, within the harness's deadline.
+fn watched_lines(endpoint: &str, args: &[&str], count: usize) -> Vec<String> {
+    use std::io::BufRead;
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("watch")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcdctl runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen.len(),
+        count,
+        "etcdctl watch {args:?} printed only {seen:?}"
+    );
+    seen
+}
+
 #[tokio::test]
 async fn etcdctl_reads_writes_and_administers_a_node() {
     let cluster = Cluster::start(1, &[]).await;
@@ -71,6 +114,16 @@ async fn etcdctl_reads_writes_and_administers_a_node() {
         "app/a\n3\n"
     );
     assert_eq!(ok(e, &["del", "app/b", "--prev-kv"]), "1\napp/b\n2\n");
+
+    // A watch from the first revision, with previous values: what happened to app/a.
+    assert_eq!(
+        watched_lines(e, &["app/a", "--rev=1", "--prev-kv"], 6),
+        ["PUT", "app/a", "1", "PUT", "app/a", "1"]
+    );
+    assert_eq!(
+        watched_lines(e, &["app/", "--prefix", "--rev=4"], 3),
+        ["DELETE", "app/b", ""]
+    );
 
     // An interactive txn: compares, then the success requests, then the failure requests.
     let txn = etcdctl(

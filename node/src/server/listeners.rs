@@ -17,6 +17,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use super::admin_service::AdminService;
 use super::etcd_cluster::EtcdClusterService;
 use super::etcd_service::EtcdKvService;
+use super::etcd_watch::EtcdWatchService;
 use super::kv_service::KvService;
 use super::node::NodeError;
 use super::peer_service::PeerService;
@@ -27,6 +28,7 @@ use crate::proto::raft_server::RaftServer;
 use dengine_proto::etcd::etcdserverpb::cluster_server::ClusterServer;
 use dengine_proto::etcd::etcdserverpb::kv_server::KvServer as EtcdKvServer;
 use dengine_proto::etcd::etcdserverpb::maintenance_server::MaintenanceServer;
+use dengine_proto::etcd::etcdserverpb::watch_server::WatchServer;
 
 /// The client listener's bound on one call, streams aside: a call the node has not answered
 /// by then (it waits for a leader or a commit at most `REQUEST_TIMEOUT`, see
@@ -86,6 +88,7 @@ pub struct ClientServices {
     pub etcd_kv: EtcdKvService,
     /// etcd's Cluster and Maintenance services.
     pub etcd_cluster: EtcdClusterService,
+    pub etcd_watch: EtcdWatchService,
 }
 
 /// Serves the client API on `listener` until `shutdown` changes.
@@ -101,6 +104,7 @@ pub async fn serve_client(
         admin,
         etcd_kv,
         etcd_cluster,
+        etcd_watch,
     } = services;
     let kv = KvServer::new(kv).max_decoding_message_size(transport_limit);
     let etcd_kv = EtcdKvServer::new(etcd_kv).max_decoding_message_size(transport_limit);
@@ -126,6 +130,7 @@ pub async fn serve_client(
             .add_service(etcd_kv)
             .add_service(etcd_cluster)
             .add_service(etcd_maintenance)
+            .add_service(WatchServer::new(etcd_watch))
             .add_service(admin)
             .add_service(health_service)
             .add_service(reflection)

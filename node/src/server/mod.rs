@@ -7,6 +7,7 @@ pub mod config;
 mod data_dir;
 mod etcd_cluster;
 mod etcd_service;
+mod etcd_watch;
 mod event_loop;
 pub mod failpoints;
 mod founding;

@@ -14,6 +14,7 @@ use super::config::{ConfigError, NodeConfig};
 use super::data_dir::{self, Storage};
 use super::etcd_cluster::EtcdClusterService;
 use super::etcd_service::EtcdKvService;
+use super::etcd_watch::EtcdWatchService;
 use super::event_loop::EventLoop;
 use super::frontend::{Frontend, FrontendTiming};
 use super::kv_service::KvService;
@@ -356,6 +357,7 @@ pub async fn start_with(
                 status: status_rx.clone(),
                 peer_tls: tls.is_some(),
             },
+            etcd_watch: EtcdWatchService { api: api.clone() },
         };
         servers.push(
             listeners::serve_client(

@@ -147,6 +147,11 @@ impl Node {
         self.kv.clone()
     }
 
+    /// A channel to this node's client port.
+    pub fn etcd_channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// A client of etcd's v3 KV service on this node's client port.
     pub fn etcd_kv(&self) -> dengine_proto::etcd::etcdserverpb::kv_client::KvClient<Channel> {
         dengine_proto::etcd::etcdserverpb::kv_client::KvClient::new(self.channel.clone())

@@ -55,6 +55,23 @@ impl KvApi {
     }
 }
 
+impl KvApi {
+    /// The header of this node's state now.
+    pub fn header_now(&self) -> Header {
+        let revision = self.kv.read().map(|kv| kv.revision()).unwrap_or(0);
+        self.frontend.header.at(revision)
+    }
+
+    /// `key` as it was just before `revision` (a watch event's `prev_kv`); `None` when it did
+    /// not exist then, or that past is compacted.
+    pub fn version_before(&self, key: &[u8], revision: i64) -> Option<crate::proto::KeyValue> {
+        // Revision 0 reads "now" and is nothing's previous revision: before 1 was nothing.
+        let before = revision.checked_sub(1).filter(|&before| before > 0)?;
+        let store = self.kv.read().ok()?;
+        store.current().get_at(key, before).ok().flatten()
+    }
+}
+
 /// A read's error as etcd words it.
 fn etcd_read_error(error: KvError) -> ApiError {
     match error {
