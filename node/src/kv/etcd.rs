@@ -136,6 +136,17 @@ pub fn range_response(kvs: Vec<KeyValue>, request: &pb::RangeRequest) -> pb::Ran
             ..pb::RangeResponse::default()
         };
     }
+    let limit = usize::try_from(request.limit).unwrap_or(0);
+    let filtered = request.min_mod_revision != 0
+        || request.max_mod_revision != 0
+        || request.min_create_revision != 0
+        || request.max_create_revision != 0;
+    let mut kvs = kvs;
+    if limit > 0 && request.sort_order() == SortOrder::None && !filtered {
+        // etcd reads only one key past the limit, in key order, when no order was asked for,
+        // even with a sort target it then sorts by: the answer is those keys, sorted.
+        kvs.truncate(limit + 1);
+    }
     let within = |revision: i64, min: i64, max: i64| {
         (min == 0 || revision >= min) && (max == 0 || revision <= max)
     };
@@ -160,19 +171,22 @@ pub fn range_response(kvs: Vec<KeyValue>, request: &pb::RangeRequest) -> pb::Ran
         order => order,
     };
     if order != SortOrder::None {
-        // Stable, from key order: equal values stay in key order.
+        // Stable, from key order, in either direction: equal values stay in key order, as
+        // etcd's sort leaves them.
+        let directed = |ordering: std::cmp::Ordering| match order {
+            SortOrder::Descend => ordering.reverse(),
+            _ => ordering,
+        };
         match target {
-            SortTarget::Key => {}
-            SortTarget::Version => kvs.sort_by_key(|kv| kv.version),
-            SortTarget::Create => kvs.sort_by_key(|kv| kv.create_revision),
-            SortTarget::Mod => kvs.sort_by_key(|kv| kv.mod_revision),
-            SortTarget::Value => kvs.sort_by(|a, b| a.value.cmp(&b.value)),
-        }
-        if order == SortOrder::Descend {
-            kvs.reverse();
+            SortTarget::Key => kvs.sort_by(|a, b| directed(a.key.cmp(&b.key))),
+            SortTarget::Version => kvs.sort_by(|a, b| directed(a.version.cmp(&b.version))),
+            SortTarget::Create => {
+                kvs.sort_by(|a, b| directed(a.create_revision.cmp(&b.create_revision)))
+            }
+            SortTarget::Mod => kvs.sort_by(|a, b| directed(a.mod_revision.cmp(&b.mod_revision))),
+            SortTarget::Value => kvs.sort_by(|a, b| directed(a.value.cmp(&b.value))),
         }
     }
-    let limit = usize::try_from(request.limit).unwrap_or(0);
     let more = limit > 0 && kvs.len() > limit;
     if more {
         kvs.truncate(limit);
@@ -415,7 +429,7 @@ impl Staged<'_> {
                 None => continue,
             };
             responses.push(pb::ResponseOp {
-                response: Some(response),
+                response: Some(self.with_header_as_of_now(response, revision)),
             });
         }
         Ok(pb::TxnResponse {
@@ -425,13 +439,45 @@ impl Staged<'_> {
         })
     }
 
+    /// A response inside a Txn carries a header with the revision as of its operation, as in
+    /// etcd: the transaction's revision once it changed something, the one before until then.
+    /// A nested Txn's own header stays empty; only the outermost one gets a revision.
+    fn with_header_as_of_now(
+        &self,
+        response: pb::response_op::Response,
+        revision: i64,
+    ) -> pb::response_op::Response {
+        use pb::response_op::Response;
+        let changed = self.events.last().is_some_and(|(r, _)| *r == revision);
+        let header = Some(pb::ResponseHeader {
+            revision: if changed { revision } else { self.revision },
+            ..Default::default()
+        });
+        match response {
+            Response::ResponseRange(r) => {
+                Response::ResponseRange(pb::RangeResponse { header, ..r })
+            }
+            Response::ResponsePut(r) => Response::ResponsePut(pb::PutResponse { header, ..r }),
+            Response::ResponseDeleteRange(r) => {
+                Response::ResponseDeleteRange(pb::DeleteRangeResponse { header, ..r })
+            }
+            Response::ResponseTxn(r) => Response::ResponseTxn(pb::TxnResponse {
+                header: Some(pb::ResponseHeader::default()),
+                ..r
+            }),
+        }
+    }
+
     /// Moves the compaction point to the revision asked for; the store drops what it covers
     /// when it writes the batch.
     fn compact(
         &mut self,
         compact: &pb::CompactionRequest,
     ) -> Result<pb::CompactionResponse, EtcdFailure> {
-        if compact.revision <= self.compacted_revision {
+        // Compacting at 0 before anything was compacted compacts nothing and is no error, as
+        // compacting etcd's empty store at its first revision is not.
+        let nothing_yet = compact.revision == 0 && self.compacted_revision == 0;
+        if compact.revision <= self.compacted_revision && !nothing_yet {
             return Err(EtcdFailure::Compacted);
         }
         if compact.revision > self.revision {

@@ -278,17 +278,10 @@ impl pb::kv_server::Kv for EtcdKvService {
         check_txn(&request)?;
         self.check_size(request.encoded_len())?;
         match self.write(EtcdRequest::Txn(request)).await? {
-            (header, EtcdResponse::Txn(response)) => {
-                Ok(with_header(header, |header| pb::TxnResponse {
-                    header,
-                    responses: response
-                        .responses
-                        .into_iter()
-                        .map(|op| with_nested_headers(op, &header))
-                        .collect(),
-                    ..response
-                }))
-            }
+            // The responses inside carry the revisions apply gave them, as etcd's do.
+            (header, EtcdResponse::Txn(response)) => Ok(with_header(header, |header| {
+                pb::TxnResponse { header, ..response }
+            })),
             _ => Err(mismatch("txn")),
         }
     }
@@ -307,29 +300,6 @@ impl pb::kv_server::Kv for EtcdKvService {
             _ => Err(mismatch("compaction")),
         }
     }
-}
-
-/// Every response inside a Txn's answer carries the Txn's header, as etcd's do.
-fn with_nested_headers(op: pb::ResponseOp, header: &Option<pb::ResponseHeader>) -> pb::ResponseOp {
-    use pb::response_op::Response as Op;
-    let header = *header;
-    let response = op.response.map(|response| match response {
-        Op::ResponseRange(r) => Op::ResponseRange(pb::RangeResponse { header, ..r }),
-        Op::ResponsePut(r) => Op::ResponsePut(pb::PutResponse { header, ..r }),
-        Op::ResponseDeleteRange(r) => {
-            Op::ResponseDeleteRange(pb::DeleteRangeResponse { header, ..r })
-        }
-        Op::ResponseTxn(r) => Op::ResponseTxn(pb::TxnResponse {
-            header,
-            responses: r
-                .responses
-                .into_iter()
-                .map(|op| with_nested_headers(op, &header))
-                .collect(),
-            ..r
-        }),
-    });
-    pb::ResponseOp { response }
 }
 
 fn mismatch(operation: &str) -> Status {

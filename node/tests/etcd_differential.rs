@@ -1,0 +1,532 @@
+//! Differential testing of etcd's v3 KV API: the same random operations (puts, range deletes,
+//! transactions with every comparison, ranges with every option at past revisions, compactions)
+//! sent to etcd 3.4 (Debian's etcd-server, installed by scripts/setup) and to a d-engine node,
+//! and every answer compared field by field: the values, the revisions, `more` and `count`,
+//! and for errors the code and etcd's message.
+//!
+//! Ids and terms differ by nature and are left out. Revisions are offset by one: an empty etcd
+//! is at revision 1 and its first write is 2, d-engine's first write is 1; the test adds one
+//! to every revision it sends etcd and takes one off every revision etcd answers.
+//!
+//!   DENGINE_ETCD_DIFF_SEED=S   replay one seed
+//!   DENGINE_ETCD_DIFF_SEEDS=N  seeds to run (default 2), each 300 operations
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+
+use dengine_proto::etcd::etcdserverpb as pb;
+use dengine_proto::etcd::etcdserverpb::kv_client::KvClient;
+use dengine_proto::etcd::mvccpb;
+use pb::compare::{CompareResult, CompareTarget, TargetUnion};
+use pb::range_request::{SortOrder, SortTarget};
+use pb::request_op::Request as Op;
+use tonic::transport::Channel;
+
+use common::{free_ports, wait_for, Cluster};
+
+/// etcd 3.4, one member, on loopback, in its own data directory; killed when dropped.
+struct Etcd {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(2);
+        let (client, peer) = (
+            format!("http://127.0.0.1:{}", ports[0]),
+            format!("http://127.0.0.1:{}", ports[1]),
+        );
+        let child = Command::new("etcd")
+            .args(["--name", "reference", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .arg(format!("--initial-cluster=reference={peer}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd runs (scripts/setup installs Debian's etcd-server)");
+        let etcd = Etcd {
+            child,
+            endpoint: client,
+            _dir: dir,
+        };
+        let mut kv = etcd.kv();
+        wait_for("etcd to answer", || {
+            let mut kv = kv.clone();
+            async move {
+                kv.range(range_of("ready", ""))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+        kv.range(range_of("ready", "")).await.unwrap();
+        etcd
+    }
+
+    fn kv(&self) -> KvClient<Channel> {
+        KvClient::new(
+            Channel::from_shared(self.endpoint.clone())
+                .unwrap()
+                .connect_lazy(),
+        )
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// splitmix64: a seeded sequence, the same on every run of a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const KEYS: [&str; 5] = ["k/a", "k/b", "k/c", "k/d", "k/e"];
+
+fn range_of(key: &str, range_end: &str) -> pb::RangeRequest {
+    pb::RangeRequest {
+        key: key.into(),
+        range_end: range_end.into(),
+        ..Default::default()
+    }
+}
+
+/// What the operations may name: the revisions so far and the compaction point, in
+/// d-engine's numbering.
+struct Known {
+    revision: i64,
+    compacted: i64,
+}
+
+impl Known {
+    /// A revision to read or compare at: mostly within the history, sometimes just outside.
+    fn revision(&self, rng: &mut Rng) -> i64 {
+        let low = self.compacted.max(1) - 1;
+        low + rng.below((self.revision - low + 2) as u64) as i64
+    }
+}
+
+/// An interval: one key, a few keys, or all of them.
+fn interval(rng: &mut Rng) -> (String, String) {
+    match rng.below(4) {
+        0 | 1 => (rng.pick(&KEYS).to_string(), String::new()),
+        2 => ("k/b".into(), "k/d".into()),
+        _ => ("k/".into(), "k0".into()),
+    }
+}
+
+fn value(rng: &mut Rng) -> Vec<u8> {
+    let len = 1 + rng.below(3) as usize;
+    (0..len).map(|_| b'a' + rng.below(3) as u8).collect()
+}
+
+fn put(rng: &mut Rng, key: &str) -> pb::PutRequest {
+    pb::PutRequest {
+        key: key.into(),
+        value: value(rng),
+        prev_kv: rng.chance(50),
+        // No lease exists on either side: both must refuse it the same way.
+        lease: if rng.chance(3) { 7 } else { 0 },
+        ..Default::default()
+    }
+}
+
+fn range(rng: &mut Rng, known: &Known) -> pb::RangeRequest {
+    let (key, range_end) = interval(rng);
+    let mut request = range_of(&key, &range_end);
+    if rng.chance(30) {
+        request.limit = 1 + rng.below(3) as i64;
+    }
+    if rng.chance(30) {
+        request.revision = known.revision(rng);
+    }
+    if rng.chance(30) {
+        request.sort_order =
+            *rng.pick(&[SortOrder::None, SortOrder::Ascend, SortOrder::Descend]) as i32;
+        request.sort_target = *rng.pick(&[
+            SortTarget::Key,
+            SortTarget::Version,
+            SortTarget::Create,
+            SortTarget::Mod,
+            SortTarget::Value,
+        ]) as i32;
+    }
+    request.keys_only = rng.chance(15);
+    request.count_only = rng.chance(10);
+    if rng.chance(15) {
+        request.min_mod_revision = known.revision(rng);
+    }
+    if rng.chance(15) {
+        request.max_create_revision = known.revision(rng);
+    }
+    request
+}
+
+fn compare(rng: &mut Rng, known: &Known) -> pb::Compare {
+    let (key, range_end) = interval(rng);
+    let target = *rng.pick(&[
+        CompareTarget::Version,
+        CompareTarget::Create,
+        CompareTarget::Mod,
+        CompareTarget::Value,
+    ]);
+    let union = match target {
+        CompareTarget::Version => TargetUnion::Version(rng.below(4) as i64),
+        CompareTarget::Create => TargetUnion::CreateRevision(known.revision(rng)),
+        CompareTarget::Mod => TargetUnion::ModRevision(known.revision(rng)),
+        _ => TargetUnion::Value(value(rng)),
+    };
+    pb::Compare {
+        key: key.into(),
+        range_end: range_end.into(),
+        target: target.into(),
+        result: *rng.pick(&[
+            CompareResult::Equal,
+            CompareResult::Greater,
+            CompareResult::Less,
+            CompareResult::NotEqual,
+        ]) as i32,
+        target_union: Some(union),
+    }
+}
+
+/// A branch of a txn: puts on distinct keys, a delete and a range (no key written twice).
+fn branch(rng: &mut Rng, known: &Known) -> Vec<pb::RequestOp> {
+    let mut ops = Vec::new();
+    let mut keys = KEYS.to_vec();
+    for _ in 0..rng.below(3) {
+        let key = keys.remove(rng.below(keys.len() as u64) as usize);
+        let request = match rng.below(3) {
+            0 => Op::RequestPut(put(rng, key)),
+            1 => Op::RequestDeleteRange(pb::DeleteRangeRequest {
+                key: key.into(),
+                prev_kv: rng.chance(50),
+                ..Default::default()
+            }),
+            _ => Op::RequestRange(pb::RangeRequest {
+                revision: 0,
+                ..range(rng, known)
+            }),
+        };
+        ops.push(pb::RequestOp {
+            request: Some(request),
+        });
+    }
+    ops
+}
+
+/// One operation, as d-engine receives it (etcd gets it shifted by [`to_etcd`]).
+#[derive(Debug, Clone)]
+enum Operation {
+    Put(pb::PutRequest),
+    Delete(pb::DeleteRangeRequest),
+    Range(pb::RangeRequest),
+    Txn(pb::TxnRequest),
+    Compact(i64),
+}
+
+fn operation(rng: &mut Rng, known: &Known) -> Operation {
+    match rng.below(100) {
+        0..=29 => {
+            let key = rng_key(rng);
+            Operation::Put(put(rng, key))
+        }
+        30..=39 => {
+            let (key, range_end) = interval(rng);
+            Operation::Delete(pb::DeleteRangeRequest {
+                key: key.into(),
+                range_end: range_end.into(),
+                prev_kv: rng.chance(50),
+            })
+        }
+        40..=69 => Operation::Range(range(rng, known)),
+        70..=95 => Operation::Txn(pb::TxnRequest {
+            compare: (0..rng.below(3)).map(|_| compare(rng, known)).collect(),
+            success: branch(rng, known),
+            failure: branch(rng, known),
+        }),
+        // Not at 0: d-engine accepts compacting an empty store every time, etcd only the
+        // first (docs/etcd-compatibility.md).
+        _ => Operation::Compact(known.revision(rng).max(1)),
+    }
+}
+
+fn rng_key(rng: &mut Rng) -> &'static str {
+    KEYS[rng.below(KEYS.len() as u64) as usize]
+}
+
+/// Revisions d-engine numbers `r` etcd numbers `r + 1`; 0 keeps its meaning (none, or now).
+fn shift(revision: i64, by: i64) -> i64 {
+    match revision {
+        0 => 0,
+        r => r + by,
+    }
+}
+
+fn shift_range(request: &mut pb::RangeRequest, by: i64) {
+    request.revision = shift(request.revision, by);
+    request.min_mod_revision = shift(request.min_mod_revision, by);
+    request.max_mod_revision = shift(request.max_mod_revision, by);
+    request.min_create_revision = shift(request.min_create_revision, by);
+    request.max_create_revision = shift(request.max_create_revision, by);
+}
+
+fn shift_ops(ops: &mut [pb::RequestOp], by: i64) {
+    for op in ops {
+        match &mut op.request {
+            Some(Op::RequestRange(range)) => shift_range(range, by),
+            Some(Op::RequestTxn(txn)) => shift_txn(txn, by),
+            _ => {}
+        }
+    }
+}
+
+fn shift_txn(txn: &mut pb::TxnRequest, by: i64) {
+    for compare in &mut txn.compare {
+        match &mut compare.target_union {
+            Some(TargetUnion::CreateRevision(r)) | Some(TargetUnion::ModRevision(r)) => {
+                *r = shift(*r, by)
+            }
+            _ => {}
+        }
+    }
+    shift_ops(&mut txn.success, by);
+    shift_ops(&mut txn.failure, by);
+}
+
+/// The operation as etcd must receive it: every revision one higher.
+fn to_etcd(operation: &Operation) -> Operation {
+    let mut operation = operation.clone();
+    match &mut operation {
+        Operation::Range(range) => shift_range(range, 1),
+        Operation::Txn(txn) => shift_txn(txn, 1),
+        // d-engine's revision 0 (nothing written) is etcd's 1.
+        Operation::Compact(revision) => *revision += 1,
+        _ => {}
+    }
+    operation
+}
+
+/// An answer, comparable across the two: ids and terms out, revisions in d-engine's numbering.
+#[derive(Debug, PartialEq)]
+enum Answer {
+    Put(Option<Kv>, i64),
+    Delete(i64, Vec<Kv>, i64),
+    Range(Range),
+    Txn(bool, Vec<Answer>, i64),
+    Compact(i64),
+    Failed(tonic::Code, String),
+}
+
+#[derive(Debug, PartialEq)]
+struct Range {
+    kvs: Vec<Kv>,
+    more: bool,
+    count: i64,
+    revision: i64,
+}
+
+#[derive(Debug, PartialEq)]
+struct Kv {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    create: i64,
+    modified: i64,
+    version: i64,
+}
+
+fn kv(found: mvccpb::KeyValue, by: i64) -> Kv {
+    Kv {
+        key: found.key,
+        value: found.value,
+        create: shift(found.create_revision, by),
+        modified: shift(found.mod_revision, by),
+        version: found.version,
+    }
+}
+
+fn revision(header: Option<pb::ResponseHeader>, by: i64) -> i64 {
+    header.map_or(0, |h| h.revision + by)
+}
+
+fn range_answer(response: pb::RangeResponse, by: i64) -> Range {
+    Range {
+        kvs: response.kvs.into_iter().map(|k| kv(k, by)).collect(),
+        more: response.more,
+        count: response.count,
+        revision: revision(response.header, by),
+    }
+}
+
+fn txn_answer(response: pb::TxnResponse, by: i64) -> Answer {
+    use pb::response_op::Response as R;
+    let answers = response
+        .responses
+        .into_iter()
+        .filter_map(|op| op.response)
+        .map(|response| match response {
+            R::ResponseRange(r) => Answer::Range(range_answer(r, by)),
+            R::ResponsePut(r) => Answer::Put(r.prev_kv.map(|k| kv(k, by)), revision(r.header, by)),
+            R::ResponseDeleteRange(r) => Answer::Delete(
+                r.deleted,
+                r.prev_kvs.into_iter().map(|k| kv(k, by)).collect(),
+                revision(r.header, by),
+            ),
+            R::ResponseTxn(r) => txn_answer(r, by),
+        })
+        .collect();
+    Answer::Txn(response.succeeded, answers, revision(response.header, by))
+}
+
+/// Sends `operation` and reads the answer back in d-engine's numbering (`by` is what to add
+/// to the revisions answered).
+async fn send(client: &mut KvClient<Channel>, operation: Operation, by: i64) -> Answer {
+    let failed =
+        |status: tonic::Status| Answer::Failed(status.code(), status.message().to_string());
+    match operation {
+        Operation::Put(put) => match client.put(put).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Answer::Put(r.prev_kv.map(|k| kv(k, by)), revision(r.header, by))
+            }
+            Err(status) => failed(status),
+        },
+        Operation::Delete(delete) => match client.delete_range(delete).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                Answer::Delete(
+                    r.deleted,
+                    r.prev_kvs.into_iter().map(|k| kv(k, by)).collect(),
+                    revision(r.header, by),
+                )
+            }
+            Err(status) => failed(status),
+        },
+        Operation::Range(range) => match client.range(range).await {
+            Ok(r) => Answer::Range(range_answer(r.into_inner(), by)),
+            Err(status) => failed(status),
+        },
+        Operation::Txn(txn) => match client.txn(txn).await {
+            Ok(r) => txn_answer(r.into_inner(), by),
+            Err(status) => failed(status),
+        },
+        Operation::Compact(revision_to) => match client
+            .compact(pb::CompactionRequest {
+                revision: revision_to,
+                physical: true,
+            })
+            .await
+        {
+            Ok(r) => Answer::Compact(revision(r.into_inner().header, by)),
+            Err(status) => failed(status),
+        },
+    }
+}
+
+fn seeds() -> Vec<u64> {
+    if let Some(seed) = std::env::var("DENGINE_ETCD_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return vec![seed];
+    }
+    let count = std::env::var("DENGINE_ETCD_DIFF_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    (0..count).map(|i| base.wrapping_add(i)).collect()
+}
+
+#[tokio::test]
+async fn random_operations_answer_as_etcd_3_4_answers_them() {
+    for seed in seeds() {
+        let etcd = Etcd::start().await;
+        let cluster = Cluster::start(1, &[]).await;
+        let (mut reference, mut ours) = (etcd.kv(), cluster.nodes[0].etcd_kv());
+        let mut rng = Rng(seed);
+        let mut known = Known {
+            revision: 0,
+            compacted: 0,
+        };
+        let mut compared = [0usize; 6];
+        for step in 0..300 {
+            let operation = operation(&mut rng, &known);
+            let expected = send(&mut reference, to_etcd(&operation), -1).await;
+            let answered = send(&mut ours, operation.clone(), 0).await;
+            assert_eq!(
+                answered, expected,
+                "seed {seed} (DENGINE_ETCD_DIFF_SEED={seed} to replay), step {step}: \
+                 {operation:?}"
+            );
+            let kind = match &answered {
+                Answer::Put(..) => 0,
+                Answer::Delete(..) => 1,
+                Answer::Range(_) => 2,
+                Answer::Txn(..) => 3,
+                Answer::Compact(_) => 4,
+                Answer::Failed(..) => 5,
+            };
+            compared[kind] += 1;
+            match (&operation, &answered) {
+                (Operation::Compact(at), Answer::Compact(_)) => known.compacted = *at,
+                (_, Answer::Put(_, r) | Answer::Delete(_, _, r) | Answer::Txn(_, _, r)) => {
+                    known.revision = *r
+                }
+                _ => {}
+            }
+        }
+        // A run that never exercised an answer kind decides nothing about it.
+        assert!(
+            compared.iter().all(|&n| n > 0),
+            "seed {seed}: answers by kind (put, delete, range, txn, compact, error): {compared:?}"
+        );
+        println!(
+            "seed {seed}: 300 operations agreed; answers by kind (put, delete, range, txn, \
+             compact, error): {compared:?}"
+        );
+    }
+}
