@@ -35,6 +35,14 @@ fn range(key: &str, range_end: &str) -> pb::RangeRequest {
     }
 }
 
+/// A range that must succeed.
+async fn range_ok(kv: &mut KvClient<Channel>, request: pb::RangeRequest) -> pb::RangeResponse {
+    kv.range(request)
+        .await
+        .unwrap_or_else(|status| panic!("etcd range: {status}"))
+        .into_inner()
+}
+
 fn keys(response: &pb::RangeResponse) -> Vec<String> {
     response
         .kvs
@@ -81,45 +89,45 @@ async fn ranges_puts_and_deletes_answer_as_etcd_does() {
     let now = replaced.header.unwrap().revision;
 
     // One key; a prefix; every key from a key on.
-    let one = kv.range(range("app/a", "")).await.unwrap().into_inner();
+    let one = range_ok(&mut kv, range("app/a", "")).await;
     assert_eq!((one.count, one.kvs[0].version), (1, 2));
-    let app = kv.range(range("app/", "app0")).await.unwrap().into_inner();
+    let app = range_ok(&mut kv, range("app/", "app0")).await;
     assert_eq!(keys(&app), ["app/a", "app/b", "app/c"]);
     assert_eq!(app.header.unwrap().revision, now);
-    let from_c = kv.range(range("app/c", "\0")).await.unwrap().into_inner();
+    let from_c = range_ok(&mut kv, range("app/c", "\0")).await;
     assert_eq!(keys(&from_c), ["app/c", "other"]);
 
     // Limit with more and count; sorting; keys only; count only.
-    let limited = kv
-        .range(pb::RangeRequest {
+    let limited = range_ok(
+        &mut kv,
+        pb::RangeRequest {
             limit: 2,
             ..range("app/", "app0")
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!(
         (keys(&limited).len(), limited.more, limited.count),
         (2, true, 3)
     );
-    let by_value_descending = kv
-        .range(pb::RangeRequest {
+    let by_value_descending = range_ok(
+        &mut kv,
+        pb::RangeRequest {
             sort_order: SortOrder::Descend.into(),
             sort_target: SortTarget::Value.into(),
             ..range("app/", "app0")
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!(keys(&by_value_descending), ["app/c", "app/b", "app/a"]);
-    let bare = kv
-        .range(pb::RangeRequest {
+    let bare = range_ok(
+        &mut kv,
+        pb::RangeRequest {
             keys_only: true,
             ..range("app/", "app0")
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert!(bare.kvs.iter().all(|kv| kv.value.is_empty()));
     let counted = kv
         .range(pb::RangeRequest {
@@ -132,25 +140,25 @@ async fn ranges_puts_and_deletes_answer_as_etcd_does() {
         Code::InvalidArgument,
         "etcdserver: key is not provided",
     );
-    let counted = kv
-        .range(pb::RangeRequest {
+    let counted = range_ok(
+        &mut kv,
+        pb::RangeRequest {
             count_only: true,
             ..range("\0", "\0")
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!((counted.count, counted.kvs.len()), (4, 0));
 
     // The past: a at the revision before it was replaced.
-    let before = kv
-        .range(pb::RangeRequest {
+    let before = range_ok(
+        &mut kv,
+        pb::RangeRequest {
             revision: now - 1,
             ..range("app/a", "")
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!(before.kvs[0].value, b"1");
     assert_etcd_error(
         kv.range(pb::RangeRequest {
@@ -217,14 +225,14 @@ async fn ranges_puts_and_deletes_answer_as_etcd_does() {
         Code::OutOfRange,
         "etcdserver: mvcc: required revision has been compacted",
     );
-    let at_compaction = kv
-        .range(pb::RangeRequest {
+    let at_compaction = range_ok(
+        &mut kv,
+        pb::RangeRequest {
             revision: now,
             ..range("app/a", "")
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!(at_compaction.kvs[0].value, b"11");
 }
 

@@ -177,9 +177,6 @@ async fn etcdctl_reads_writes_and_administers_a_node() {
         .arg(&snapshot)
         .output()
         .expect("node restore runs");
-    assert!(
-        restore.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restore.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&restore.stderr);
+    assert!(restore.status.success(), "node restore: {stderr}");
 }

@@ -204,39 +204,31 @@ fn comparisons_follow_etcd_on_missing_keys_ranges_and_every_target() {
     };
     use CompareResult::*;
     use CompareTarget::*;
-    assert!(holds(
-        &mut h,
-        compare("b", Version, Equal, TargetUnion::Version(2))
-    ));
-    assert!(holds(
-        &mut h,
-        compare("b", Create, Equal, TargetUnion::CreateRevision(2))
-    ));
-    assert!(holds(
-        &mut h,
-        compare("b", Value, Greater, TargetUnion::Value(b"2".to_vec()))
-    ));
-    assert!(holds(
-        &mut h,
-        compare("a", Value, Less, TargetUnion::Value(b"2".to_vec()))
-    ));
-    assert!(holds(
-        &mut h,
-        compare("a", Mod, NotEqual, TargetUnion::ModRevision(7))
-    ));
-    assert!(holds(
-        &mut h,
-        compare("a", Lease, Equal, TargetUnion::Lease(0))
-    ));
-    // A missing key has version 0 and no value: a value comparison on it never holds.
-    assert!(holds(
-        &mut h,
-        compare("x", Version, Equal, TargetUnion::Version(0))
-    ));
-    assert!(!holds(
-        &mut h,
-        compare("x", Value, NotEqual, TargetUnion::Value(b"1".to_vec()))
-    ));
+    let value = |v: &str| TargetUnion::Value(v.as_bytes().to_vec());
+    let cases = [
+        (compare("b", Version, Equal, TargetUnion::Version(2)), true),
+        (
+            compare("b", Create, Equal, TargetUnion::CreateRevision(2)),
+            true,
+        ),
+        (compare("b", Value, Greater, value("2")), true),
+        (compare("a", Value, Less, value("2")), true),
+        (
+            compare("a", Mod, NotEqual, TargetUnion::ModRevision(7)),
+            true,
+        ),
+        (compare("a", Lease, Equal, TargetUnion::Lease(0)), true),
+        // A missing key has version 0 and no value: a value comparison on it never holds.
+        (compare("x", Version, Equal, TargetUnion::Version(0)), true),
+        (compare("x", Value, NotEqual, value("1")), false),
+    ];
+    for (comparison, expected) in cases {
+        assert_eq!(
+            holds(&mut h, comparison.clone()),
+            expected,
+            "{comparison:?}"
+        );
+    }
     // Over a range, every key must satisfy it.
     let mut both = compare("a", Mod, Greater, TargetUnion::ModRevision(0));
     both.range_end = b"c".to_vec();

@@ -74,6 +74,14 @@ impl EtcdClusterService {
             .collect()
     }
 
+    /// An answer carrying the header and the member list as they are now.
+    fn with_members<T>(
+        &self,
+        make: impl FnOnce(Option<pb::ResponseHeader>, Vec<pb::Member>) -> T,
+    ) -> Result<Response<T>, Status> {
+        Ok(Response::new(make(Some(self.header()), self.members())))
+    }
+
     fn member(&self, id: u64) -> Option<pb::Member> {
         self.members().into_iter().find(|member| member.id == id)
     }
@@ -139,10 +147,7 @@ impl pb::cluster_server::Cluster for EtcdClusterService {
             force: false,
         };
         self.admin.remove_member(as_admin(&request, remove)).await?;
-        Ok(Response::new(pb::MemberRemoveResponse {
-            header: Some(self.header()),
-            members: self.members(),
-        }))
+        self.with_members(|header, members| pb::MemberRemoveResponse { header, members })
     }
 
     async fn member_update(
@@ -161,10 +166,7 @@ impl pb::cluster_server::Cluster for EtcdClusterService {
         &self,
         _: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
-        Ok(Response::new(pb::MemberListResponse {
-            header: Some(self.header()),
-            members: self.members(),
-        }))
+        self.with_members(|header, members| pb::MemberListResponse { header, members })
     }
 
     async fn member_promote(
@@ -178,10 +180,7 @@ impl pb::cluster_server::Cluster for EtcdClusterService {
         self.admin
             .promote_learner(as_admin(&request, promote))
             .await?;
-        Ok(Response::new(pb::MemberPromoteResponse {
-            header: Some(self.header()),
-            members: self.members(),
-        }))
+        self.with_members(|header, members| pb::MemberPromoteResponse { header, members })
     }
 }
 

@@ -13,6 +13,7 @@ use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
 use super::api::{ApiError, Header, KvApi};
+use super::write::WriteRequest;
 use crate::kv::etcd::{EtcdRequest, EtcdResponse, Interval};
 
 /// Keys per message of a RangeStream answer.
@@ -64,12 +65,27 @@ impl EtcdKvService {
         }
     }
 
-    async fn write(&self, request: EtcdRequest) -> Result<(Header, EtcdResponse), Status> {
+    /// Checks a write as etcd does, carries it out, and answers with its response, etcd's
+    /// header set.
+    async fn answer<R: AnswerOfKind>(&self, request: EtcdRequest) -> Result<Response<R>, Status> {
+        match &request {
+            EtcdRequest::Put(put) => check_put(put)?,
+            EtcdRequest::DeleteRange(delete) => check_delete(delete)?,
+            EtcdRequest::Txn(txn) => check_txn(txn)?,
+            EtcdRequest::Compact(_) => {}
+        }
+        let encoded_len = crate::kv::etcd::EtcdOp {
+            request: Some(request.clone()),
+        }
+        .encoded_len();
+        self.check_size(encoded_len)?;
+        let operation = WriteRequest::Etcd(request.clone()).operation();
         let (header, answer) = self.api.etcd_write(request).await?;
-        let response = answer.response.ok_or_else(|| {
-            ApiError::Internal("internal error: an etcd write answered nothing".into())
-        })?;
-        Ok((header, response))
+        answer
+            .response
+            .and_then(|response| R::from_answer(response, etcd_header(header)))
+            .map(Response::new)
+            .ok_or_else(|| mismatch(operation))
     }
 }
 
@@ -244,67 +260,63 @@ impl pb::kv_server::Kv for EtcdKvService {
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
-        let request = request.into_inner();
-        check_put(&request)?;
-        self.check_size(request.encoded_len())?;
-        match self.write(EtcdRequest::Put(request)).await? {
-            (header, EtcdResponse::Put(response)) => Ok(with_header(header, |header| {
-                pb::PutResponse { header, ..response }
-            })),
-            _ => Err(mismatch("put")),
-        }
+        self.answer(EtcdRequest::Put(request.into_inner())).await
     }
 
     async fn delete_range(
         &self,
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
-        let request = request.into_inner();
-        check_delete(&request)?;
-        self.check_size(request.encoded_len())?;
-        match self.write(EtcdRequest::DeleteRange(request)).await? {
-            (header, EtcdResponse::DeleteRange(response)) => Ok(with_header(header, |header| {
-                pb::DeleteRangeResponse { header, ..response }
-            })),
-            _ => Err(mismatch("delete range")),
-        }
+        self.answer(EtcdRequest::DeleteRange(request.into_inner()))
+            .await
     }
 
+    /// The responses inside carry the revisions apply gave them, as etcd's do.
     async fn txn(
         &self,
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
-        let request = request.into_inner();
-        check_txn(&request)?;
-        self.check_size(request.encoded_len())?;
-        match self.write(EtcdRequest::Txn(request)).await? {
-            // The responses inside carry the revisions apply gave them, as etcd's do.
-            (header, EtcdResponse::Txn(response)) => Ok(with_header(header, |header| {
-                pb::TxnResponse { header, ..response }
-            })),
-            _ => Err(mismatch("txn")),
-        }
+        self.answer(EtcdRequest::Txn(request.into_inner())).await
     }
 
     async fn compact(
         &self,
         request: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
-        match self
-            .write(EtcdRequest::Compact(request.into_inner()))
-            .await?
-        {
-            (header, EtcdResponse::Compact(_)) => Ok(with_header(header, |header| {
-                pb::CompactionResponse { header }
-            })),
-            _ => Err(mismatch("compaction")),
-        }
+        self.answer(EtcdRequest::Compact(request.into_inner()))
+            .await
     }
 }
 
+/// One kind of write's response, taken out of a write's answer with the header set.
+trait AnswerOfKind: Sized {
+    fn from_answer(response: EtcdResponse, header: pb::ResponseHeader) -> Option<Self>;
+}
+
+macro_rules! answer_of_kind {
+    ($kind:ident, $response:ty) => {
+        impl AnswerOfKind for $response {
+            fn from_answer(response: EtcdResponse, header: pb::ResponseHeader) -> Option<Self> {
+                match response {
+                    EtcdResponse::$kind(mut response) => {
+                        response.header = Some(header);
+                        Some(response)
+                    }
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+answer_of_kind!(Put, pb::PutResponse);
+answer_of_kind!(DeleteRange, pb::DeleteRangeResponse);
+answer_of_kind!(Txn, pb::TxnResponse);
+answer_of_kind!(Compact, pb::CompactionResponse);
+
 fn mismatch(operation: &str) -> Status {
     ApiError::Internal(format!(
-        "internal error: an etcd {operation} was answered with another kind of response"
+        "internal error: an {operation} was answered with another kind of response"
     ))
     .into()
 }
