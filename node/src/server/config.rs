@@ -78,6 +78,8 @@ pub struct NodeConfig {
     pub max_request_bytes: usize,
     /// Largest page a scan returns.
     pub max_scan_limit: u32,
+    /// Most operations in one etcd Txn branch (etcd's `--max-txn-ops`).
+    pub max_txn_ops: usize,
     /// The read policy for requests that do not name one.
     pub default_read_policy: DefaultReadPolicy,
     /// A lease read is served only if a quorum answered within this many ticks; keep it below
@@ -129,6 +131,7 @@ impl Default for NodeConfig {
             max_value_bytes: 1024 * 1024,
             max_request_bytes: 1536 * 1024,
             max_scan_limit: 10_000,
+            max_txn_ops: 128,
             default_read_policy: DefaultReadPolicy::Linearizable,
             lease_ticks: 8,
             admin_token_file: None,
@@ -238,6 +241,10 @@ pub struct NodeFlags {
     #[arg(long, env = "DENGINE_MAX_SCAN_LIMIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_scan_limit: Option<u32>,
+    /// Most operations in one etcd Txn branch, as etcd's --max-txn-ops [default: 128].
+    #[arg(long, env = "DENGINE_MAX_TXN_OPS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_txn_ops: Option<usize>,
     /// Lease reads need a quorum heard within this many ticks; below election ticks
     /// [default: 8].
     #[arg(long, env = "DENGINE_LEASE_TICKS")]
@@ -392,6 +399,9 @@ impl NodeConfig {
         }
         if self.tick_ms == 0 {
             return Err(invalid("tick_ms", "must be at least 1"));
+        }
+        if self.max_txn_ops == 0 {
+            return Err(invalid("max_txn_ops", "must be at least 1"));
         }
         if self.heartbeat_ticks == 0 || self.heartbeat_ticks >= self.election_ticks {
             return Err(invalid(

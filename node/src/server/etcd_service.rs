@@ -19,14 +19,13 @@ use crate::kv::etcd::{EtcdRequest, EtcdResponse, Interval};
 /// Keys per message of a RangeStream answer.
 const RANGE_STREAM_CHUNK: usize = 1000;
 
-/// etcd's default `--max-txn-ops`: the most operations one Txn branch (or its compares) holds.
-pub const MAX_TXN_OPS: usize = 128;
-
 /// The KV service of etcd's v3 API.
 pub struct EtcdKvService {
     pub api: KvApi,
     /// etcd's `--max-request-bytes`: this node's `max_request_bytes`.
     pub max_request_bytes: usize,
+    /// etcd's `--max-txn-ops`: the most operations one Txn branch (or its compares) holds.
+    pub max_txn_ops: usize,
 }
 
 fn etcd(code: Code, message: &'static str) -> ApiError {
@@ -71,7 +70,7 @@ impl EtcdKvService {
         match &request {
             EtcdRequest::Put(put) => check_put(put)?,
             EtcdRequest::DeleteRange(delete) => check_delete(delete)?,
-            EtcdRequest::Txn(txn) => check_txn(txn)?,
+            EtcdRequest::Txn(txn) => check_txn(txn, self.max_txn_ops)?,
             EtcdRequest::Compact(_) => {}
         }
         let encoded_len = crate::kv::etcd::EtcdOp {
@@ -126,14 +125,14 @@ fn check_delete(delete: &pb::DeleteRangeRequest) -> Result<(), ApiError> {
 }
 
 /// etcd's checks of a Txn: its size, every operation, and no key written twice in a branch.
-fn check_txn(txn: &pb::TxnRequest) -> Result<(), ApiError> {
+fn check_txn(txn: &pb::TxnRequest, max_ops: usize) -> Result<(), ApiError> {
     use pb::request_op::Request as Op;
     let ops = txn
         .compare
         .len()
         .max(txn.success.len())
         .max(txn.failure.len());
-    if ops > MAX_TXN_OPS {
+    if ops > max_ops {
         return Err(etcd(
             Code::InvalidArgument,
             "etcdserver: too many operations in txn request",
@@ -152,7 +151,7 @@ fn check_txn(txn: &pb::TxnRequest) -> Result<(), ApiError> {
             }
             Some(Op::RequestPut(put)) => check_put(put)?,
             Some(Op::RequestDeleteRange(delete)) => check_delete(delete)?,
-            Some(Op::RequestTxn(nested)) => check_txn(nested)?,
+            Some(Op::RequestTxn(nested)) => check_txn(nested, max_ops)?,
             None => return Err(ApiError::invalid("a txn operation without a request")),
         }
     }
@@ -353,36 +352,40 @@ mod tests {
         }
     }
 
+    fn check_txn_default(txn: &pb::TxnRequest) -> Result<(), ApiError> {
+        check_txn(txn, 128)
+    }
+
     fn message(result: Result<(), ApiError>) -> String {
         result.unwrap_err().to_string()
     }
 
     #[test]
     fn txns_are_checked_as_etcd_checks_them() {
-        assert!(check_txn(&txn(vec![put("a"), put("b")], vec![put("a")])).is_ok());
+        assert!(check_txn_default(&txn(vec![put("a"), put("b")], vec![put("a")])).is_ok());
         assert_eq!(
-            message(check_txn(&txn(vec![put("a"), put("a")], vec![]))),
+            message(check_txn_default(&txn(vec![put("a"), put("a")], vec![]))),
             "etcdserver: duplicate key given in txn request"
         );
         assert_eq!(
-            message(check_txn(&txn(vec![delete("a", "c"), put("b")], vec![]))),
+            message(check_txn_default(&txn(vec![delete("a", "c"), put("b")], vec![]))),
             "etcdserver: duplicate key given in txn request"
         );
         let nested = pb::RequestOp {
             request: Some(Op::RequestTxn(txn(vec![put("a")], vec![put("a")]))),
         };
-        assert!(check_txn(&txn(vec![nested.clone()], vec![])).is_ok());
+        assert!(check_txn_default(&txn(vec![nested.clone()], vec![])).is_ok());
         assert_eq!(
-            message(check_txn(&txn(vec![nested, put("a")], vec![]))),
+            message(check_txn_default(&txn(vec![nested, put("a")], vec![]))),
             "etcdserver: duplicate key given in txn request"
         );
-        let too_many = (0..=MAX_TXN_OPS).map(|i| put(&format!("k{i}"))).collect();
+        let too_many = (0..=128).map(|i| put(&format!("k{i}"))).collect();
         assert_eq!(
-            message(check_txn(&txn(too_many, vec![]))),
+            message(check_txn_default(&txn(too_many, vec![]))),
             "etcdserver: too many operations in txn request"
         );
         assert_eq!(
-            message(check_txn(&txn(vec![put("")], vec![]))),
+            message(check_txn_default(&txn(vec![put("")], vec![]))),
             "etcdserver: key is not provided"
         );
     }

@@ -350,6 +350,7 @@ pub async fn start_with(
             etcd_kv: EtcdKvService {
                 api: api.clone(),
                 max_request_bytes: limits.max_request_bytes,
+                max_txn_ops: config.max_txn_ops,
             },
             etcd_cluster: EtcdClusterService {
                 api: api.clone(),
