@@ -368,7 +368,10 @@ mod tests {
             "etcdserver: duplicate key given in txn request"
         );
         assert_eq!(
-            message(check_txn_default(&txn(vec![delete("a", "c"), put("b")], vec![]))),
+            message(check_txn_default(&txn(
+                vec![delete("a", "c"), put("b")],
+                vec![]
+            ))),
             "etcdserver: duplicate key given in txn request"
         );
         let nested = pb::RequestOp {
