@@ -10,6 +10,8 @@
 //! that fell behind, a watcher here resumes from where it was, as etcd's do.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use dengine_proto::etcd::etcdserverpb as pb;
 use dengine_proto::etcd::mvccpb;
@@ -50,10 +52,10 @@ impl pb::watch_server::Watch for EtcdWatchService {
 /// Reads one stream's requests until the client closes it; its watchers end with it.
 async fn serve_stream(api: KvApi, mut requests: Streaming<pb::WatchRequest>, out: Out) {
     use pb::watch_request::RequestUnion;
-    let mut watchers: HashMap<i64, JoinHandle<()>> = HashMap::new();
+    let mut watchers: HashMap<i64, Watcher> = HashMap::new();
     let mut next_id = 0;
     while let Ok(Some(request)) = requests.message().await {
-        watchers.retain(|_, watcher| !watcher.is_finished());
+        watchers.retain(|_, watcher| !watcher.task.is_finished());
         match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => {
                 // Ids given by the stream go up and are never reused, as etcd's: a late event
@@ -82,12 +84,26 @@ async fn serve_stream(api: KvApi, mut requests: Streaming<pb::WatchRequest>, out
                     }
                     continue;
                 }
-                let watcher = tokio::spawn(run_watcher(api.clone(), id, create, out.clone()));
-                watchers.insert(id, watcher);
+                // From now: from the revision after the one the creation answer names, so that
+                // no event between that answer and the watch taking hold is missed.
+                let header = header_now(&api);
+                let start = match create.start_revision {
+                    start if start > 0 => start,
+                    _ => header.revision + 1,
+                };
+                let delivered = Arc::new(AtomicI64::new(start - 1));
+                let task = tokio::spawn(run_watcher(
+                    api.clone(),
+                    (id, header, start),
+                    create,
+                    out.clone(),
+                    delivered.clone(),
+                ));
+                watchers.insert(id, Watcher { task, delivered });
             }
             Some(RequestUnion::CancelRequest(cancel)) => {
                 if let Some(watcher) = watchers.remove(&cancel.watch_id) {
-                    watcher.abort();
+                    watcher.task.abort();
                     let canceled = pb::WatchResponse {
                         header: Some(header_now(&api)),
                         watch_id: cancel.watch_id,
@@ -99,9 +115,20 @@ async fn serve_stream(api: KvApi, mut requests: Streaming<pb::WatchRequest>, out
                     }
                 }
             }
+            // The revision every watcher of the stream has delivered all events through: a
+            // client may take it as "nothing up to here is still on its way" (Kubernetes'
+            // consistent reads from its watch cache do).
             Some(RequestUnion::ProgressRequest(_)) => {
+                let mut header = header_now(&api);
+                if let Some(through) = watchers
+                    .values()
+                    .map(|watcher| watcher.delivered.load(Ordering::SeqCst))
+                    .min()
+                {
+                    header.revision = header.revision.min(through);
+                }
                 let progress = pb::WatchResponse {
-                    header: Some(header_now(&api)),
+                    header: Some(header),
                     watch_id: STREAM_WIDE,
                     ..Default::default()
                 };
@@ -113,8 +140,14 @@ async fn serve_stream(api: KvApi, mut requests: Streaming<pb::WatchRequest>, out
         }
     }
     for watcher in watchers.values() {
-        watcher.abort();
+        watcher.task.abort();
     }
+}
+
+/// A watcher of a stream: its task, and the revision it has delivered every event through.
+struct Watcher {
+    task: JoinHandle<()>,
+    delivered: Arc<AtomicI64>,
 }
 
 fn header_now(api: &KvApi) -> pb::ResponseHeader {
@@ -139,7 +172,13 @@ fn followed(interval: &Interval) -> (Vec<u8>, bool) {
 }
 
 /// One watcher: created, then its events until it is canceled or cannot go on.
-async fn run_watcher(api: KvApi, id: i64, create: pb::WatchCreateRequest, out: Out) {
+async fn run_watcher(
+    api: KvApi,
+    (id, header, mut start_revision): (i64, pb::ResponseHeader, i64),
+    create: pb::WatchCreateRequest,
+    out: Out,
+    delivered: Arc<AtomicI64>,
+) {
     use pb::watch_create_request::FilterType;
     let interval = Interval::new(&create.key, &create.range_end);
     let (key, prefix) = followed(&interval);
@@ -150,14 +189,13 @@ async fn run_watcher(api: KvApi, id: i64, create: pb::WatchCreateRequest, out: O
         ..response
     };
     let created = answer(pb::WatchResponse {
-        header: Some(header_now(&api)),
+        header: Some(header),
         created: true,
         ..Default::default()
     });
     if out.send(Ok(created)).await.is_err() {
         return;
     }
-    let mut start_revision = create.start_revision.max(0);
     loop {
         let request = WatchRequest {
             key: key.clone().into(),
@@ -184,7 +222,9 @@ async fn run_watcher(api: KvApi, id: i64, create: pb::WatchCreateRequest, out: O
                         })
                         .map(|event| etcd_event(&api, event, create.prev_kv))
                         .collect();
+                    let through = batch.header.revision;
                     if events.is_empty() {
+                        delivered.fetch_max(through, Ordering::SeqCst);
                         continue;
                     }
                     let response = answer(pb::WatchResponse {
@@ -198,6 +238,7 @@ async fn run_watcher(api: KvApi, id: i64, create: pb::WatchCreateRequest, out: O
                     if out.send(Ok(response)).await.is_err() {
                         return;
                     }
+                    delivered.fetch_max(through, Ordering::SeqCst);
                 }
                 // The node's watch dropped this reader for falling behind: etcd's watchers
                 // do not give up, so follow again from where it stopped.

@@ -22,19 +22,24 @@ impl KvApi {
             false => ReadPolicy::Linearizable,
         };
         self.frontend.reads.wait(Some(policy)).await?;
-        // A range may be long: read it from a view, not under the lock the event loop needs.
-        let view = self.kv.read().map_err(|_| lock_poisoned())?.view()?;
-        let kvs = match Interval::new(&request.key, &request.range_end) {
-            Interval::Key(key) => view
-                .get_at(&key, request.revision)
-                .map(|kv| kv.into_iter().collect()),
-            Interval::Range { start, end } => {
-                view.range_at(&start, end.as_deref(), request.revision)
+        let (kvs, revision) = match Interval::new(&request.key, &request.range_end) {
+            // One key is read at once under the state machine's lock, as the native Get.
+            Interval::Key(key) => {
+                let store = self.kv.read().map_err(|_| lock_poisoned())?;
+                let found = store.current().get_at(&key, request.revision);
+                (found.map(|kv| kv.into_iter().collect()), store.revision())
             }
-        }
-        .map_err(etcd_read_error)?;
+            // A range may be long: read it from a view, not under the lock the event loop
+            // needs to apply.
+            Interval::Range { start, end } => {
+                let view = self.kv.read().map_err(|_| lock_poisoned())?.view()?;
+                let found = view.range_at(&start, end.as_deref(), request.revision);
+                (found, view.revision())
+            }
+        };
+        let kvs = kvs.map_err(etcd_read_error)?;
         Ok((
-            self.frontend.header.at(view.revision()),
+            self.frontend.header.at(revision),
             range_response(kvs, request),
         ))
     }
