@@ -406,17 +406,29 @@ async fn one_watch_stream_carries_many_watchers_as_etcd_does() {
     let live = next(&mut answers).await;
     assert_eq!((live.watch_id, live.events.len()), (1, 1));
     assert_eq!(live.events[0].kv.as_ref().unwrap().value, b"2");
-    requests
-        .send(watch_request(RequestUnion::ProgressRequest(
-            pb::WatchProgressRequest {},
-        )))
-        .await
-        .unwrap();
-    // Progress names the revision every watcher of the stream delivered all its events
-    // through: watcher 1 is at 5, watcher 0 (no event since the delete at 3) at 3.
-    let progress = next(&mut answers).await;
-    assert_eq!(progress.watch_id, -1);
-    assert_eq!(progress.header.unwrap().revision, 3);
+    // Progress names a revision every watcher of the stream delivered all its events through:
+    // never one with an event still on its way, and, once the watchers caught up with the
+    // writes, the current one (watcher 0 saw no event after 3, yet follows the log to 5).
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    loop {
+        requests
+            .send(watch_request(RequestUnion::ProgressRequest(
+                pb::WatchProgressRequest {},
+            )))
+            .await
+            .unwrap();
+        let progress = next(&mut answers).await;
+        assert_eq!((progress.watch_id, progress.events.len()), (-1, 0));
+        let revision = progress.header.unwrap().revision;
+        assert!((3..=5).contains(&revision), "progress at {revision}");
+        if revision == 5 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "progress stuck at {revision}"
+        );
+    }
     requests
         .send(watch_request(RequestUnion::CancelRequest(
             pb::WatchCancelRequest { watch_id: 1 },

@@ -10,17 +10,15 @@
 //! that fell behind, a watcher here resumes from where it was, as etcd's do.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 
 use dengine_proto::etcd::etcdserverpb as pb;
 use dengine_proto::etcd::mvccpb;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::api::{ApiError, EventKind, Header, KvApi, WatchEvent, WatchRequest};
+use super::api::{ApiError, EventKind, Header, KvApi, WatchEvent, WatchRequest, WatchResponse};
 use super::etcd_service::etcd_header;
 use crate::kv::etcd::{to_etcd, Interval};
 
@@ -91,15 +89,15 @@ async fn serve_stream(api: KvApi, mut requests: Streaming<pb::WatchRequest>, out
                     start if start > 0 => start,
                     _ => header.revision + 1,
                 };
-                let delivered = Arc::new(AtomicI64::new(start - 1));
+                let (probes, probed) = mpsc::channel(1);
                 let task = tokio::spawn(run_watcher(
                     api.clone(),
                     (id, header, start),
                     create,
                     out.clone(),
-                    delivered.clone(),
+                    probed,
                 ));
-                watchers.insert(id, Watcher { task, delivered });
+                watchers.insert(id, Watcher { task, probes });
             }
             Some(RequestUnion::CancelRequest(cancel)) => {
                 if let Some(watcher) = watchers.remove(&cancel.watch_id) {
@@ -117,15 +115,22 @@ async fn serve_stream(api: KvApi, mut requests: Streaming<pb::WatchRequest>, out
             }
             // The revision every watcher of the stream has delivered all events through: a
             // client may take it as "nothing up to here is still on its way" (Kubernetes'
-            // consistent reads from its watch cache do).
+            // consistent reads from its watch cache do). Each watcher forwards what is
+            // waiting before it answers.
             Some(RequestUnion::ProgressRequest(_)) => {
                 let mut header = header_now(&api);
-                if let Some(through) = watchers
-                    .values()
-                    .map(|watcher| watcher.delivered.load(Ordering::SeqCst))
-                    .min()
-                {
-                    header.revision = header.revision.min(through);
+                let mut answers = Vec::new();
+                for watcher in watchers.values() {
+                    let (reply, answer) = oneshot::channel();
+                    if watcher.probes.send(reply).await.is_ok() {
+                        answers.push(answer);
+                    }
+                }
+                for answer in answers {
+                    // A watcher that ended meanwhile holds nothing back.
+                    if let Ok(through) = answer.await {
+                        header.revision = header.revision.min(through);
+                    }
                 }
                 let progress = pb::WatchResponse {
                     header: Some(header),
@@ -144,11 +149,15 @@ async fn serve_stream(api: KvApi, mut requests: Streaming<pb::WatchRequest>, out
     }
 }
 
-/// A watcher of a stream: its task, and the revision it has delivered every event through.
+/// A watcher of a stream: its task, and where to ask it how far it has delivered.
 struct Watcher {
     task: JoinHandle<()>,
-    delivered: Arc<AtomicI64>,
+    probes: mpsc::Sender<Probe>,
 }
+
+/// A question to a watcher: the revision it has delivered every event through, once it has
+/// forwarded what is waiting.
+type Probe = oneshot::Sender<i64>;
 
 fn header_now(api: &KvApi) -> pb::ResponseHeader {
     etcd_header(api.header_now())
@@ -171,29 +180,106 @@ fn followed(interval: &Interval) -> (Vec<u8>, bool) {
     }
 }
 
+/// What to do after forwarding a batch of the node's watch.
+enum Next {
+    GoOn,
+    /// The node's watch dropped this reader for falling behind: etcd's watchers do not give
+    /// up, so follow again from where it stopped.
+    ResumeFrom(i64),
+    End,
+}
+
+/// One watcher of a stream: what it follows and how it answers.
+struct EtcdWatcher {
+    api: KvApi,
+    id: i64,
+    interval: Interval,
+    skip_puts: bool,
+    skip_deletes: bool,
+    prev_kv: bool,
+    out: Out,
+    /// The revision every event has been delivered through.
+    delivered: i64,
+}
+
+impl EtcdWatcher {
+    fn answer(&self, response: pb::WatchResponse) -> pb::WatchResponse {
+        pb::WatchResponse {
+            watch_id: self.id,
+            ..response
+        }
+    }
+
+    /// Forwards one item of the node's watch.
+    async fn forward(&mut self, item: Option<Result<WatchResponse, ApiError>>) -> Next {
+        let batch = match item {
+            Some(Ok(batch)) => batch,
+            Some(Err(ApiError::WatchLagged { resume_from })) => {
+                return Next::ResumeFrom(resume_from)
+            }
+            Some(Err(error)) => {
+                let ended = self.answer(ended(&self.api, error));
+                let _ = self.out.send(Ok(ended)).await;
+                return Next::End;
+            }
+            None => return Next::End,
+        };
+        let through = batch.header.revision;
+        let events: Vec<mvccpb::Event> = batch
+            .events
+            .into_iter()
+            .filter(|event| self.interval.contains(&event.kv.key))
+            .filter(|event| match event.kind {
+                EventKind::Put => !self.skip_puts,
+                EventKind::Delete => !self.skip_deletes,
+            })
+            .map(|event| etcd_event(&self.api, event, self.prev_kv))
+            .collect();
+        if !events.is_empty() {
+            let response = self.answer(pb::WatchResponse {
+                header: Some(etcd_header(Header {
+                    raft_term: self.api.header_now().raft_term,
+                    ..batch.header
+                })),
+                events,
+                ..Default::default()
+            });
+            if self.out.send(Ok(response)).await.is_err() {
+                return Next::End;
+            }
+        }
+        self.delivered = self.delivered.max(through);
+        Next::GoOn
+    }
+}
+
 /// One watcher: created, then its events until it is canceled or cannot go on.
 async fn run_watcher(
     api: KvApi,
     (id, header, mut start_revision): (i64, pb::ResponseHeader, i64),
     create: pb::WatchCreateRequest,
     out: Out,
-    delivered: Arc<AtomicI64>,
+    mut probes: mpsc::Receiver<Probe>,
 ) {
     use pb::watch_create_request::FilterType;
     let interval = Interval::new(&create.key, &create.range_end);
     let (key, prefix) = followed(&interval);
-    let skip_puts = create.filters.contains(&(FilterType::Noput as i32));
-    let skip_deletes = create.filters.contains(&(FilterType::Nodelete as i32));
-    let answer = |response: pb::WatchResponse| pb::WatchResponse {
-        watch_id: id,
-        ..response
+    let mut watcher = EtcdWatcher {
+        api,
+        id,
+        interval,
+        skip_puts: create.filters.contains(&(FilterType::Noput as i32)),
+        skip_deletes: create.filters.contains(&(FilterType::Nodelete as i32)),
+        prev_kv: create.prev_kv,
+        out,
+        delivered: start_revision - 1,
     };
-    let created = answer(pb::WatchResponse {
+    let created = watcher.answer(pb::WatchResponse {
         header: Some(header),
         created: true,
         ..Default::default()
     });
-    if out.send(Ok(created)).await.is_err() {
+    if watcher.out.send(Ok(created)).await.is_err() {
         return;
     }
     loop {
@@ -202,56 +288,42 @@ async fn run_watcher(
             prefix,
             start_revision,
         };
-        let mut stream = match api.watch(request).await {
+        let mut stream = match watcher.api.watch(request).await {
             Ok(stream) => stream,
             Err(error) => {
-                let _ = out.send(Ok(answer(ended(&api, error)))).await;
+                let ended = watcher.answer(ended(&watcher.api, error));
+                let _ = watcher.out.send(Ok(ended)).await;
                 return;
             }
         };
-        loop {
-            match stream.recv().await {
-                Some(Ok(batch)) => {
-                    let events: Vec<mvccpb::Event> = batch
-                        .events
-                        .into_iter()
-                        .filter(|event| interval.contains(&event.kv.key))
-                        .filter(|event| match event.kind {
-                            EventKind::Put => !skip_puts,
-                            EventKind::Delete => !skip_deletes,
-                        })
-                        .map(|event| etcd_event(&api, event, create.prev_kv))
-                        .collect();
-                    let through = batch.header.revision;
-                    if events.is_empty() {
-                        delivered.fetch_max(through, Ordering::SeqCst);
-                        continue;
+        let next = loop {
+            let next = tokio::select! {
+                item = stream.recv() => watcher.forward(item).await,
+                Some(probe) = probes.recv() => {
+                    // Everything up to `through` is in the stream: forward what waits there,
+                    // then nothing up to it is on its way any more.
+                    let through = stream.processed_through();
+                    let mut next = Next::GoOn;
+                    while let Some(item) = stream.try_recv() {
+                        next = watcher.forward(Some(item)).await;
+                        if !matches!(next, Next::GoOn) {
+                            break;
+                        }
                     }
-                    let response = answer(pb::WatchResponse {
-                        header: Some(etcd_header(Header {
-                            raft_term: api.header_now().raft_term,
-                            ..batch.header
-                        })),
-                        events,
-                        ..Default::default()
-                    });
-                    if out.send(Ok(response)).await.is_err() {
-                        return;
+                    if matches!(next, Next::GoOn) {
+                        watcher.delivered = watcher.delivered.max(through);
                     }
-                    delivered.fetch_max(through, Ordering::SeqCst);
+                    let _ = probe.send(watcher.delivered);
+                    next
                 }
-                // The node's watch dropped this reader for falling behind: etcd's watchers
-                // do not give up, so follow again from where it stopped.
-                Some(Err(ApiError::WatchLagged { resume_from })) => {
-                    start_revision = resume_from;
-                    break;
-                }
-                Some(Err(error)) => {
-                    let _ = out.send(Ok(answer(ended(&api, error)))).await;
-                    return;
-                }
-                None => return,
+            };
+            if !matches!(next, Next::GoOn) {
+                break next;
             }
+        };
+        match next {
+            Next::ResumeFrom(resume_from) => start_revision = resume_from,
+            _ => return,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Watch streams: a key's or a prefix's events, and this node's role.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -23,12 +25,25 @@ use crate::server::status::NodeStatus;
 /// `resume_from`), [`ApiError::ShuttingDown`] when the node stops. Dropping it ends the watch.
 pub struct WatchStream {
     inner: ReceiverStream<Result<WatchResponse, ApiError>>,
+    /// The revision through which every event has been queued into `inner`.
+    processed: Arc<AtomicI64>,
 }
 
 impl WatchStream {
     /// The next batch, or `None` after the stream's final error (or if the node is gone).
     pub async fn recv(&mut self) -> Option<Result<WatchResponse, ApiError>> {
         futures::StreamExt::next(self).await
+    }
+
+    /// The next batch if one is waiting, without waiting for one.
+    pub fn try_recv(&mut self) -> Option<Result<WatchResponse, ApiError>> {
+        self.inner.as_mut().try_recv().ok()
+    }
+
+    /// The revision through which every event of this watch is in the stream: once the
+    /// batches waiting now are read, nothing up to it is still on its way.
+    pub fn processed_through(&self) -> i64 {
+        self.processed.load(Ordering::SeqCst)
     }
 }
 
@@ -121,6 +136,8 @@ pub(super) fn spawn_watch(
     mut shutdown: watch::Receiver<bool>,
 ) -> WatchStream {
     let (tx, rx) = mpsc::channel(256);
+    let processed = Arc::new(AtomicI64::new(task.last_sent));
+    let queued = processed.clone();
     tokio::spawn(async move {
         // The history first, a page at a time, from the view taken when the watch began: the
         // event loop never waits on it, and a long history is never held in memory at once.
@@ -160,6 +177,7 @@ pub(super) fn spawn_watch(
             }
         }
         task.last_sent = task.last_sent.max(task.history_until);
+        queued.store(task.last_sent, Ordering::SeqCst);
         loop {
             let batch = tokio::select! {
                 batch = live.recv() => batch,
@@ -200,12 +218,12 @@ pub(super) fn spawn_watch(
                     if let Some(last) = batch.last() {
                         task.last_sent = task.last_sent.max(revision_of(last));
                     }
-                    if events.is_empty() {
-                        continue;
-                    }
-                    if tx.send(Ok(task.respond(events))).await.is_err() {
+                    // Queued first, then counted as processed: a reader that sees the count
+                    // finds the events in the stream.
+                    if !events.is_empty() && tx.send(Ok(task.respond(events))).await.is_err() {
                         return;
                     }
+                    queued.store(task.last_sent, Ordering::SeqCst);
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let _ = tx
@@ -224,6 +242,7 @@ pub(super) fn spawn_watch(
     });
     WatchStream {
         inner: ReceiverStream::new(rx),
+        processed,
     }
 }
 
