@@ -479,3 +479,49 @@ async fn one_watch_stream_carries_many_watchers_as_etcd_does() {
         (created.watch_id, 4)
     );
 }
+
+#[tokio::test]
+async fn a_quiet_watcher_asking_for_progress_is_told_how_far_it_is_synced() {
+    use pb::watch_request::RequestUnion;
+    let cluster = Cluster::start(1, &["--watch-progress-notify-ms", "100"]).await;
+    let node = &cluster.nodes[0];
+    let mut kv = node.etcd_kv();
+    put(&mut kv, "elsewhere", "1").await;
+
+    let (requests, requests_rx) = tokio::sync::mpsc::channel(8);
+    let mut answers =
+        dengine_proto::etcd::etcdserverpb::watch_client::WatchClient::new(node.etcd_channel())
+            .watch(tokio_stream::wrappers::ReceiverStream::new(requests_rx))
+            .await
+            .unwrap()
+            .into_inner();
+    let quiet = pb::WatchCreateRequest {
+        progress_notify: true,
+        ..create("quiet", "", 0)
+    };
+    requests
+        .send(watch_request(RequestUnion::CreateRequest(quiet)))
+        .await
+        .unwrap();
+    assert!(next(&mut answers).await.created);
+    // Writes elsewhere move the revision; the watcher, which sees none of them, is told it is
+    // synced through each of them in the end, and never further than the writes went.
+    let latest = put(&mut kv, "elsewhere", "2")
+        .await
+        .header
+        .unwrap()
+        .revision;
+    loop {
+        let progress = next(&mut answers).await;
+        assert!(
+            progress.events.is_empty() && !progress.canceled,
+            "{progress:?}"
+        );
+        assert_eq!(progress.watch_id, 0);
+        let revision = progress.header.unwrap().revision;
+        assert!(revision <= latest, "progress at {revision}, past {latest}");
+        if revision == latest {
+            break;
+        }
+    }
+}

@@ -80,6 +80,9 @@ pub struct NodeConfig {
     pub max_scan_limit: u32,
     /// Most operations in one etcd Txn branch (etcd's `--max-txn-ops`).
     pub max_txn_ops: usize,
+    /// How often an etcd watcher that asked for progress notifications gets one when it had
+    /// no events (etcd's `--experimental-watch-progress-notify-interval`), in milliseconds.
+    pub watch_progress_notify_ms: u64,
     /// The read policy for requests that do not name one.
     pub default_read_policy: DefaultReadPolicy,
     /// A lease read is served only if a quorum answered within this many ticks; keep it below
@@ -132,6 +135,7 @@ impl Default for NodeConfig {
             max_request_bytes: 1536 * 1024,
             max_scan_limit: 10_000,
             max_txn_ops: 128,
+            watch_progress_notify_ms: 600_000,
             default_read_policy: DefaultReadPolicy::Linearizable,
             lease_ticks: 8,
             admin_token_file: None,
@@ -245,6 +249,11 @@ pub struct NodeFlags {
     #[arg(long, env = "DENGINE_MAX_TXN_OPS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_txn_ops: Option<usize>,
+    /// How often an etcd watcher asking for progress notifications gets one when it had no
+    /// events, in ms, as etcd's --experimental-watch-progress-notify-interval [default: 600000].
+    #[arg(long, env = "DENGINE_WATCH_PROGRESS_NOTIFY_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_progress_notify_ms: Option<u64>,
     /// Lease reads need a quorum heard within this many ticks; below election ticks
     /// [default: 8].
     #[arg(long, env = "DENGINE_LEASE_TICKS")]
@@ -402,6 +411,9 @@ impl NodeConfig {
         }
         if self.max_txn_ops == 0 {
             return Err(invalid("max_txn_ops", "must be at least 1"));
+        }
+        if self.watch_progress_notify_ms == 0 {
+            return Err(invalid("watch_progress_notify_ms", "must be at least 1"));
         }
         if self.heartbeat_ticks == 0 || self.heartbeat_ticks >= self.election_ticks {
             return Err(invalid(

@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::api::{ApiError, EventKind, Header, KvApi, WatchEvent, WatchRequest, WatchResponse};
+use super::api::{
+    ApiError, EventKind, Header, KvApi, WatchEvent, WatchRequest, WatchResponse, WatchStream,
+};
 use super::etcd_service::etcd_header;
 use crate::kv::etcd::{to_etcd, Interval};
 
@@ -28,6 +30,9 @@ const STREAM_WIDE: i64 = -1;
 /// The Watch service of etcd's v3 API.
 pub struct EtcdWatchService {
     pub api: KvApi,
+    /// How often a watcher that asked for progress notifications gets one when it had no
+    /// events (etcd's `--experimental-watch-progress-notify-interval`).
+    pub progress_notify: std::time::Duration,
 }
 
 type Out = mpsc::Sender<Result<pb::WatchResponse, Status>>;
@@ -42,13 +47,23 @@ impl pb::watch_server::Watch for EtcdWatchService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let requests = request.into_inner();
         let (out, answers) = mpsc::channel(64);
-        tokio::spawn(serve_stream(self.api.clone(), requests, out));
+        tokio::spawn(serve_stream(
+            self.api.clone(),
+            requests,
+            out,
+            self.progress_notify,
+        ));
         Ok(Response::new(ReceiverStream::new(answers)))
     }
 }
 
 /// Reads one stream's requests until the client closes it; its watchers end with it.
-async fn serve_stream(api: KvApi, mut requests: Streaming<pb::WatchRequest>, out: Out) {
+async fn serve_stream(
+    api: KvApi,
+    mut requests: Streaming<pb::WatchRequest>,
+    out: Out,
+    progress_notify: std::time::Duration,
+) {
     use pb::watch_request::RequestUnion;
     let mut watchers: HashMap<i64, Watcher> = HashMap::new();
     let mut next_id = 0;
@@ -95,7 +110,7 @@ async fn serve_stream(api: KvApi, mut requests: Streaming<pb::WatchRequest>, out
                     (id, header, start),
                     create,
                     out.clone(),
-                    probed,
+                    (probed, progress_notify),
                 ));
                 watchers.insert(id, Watcher { task, probes });
             }
@@ -210,6 +225,20 @@ impl EtcdWatcher {
         }
     }
 
+    /// Forwards what waits in the node's watch, without waiting for more: then every event up
+    /// to the revision the node's watch had queued through is delivered.
+    async fn catch_up(&mut self, stream: &mut WatchStream) -> Next {
+        let through = stream.processed_through();
+        while let Some(item) = stream.try_recv() {
+            let next = self.forward(Some(item)).await;
+            if !matches!(next, Next::GoOn) {
+                return next;
+            }
+        }
+        self.delivered = self.delivered.max(through);
+        Next::GoOn
+    }
+
     /// Forwards one item of the node's watch.
     async fn forward(&mut self, item: Option<Result<WatchResponse, ApiError>>) -> Next {
         let batch = match item {
@@ -259,7 +288,7 @@ async fn run_watcher(
     (id, header, mut start_revision): (i64, pb::ResponseHeader, i64),
     create: pb::WatchCreateRequest,
     out: Out,
-    mut probes: mpsc::Receiver<Probe>,
+    (mut probes, progress_notify): (mpsc::Receiver<Probe>, std::time::Duration),
 ) {
     use pb::watch_create_request::FilterType;
     let interval = Interval::new(&create.key, &create.range_end);
@@ -282,6 +311,12 @@ async fn run_watcher(
     if watcher.out.send(Ok(created)).await.is_err() {
         return;
     }
+    let mut notify = tokio::time::interval_at(
+        tokio::time::Instant::now() + progress_notify,
+        progress_notify,
+    );
+    notify.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quiet = true;
     loop {
         let request = WatchRequest {
             key: key.clone().into(),
@@ -298,22 +333,31 @@ async fn run_watcher(
         };
         let next = loop {
             let next = tokio::select! {
-                item = stream.recv() => watcher.forward(item).await,
+                item = stream.recv() => {
+                    quiet = false;
+                    watcher.forward(item).await
+                }
                 Some(probe) = probes.recv() => {
-                    // Everything up to `through` is in the stream: forward what waits there,
-                    // then nothing up to it is on its way any more.
-                    let through = stream.processed_through();
-                    let mut next = Next::GoOn;
-                    while let Some(item) = stream.try_recv() {
-                        next = watcher.forward(Some(item)).await;
-                        if !matches!(next, Next::GoOn) {
-                            break;
+                    let next = watcher.catch_up(&mut stream).await;
+                    let _ = probe.send(watcher.delivered);
+                    next
+                }
+                // etcd's progress notification: a watcher that had no events for a while is
+                // told how far it is synced.
+                _ = notify.tick(), if create.progress_notify => {
+                    let was_quiet = std::mem::replace(&mut quiet, true);
+                    let next = watcher.catch_up(&mut stream).await;
+                    if was_quiet && matches!(next, Next::GoOn) {
+                        let mut header = header_now(&watcher.api);
+                        header.revision = watcher.delivered;
+                        let progress = watcher.answer(pb::WatchResponse {
+                            header: Some(header),
+                            ..Default::default()
+                        });
+                        if watcher.out.send(Ok(progress)).await.is_err() {
+                            return;
                         }
                     }
-                    if matches!(next, Next::GoOn) {
-                        watcher.delivered = watcher.delivered.max(through);
-                    }
-                    let _ = probe.send(watcher.delivered);
                     next
                 }
             };

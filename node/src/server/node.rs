@@ -358,7 +358,10 @@ pub async fn start_with(
                 status: status_rx.clone(),
                 peer_tls: tls.is_some(),
             },
-            etcd_watch: EtcdWatchService { api: api.clone() },
+            etcd_watch: EtcdWatchService {
+                api: api.clone(),
+                progress_notify: Duration::from_millis(config.watch_progress_notify_ms),
+            },
         };
         servers.push(
             listeners::serve_client(
