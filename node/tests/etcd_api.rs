@@ -511,7 +511,12 @@ async fn a_quiet_watcher_asking_for_progress_is_told_how_far_it_is_synced() {
         .header
         .unwrap()
         .revision;
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
     loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no progress through {latest}"
+        );
         let progress = next(&mut answers).await;
         assert!(
             progress.events.is_empty() && !progress.canceled,
