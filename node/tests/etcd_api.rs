@@ -237,6 +237,37 @@ async fn ranges_puts_and_deletes_answer_as_etcd_does() {
 }
 
 #[tokio::test]
+async fn auth_answers_as_etcd_does_with_authentication_off() {
+    let cluster = Cluster::start(1, &[]).await;
+    let mut auth = dengine_proto::etcd::etcdserverpb::auth_client::AuthClient::new(
+        cluster.nodes[0].etcd_channel(),
+    );
+    let status = auth
+        .auth_status(pb::AuthStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.enabled);
+    assert_etcd_error(
+        auth.authenticate(pb::AuthenticateRequest {
+            name: "root".into(),
+            password: "secret".into(),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "etcdserver: authentication is not enabled",
+    );
+    assert_etcd_error(
+        auth.user_get(pb::AuthUserGetRequest {
+            name: "root".into(),
+        })
+        .await,
+        Code::FailedPrecondition,
+        "etcdserver: user name not found",
+    );
+}
+
+#[tokio::test]
 async fn a_txn_through_a_follower_compares_and_swaps_on_the_leader() {
     let cluster = Cluster::start(3, &[]).await;
     let leader = cluster.wait_for_leader().await;

@@ -160,6 +160,11 @@ async fn etcdctl_reads_writes_and_administers_a_node() {
         "{members}"
     );
     assert!(ok(e, &["defrag"]).contains("Finished defragmenting"));
+    // Auth is off, with no user or role, and etcdctl hears what etcd would say.
+    assert_eq!(ok(e, &["user", "list"]), "");
+    assert_eq!(ok(e, &["role", "list"]), "");
+    let enable = etcdctl(e, &["auth", "enable"], "");
+    assert!(String::from_utf8_lossy(&enable.stderr).contains("root user does not exist"));
     let voter = etcdctl(
         e,
         &["member", "add", "n2", "--peer-urls=http://127.0.0.1:1"],

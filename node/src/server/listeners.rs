@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use super::admin_service::AdminService;
+use super::etcd_auth::EtcdAuthService;
 use super::etcd_cluster::EtcdClusterService;
 use super::etcd_service::EtcdKvService;
 use super::etcd_watch::EtcdWatchService;
@@ -25,6 +26,7 @@ use super::tls::Tls;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::kv_server::KvServer;
 use crate::proto::raft_server::RaftServer;
+use dengine_proto::etcd::etcdserverpb::auth_server::AuthServer;
 use dengine_proto::etcd::etcdserverpb::cluster_server::ClusterServer;
 use dengine_proto::etcd::etcdserverpb::kv_server::KvServer as EtcdKvServer;
 use dengine_proto::etcd::etcdserverpb::maintenance_server::MaintenanceServer;
@@ -89,6 +91,7 @@ pub struct ClientServices {
     /// etcd's Cluster and Maintenance services.
     pub etcd_cluster: EtcdClusterService,
     pub etcd_watch: EtcdWatchService,
+    pub etcd_auth: EtcdAuthService,
 }
 
 /// Serves the client API on `listener` until `shutdown` changes.
@@ -105,6 +108,7 @@ pub async fn serve_client(
         etcd_kv,
         etcd_cluster,
         etcd_watch,
+        etcd_auth,
     } = services;
     let kv = KvServer::new(kv).max_decoding_message_size(transport_limit);
     let etcd_kv = EtcdKvServer::new(etcd_kv).max_decoding_message_size(transport_limit);
@@ -131,6 +135,7 @@ pub async fn serve_client(
             .add_service(etcd_cluster)
             .add_service(etcd_maintenance)
             .add_service(WatchServer::new(etcd_watch))
+            .add_service(AuthServer::new(etcd_auth))
             .add_service(admin)
             .add_service(health_service)
             .add_service(reflection)

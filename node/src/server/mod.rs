@@ -5,6 +5,7 @@ mod admin_service;
 pub mod api;
 pub mod config;
 mod data_dir;
+mod etcd_auth;
 mod etcd_cluster;
 mod etcd_service;
 mod etcd_watch;

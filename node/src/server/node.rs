@@ -12,6 +12,7 @@ use super::admin_service::{AdminAuth, AdminService};
 use super::api::KvApi;
 use super::config::{ConfigError, NodeConfig};
 use super::data_dir::{self, Storage};
+use super::etcd_auth::EtcdAuthService;
 use super::etcd_cluster::EtcdClusterService;
 use super::etcd_service::EtcdKvService;
 use super::etcd_watch::EtcdWatchService;
@@ -362,6 +363,7 @@ pub async fn start_with(
                 api: api.clone(),
                 progress_notify: Duration::from_millis(config.watch_progress_notify_ms),
             },
+            etcd_auth: EtcdAuthService { api: api.clone() },
         };
         servers.push(
             listeners::serve_client(
