@@ -2,7 +2,8 @@
 //!
 //! Three members talk Raft through TCP proxies this test controls. Six clients (two per node,
 //! each on its own node's client port, as applications on the same machine do) write unique
-//! values, compare-and-swap, delete and read under every read policy on a few keys, while a
+//! values, compare-and-swap, delete and read under every read policy on a few keys (about half
+//! of them through etcd's v3 API: Put, a Txn as compare-and-swap, DeleteRange, Range), while a
 //! nemesis (`faults/nemesis.rs`) kills, pauses, partitions (one-way, both ways, or one pair of
 //! members), stalls and fails disks (failpoints set at run time), stalls snapshot encoding and
 //! steps wall clocks; moves leadership and replaces voters, also while a member

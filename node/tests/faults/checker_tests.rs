@@ -23,6 +23,7 @@ fn op(from_ms: u64, to_ms: u64, call: Call, outcome: Outcome) -> Op {
         outcome,
         revision: None,
         lifetime: (1, 1),
+        via_etcd: false,
     }
 }
 

@@ -310,9 +310,10 @@ pub fn summary(ops: &[Op]) -> String {
         .map(|(n, reason)| format!("    {n:>6}  {reason}"))
         .collect();
     format!(
-        "{} operations: {} ok, {} unknown, {} failed; ok reads: {} linearizable, {} lease, {} \
-         eventual\n  why not ok:\n{}",
+        "{} operations ({} through etcd's API): {} ok, {} unknown, {} failed; ok reads: {} \
+         linearizable, {} lease, {} eventual\n  why not ok:\n{}",
         ops.len(),
+        count(&|op| op.via_etcd),
         count(&|op| op.is_ok()),
         count(&|op| op.is_unknown()),
         count(&|op| matches!(op.outcome, Outcome::Fail(_))),

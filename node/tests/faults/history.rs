@@ -109,6 +109,8 @@ pub struct Op {
     /// How many times the serving node had been started, at invocation and at completion:
     /// equal means the answer came from one lifetime of the process.
     pub lifetime: (u64, u64),
+    /// Sent through etcd's v3 API rather than `dengine.v1`.
+    pub via_etcd: bool,
 }
 
 impl Op {
@@ -220,6 +222,10 @@ impl fmt::Display for Op {
             Outcome::Unknown(why) => format!("UNKNOWN ({why})"),
         };
         let revision = self.revision.map_or(String::new(), |r| format!(" rev {r}"));
+        let call = match self.via_etcd {
+            true => format!("{call} (etcd API)"),
+            false => call,
+        };
         write!(
             f,
             "#{:<6} client {} node {} {:<6} [{} ms .. {} ms] {call} => {outcome}{revision}",

@@ -18,6 +18,8 @@ use dengine::proto::{
     Compare, CompareAndSwapRequest, DeleteRequest, GetRequest, PutRequest, ReadPolicy,
     ResponseHeader,
 };
+use dengine_proto::etcd::etcdserverpb::kv_client::KvClient as EtcdKv;
+use dengine_proto::etcd::{etcdserverpb, mvccpb};
 use tonic::transport::Channel;
 
 use super::history::{classify, parse_value, Call, Clock, Op, Outcome, Policy, Ret, Value};
@@ -77,6 +79,8 @@ pub struct Client {
     pub id: usize,
     pub node: u64,
     pub kv: KvClient<Channel>,
+    /// The same node through etcd's v3 API: about half the operations go that way.
+    pub etcd: EtcdKv<Channel>,
     /// The serving node's start count (see `Member::lifetime`).
     pub lifetime: Arc<AtomicU64>,
     pub keys: Vec<String>,
@@ -94,11 +98,13 @@ impl Client {
         clock: Clock,
         seed: u64,
     ) -> Self {
+        // Its own connection: a client stuck on a paused node stalls no one else.
+        let connection = channel(client_port, REQUEST_DEADLINE);
         Self {
             id,
             node,
-            // Its own connection: a client stuck on a paused node stalls no one else.
-            kv: KvClient::new(channel(client_port, REQUEST_DEADLINE)),
+            kv: KvClient::new(connection.clone()),
+            etcd: EtcdKv::new(connection),
             lifetime,
             keys,
             clock,
@@ -110,7 +116,9 @@ impl Client {
     fn attach(&mut self, seat: &Seat) {
         if seat.node != self.node {
             self.node = seat.node;
-            self.kv = KvClient::new(channel(seat.client_port, REQUEST_DEADLINE));
+            let connection = channel(seat.client_port, REQUEST_DEADLINE);
+            self.kv = KvClient::new(connection.clone());
+            self.etcd = EtcdKv::new(connection);
             self.lifetime = seat.lifetime.clone();
         }
     }
@@ -165,18 +173,26 @@ impl Client {
 
     /// Sends one request and records it.
     pub async fn perform(&mut self, key: &str, call: Call) -> Op {
+        // etcd's API has no lease reads; the rest go either way.
+        let via_etcd =
+            call != Call::Read {
+                policy: Policy::Lease,
+            } && self.rng.chance(50);
         let lifetime_before = self.lifetime.load(Ordering::SeqCst);
         let invoke = self.clock.now();
-        let answer = tokio::time::timeout(
-            REQUEST_DEADLINE + Duration::from_millis(500),
-            send(&mut self.kv, key, &call),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(tonic::Status::deadline_exceeded(
-                "no answer within the test's deadline",
-            ))
-        });
+        let sent = async {
+            match via_etcd {
+                true => send_etcd(&mut self.etcd, key, &call).await,
+                false => send(&mut self.kv, key, &call).await,
+            }
+        };
+        let answer = tokio::time::timeout(REQUEST_DEADLINE + Duration::from_millis(500), sent)
+            .await
+            .unwrap_or_else(|_| {
+                Err(tonic::Status::deadline_exceeded(
+                    "no answer within the test's deadline",
+                ))
+            });
         let complete = self.clock.now();
         let lifetime_after = self.lifetime.load(Ordering::SeqCst);
         let (outcome, revision) = match answer {
@@ -194,6 +210,7 @@ impl Client {
             outcome,
             revision,
             lifetime: (lifetime_before, lifetime_after),
+            via_etcd,
         }
     }
 }
@@ -219,6 +236,118 @@ fn request<T>(message: T) -> tonic::Request<T> {
 
 fn value_of(kv: Option<&dengine::proto::KeyValue>) -> Option<Value> {
     kv.map(|kv| parse_value(&kv.value))
+}
+
+/// One call through etcd's v3 API, answered as the native call would be: a compare-and-swap is
+/// a Txn comparing the value (or a create revision of 0 for absence), putting on success and
+/// reading the key as compared on failure.
+async fn send_etcd(
+    kv: &mut EtcdKv<Channel>,
+    key: &str,
+    call: &Call,
+) -> Result<(Ret, Option<ResponseHeader>), tonic::Status> {
+    use etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+    use etcdserverpb::request_op::Request as Op;
+    use etcdserverpb::response_op::Response as Answer;
+    let key = key.as_bytes().to_vec();
+    let encode = |value: Value| value.to_string().into_bytes();
+    let value_of = |kv: Option<&mvccpb::KeyValue>| kv.map(|kv| parse_value(&kv.value));
+    let header = |h: Option<etcdserverpb::ResponseHeader>| {
+        h.map(|h| ResponseHeader {
+            cluster_id: h.cluster_id,
+            member_id: h.member_id,
+            revision: h.revision,
+            raft_term: h.raft_term,
+        })
+    };
+    let put = |value: Value| etcdserverpb::PutRequest {
+        key: key.clone(),
+        value: encode(value),
+        prev_kv: true,
+        ..Default::default()
+    };
+    let range = |serializable: bool| etcdserverpb::RangeRequest {
+        key: key.clone(),
+        serializable,
+        ..Default::default()
+    };
+    Ok(match call {
+        Call::Write { value } => {
+            let response = kv.put(request(put(*value))).await?.into_inner();
+            let prev = value_of(response.prev_kv.as_ref());
+            (Ret::Write { prev }, header(response.header))
+        }
+        Call::Cas { expected, new } => {
+            let (target, result, union) = match expected {
+                Some(value) => (
+                    CompareTarget::Value,
+                    CompareResult::Equal,
+                    TargetUnion::Value(encode(*value)),
+                ),
+                None => (
+                    CompareTarget::Create,
+                    CompareResult::Equal,
+                    TargetUnion::CreateRevision(0),
+                ),
+            };
+            let txn = etcdserverpb::TxnRequest {
+                compare: vec![etcdserverpb::Compare {
+                    key: key.clone(),
+                    target: target.into(),
+                    result: result.into(),
+                    target_union: Some(union),
+                    range_end: Vec::new(),
+                }],
+                success: vec![etcdserverpb::RequestOp {
+                    request: Some(Op::RequestPut(put(*new))),
+                }],
+                failure: vec![etcdserverpb::RequestOp {
+                    request: Some(Op::RequestRange(range(false))),
+                }],
+            };
+            let response = kv.txn(request(txn)).await?.into_inner();
+            let current = match response.responses.first().and_then(|r| r.response.as_ref()) {
+                // As the native answer: the key as compared, which is what was expected.
+                Some(Answer::ResponsePut(_)) => *expected,
+                Some(Answer::ResponseRange(read)) => value_of(read.kvs.first()),
+                other => {
+                    return Err(tonic::Status::internal(format!(
+                        "a compare-and-swap txn answered {other:?}"
+                    )))
+                }
+            };
+            let ret = Ret::Cas {
+                succeeded: response.succeeded,
+                current,
+            };
+            (ret, header(response.header))
+        }
+        Call::Delete => {
+            let delete = etcdserverpb::DeleteRangeRequest {
+                key: key.clone(),
+                prev_kv: true,
+                ..Default::default()
+            };
+            let response = kv.delete_range(request(delete)).await?.into_inner();
+            let ret = Ret::Delete {
+                deleted: response.deleted > 0,
+                prev: value_of(response.prev_kvs.first()),
+            };
+            (ret, header(response.header))
+        }
+        Call::Read { policy } => {
+            let serializable = match policy {
+                Policy::Linearizable => false,
+                Policy::Eventual => true,
+                Policy::Lease => {
+                    return Err(tonic::Status::internal("etcd's API has no lease reads"))
+                }
+            };
+            let response = kv.range(request(range(serializable))).await?.into_inner();
+            let value = value_of(response.kvs.first());
+            (Ret::Read { value }, header(response.header))
+        }
+    })
 }
 
 async fn send(
