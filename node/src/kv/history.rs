@@ -78,6 +78,8 @@ pub(super) fn write(
     // The newest version in the compacted window of each key that has one there: (revision,
     // whether it is a delete). Stored rows come first, then this batch's, in revision order.
     let mut newest: BTreeMap<Vec<u8>, (i64, bool)> = BTreeMap::new();
+    // The stored rows of the window, kept: the compaction rewrites some of them below.
+    let mut window_rows: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
     if new_compacted > old_compacted {
         let window = reader.scan(
             Space::History,
@@ -90,6 +92,7 @@ pub(super) fn write(
             for event in &row {
                 newest.insert(user_key(event).to_vec(), (revision, is_delete(event)));
             }
+            window_rows.insert(revision, row);
         }
     }
     for (revision, event) in events.iter().filter(|(r, _)| *r <= new_compacted) {
@@ -128,10 +131,16 @@ pub(super) fn write(
     }
     for (revision, keys) in stale {
         let stored_key = key(revision);
-        let Some(stored) = reader.get(Space::History, &stored_key)? else {
-            return Err(missing(revision));
+        let mut row = match window_rows.remove(&revision) {
+            Some(row) => row,
+            // A key's newest version below the window, kept by an earlier compaction.
+            None => {
+                let stored = reader
+                    .get(Space::History, &stored_key)?
+                    .ok_or_else(|| missing(revision))?;
+                decode(&stored_key, &stored)?.1
+            }
         };
-        let (_, mut row) = decode(&stored_key, &stored)?;
         row.retain(|event| !keys.contains(user_key(event)));
         match row.is_empty() {
             true => batch.delete(Space::History, stored_key),

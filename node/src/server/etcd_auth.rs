@@ -8,23 +8,19 @@ use dengine_proto::etcd::etcdserverpb as pb;
 use tonic::{Code, Request, Response, Status};
 
 use super::api::{ApiError, KvApi};
-use super::etcd_service::etcd_header;
+use super::etcd_service::{etcd, etcd_header};
 
 /// The Auth service of etcd's v3 API.
 pub struct EtcdAuthService {
     pub api: KvApi,
 }
 
-fn etcd(code: Code, message: &'static str) -> Status {
-    ApiError::Etcd { code, message }.into()
-}
-
 fn user_not_found() -> Status {
-    etcd(Code::FailedPrecondition, "etcdserver: user name not found")
+    etcd(Code::FailedPrecondition, "etcdserver: user name not found").into()
 }
 
 fn role_not_found() -> Status {
-    etcd(Code::FailedPrecondition, "etcdserver: role name not found")
+    etcd(Code::FailedPrecondition, "etcdserver: role name not found").into()
 }
 
 fn no_users() -> Status {
@@ -53,7 +49,8 @@ impl pb::auth_server::Auth for EtcdAuthService {
         Err(etcd(
             Code::FailedPrecondition,
             "etcdserver: root user does not exist",
-        ))
+        )
+        .into())
     }
 
     async fn auth_disable(
@@ -83,7 +80,8 @@ impl pb::auth_server::Auth for EtcdAuthService {
         Err(etcd(
             Code::FailedPrecondition,
             "etcdserver: authentication is not enabled",
-        ))
+        )
+        .into())
     }
 
     async fn user_add(

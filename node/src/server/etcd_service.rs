@@ -9,11 +9,10 @@ use std::pin::Pin;
 use futures::Stream;
 
 use dengine_proto::etcd::etcdserverpb as pb;
-use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
 use super::api::{ApiError, Header, KvApi};
-use super::write::WriteRequest;
+use super::write::etcd_operation;
 use crate::kv::etcd::{EtcdRequest, EtcdResponse, Interval};
 
 /// Keys per message of a RangeStream answer.
@@ -28,7 +27,8 @@ pub struct EtcdKvService {
     pub max_txn_ops: usize,
 }
 
-fn etcd(code: Code, message: &'static str) -> ApiError {
+/// An error of etcd's API, in etcd's code and words.
+pub fn etcd(code: Code, message: &'static str) -> ApiError {
     ApiError::Etcd { code, message }
 }
 
@@ -73,12 +73,8 @@ impl EtcdKvService {
             EtcdRequest::Txn(txn) => check_txn(txn, self.max_txn_ops)?,
             EtcdRequest::Compact(_) => {}
         }
-        let encoded_len = crate::kv::etcd::EtcdOp {
-            request: Some(request.clone()),
-        }
-        .encoded_len();
-        self.check_size(encoded_len)?;
-        let operation = WriteRequest::Etcd(request.clone()).operation();
+        self.check_size(request.encoded_len())?;
+        let operation = etcd_operation(&request);
         let (header, answer) = self.api.etcd_write(request).await?;
         answer
             .response

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::api::{
-    ApiError, EventKind, Header, KvApi, WatchEvent, WatchRequest, WatchResponse, WatchStream,
+    ApiError, EventKind, KvApi, WatchEvent, WatchRequest, WatchResponse, WatchStream,
 };
 use super::etcd_service::etcd_header;
 use crate::kv::etcd::{to_etcd, Interval};
@@ -266,10 +266,7 @@ impl EtcdWatcher {
             .collect();
         if !events.is_empty() {
             let response = self.answer(pb::WatchResponse {
-                header: Some(etcd_header(Header {
-                    raft_term: self.api.header_now().raft_term,
-                    ..batch.header
-                })),
+                header: Some(etcd_header(self.api.header_at(through))),
                 events,
                 ..Default::default()
             });

@@ -58,6 +58,16 @@ pub enum WriteOutcome {
     },
 }
 
+/// An etcd write's name in metrics.
+pub fn etcd_operation(request: &EtcdRequest) -> &'static str {
+    match request {
+        EtcdRequest::Put(_) => "etcd_put",
+        EtcdRequest::DeleteRange(_) => "etcd_delete_range",
+        EtcdRequest::Txn(_) => "etcd_txn",
+        EtcdRequest::Compact(_) => "etcd_compact",
+    }
+}
+
 /// The response of one kind of write, taken out of a [`WriteOutcome`]: a caller that sent a
 /// put gets a [`PutResponse`] back, and anything else comes back as the `Err`.
 macro_rules! response_of_kind {
@@ -86,10 +96,7 @@ impl WriteRequest {
             WriteRequest::Put { .. } => "put",
             WriteRequest::Delete { .. } => "delete",
             WriteRequest::CompareAndSwap { .. } => "compare_and_swap",
-            WriteRequest::Etcd(EtcdRequest::Put(_)) => "etcd_put",
-            WriteRequest::Etcd(EtcdRequest::DeleteRange(_)) => "etcd_delete_range",
-            WriteRequest::Etcd(EtcdRequest::Txn(_)) => "etcd_txn",
-            WriteRequest::Etcd(EtcdRequest::Compact(_)) => "etcd_compact",
+            WriteRequest::Etcd(request) => etcd_operation(request),
         }
     }
 

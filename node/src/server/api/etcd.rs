@@ -64,6 +64,12 @@ impl KvApi {
     /// The header of this node's state now.
     pub fn header_now(&self) -> Header {
         let revision = self.kv.read().map(|kv| kv.revision()).unwrap_or(0);
+        self.header_at(revision)
+    }
+
+    /// The header of this node's state at `revision` (cluster, member and term from the
+    /// status; no lock on the state machine).
+    pub fn header_at(&self, revision: i64) -> Header {
         self.frontend.header.at(revision)
     }
 
