@@ -32,7 +32,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // etcd's messages as etcd's own Go and Rust clients have them (byte fields as Vec<u8>).
     let third_party = root.join("third_party");
     println!("cargo:rerun-if-changed={}", third_party.display());
-    let etcd = protox::compile(["etcd/api/etcdserverpb/rpc.proto"], [&third_party])?;
+    let etcd = protox::compile(
+        [
+            "etcd/api/etcdserverpb/rpc.proto",
+            "etcd/server/etcdserver/api/v3lock/v3lockpb/v3lock.proto",
+            "etcd/server/etcdserver/api/v3election/v3electionpb/v3election.proto",
+        ],
+        [&third_party],
+    )?;
     tonic_prost_build::configure()
         .build_client(client)
         .build_server(server)

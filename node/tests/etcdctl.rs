@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use common::{node_command, Cluster};
+use common::{node_command, send_signal, wait_for, Cluster};
 
 /// Runs etcdctl against `endpoint` with `args`, feeding it `stdin`.
 fn etcdctl(endpoint: &str, args: &[&str], stdin: &str) -> Output {
@@ -184,4 +184,171 @@ async fn etcdctl_reads_writes_and_administers_a_node() {
         .expect("node restore runs");
     let stderr = String::from_utf8_lossy(&restore.stderr);
     assert!(restore.status.success(), "node restore: {stderr}");
+}
+
+#[tokio::test]
+async fn etcdctl_grants_keeps_alive_and_revokes_leases() {
+    let cluster = Cluster::start(1, &[]).await;
+    let endpoint = cluster.nodes[0].spec.client_endpoint();
+    let e = endpoint.as_str();
+
+    let granted = ok(e, &["lease", "grant", "60"]);
+    // "lease 694d77aa9e1c0c0a granted with TTL(60s)"
+    let id = granted
+        .strip_prefix("lease ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("lease grant printed {granted:?}"))
+        .to_string();
+    assert_eq!(granted, format!("lease {id} granted with TTL(60s)\n"));
+    assert_eq!(
+        ok(e, &["put", "session", "alive", &format!("--lease={id}")]),
+        "OK\n"
+    );
+
+    let ttl = ok(e, &["lease", "timetolive", &id, "--keys"]);
+    assert!(
+        ttl.starts_with(&format!("lease {id} granted with TTL(60s), remaining("))
+            && ttl.ends_with("attached keys([session])\n"),
+        "{ttl}"
+    );
+    assert_eq!(ok(e, &["lease", "list"]), format!("found 1 leases\n{id}\n"));
+    assert_eq!(
+        ok(e, &["lease", "keep-alive", "--once", &id]),
+        format!("lease {id} keepalived with TTL(60)\n")
+    );
+
+    assert_eq!(
+        ok(e, &["lease", "revoke", &id]),
+        format!("lease {id} revoked\n")
+    );
+    assert_eq!(ok(e, &["get", "session"]), "");
+    assert_eq!(
+        ok(e, &["lease", "timetolive", &id]),
+        format!("lease {id} already expired\n")
+    );
+    let missing = etcdctl(e, &["put", "other", "v", &format!("--lease={id}")], "");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("requested lease not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
+
+/// An etcdctl command left running (a lock held, a campaign, an observer), its output read
+/// line by line.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(endpoint: &str, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoint}"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcdctl runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line printed, within the harness's deadline.
+    fn next_line(&self, what: &str) -> String {
+        self.lines
+            .recv_timeout(common::DEADLINE)
+            .unwrap_or_else(|_| panic!("etcdctl printed no {what} within {:?}", common::DEADLINE))
+    }
+
+    /// Nothing printed so far.
+    fn silent(&self) -> bool {
+        matches!(
+            self.lines.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Empty)
+        )
+    }
+
+    /// SIGTERM: etcdctl unlocks or resigns, and exits.
+    fn stop(mut self) {
+        send_signal(self.child.id(), "TERM");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The keys under `prefix`, as etcdctl lists them.
+fn keys_under(endpoint: &str, prefix: &str) -> usize {
+    ok(endpoint, &["get", prefix, "--prefix", "--keys-only"])
+        .lines()
+        .filter(|line| !line.is_empty())
+        .count()
+}
+
+/// etcdctl's `lock` and `elect` are etcd's client-side recipes (sessions kept alive by lease
+/// keepalives, a queue of keys ordered by create revision, watches for the keys ahead): what
+/// Go programs built on `clientv3/concurrency` do.
+#[tokio::test]
+async fn etcdctl_locks_and_elections_hand_over_in_order() {
+    let cluster = Cluster::start(1, &[]).await;
+    let endpoint = cluster.nodes[0].spec.client_endpoint();
+    let e = endpoint.as_str();
+
+    let first = Running::start(e, &["lock", "app-lock"]);
+    let key = first.next_line("lock key");
+    assert!(key.starts_with("app-lock/"), "{key}");
+    let second = Running::start(e, &["lock", "app-lock", "echo", "second holder"]);
+    wait_for("the second contender to queue behind the first", || async {
+        match keys_under(e, "app-lock/") {
+            2 => Ok(()),
+            n => Err(format!("{n} keys queued")),
+        }
+    })
+    .await;
+    assert!(
+        second.silent(),
+        "the second contender ran while the first held the lock"
+    );
+    first.stop();
+    assert_eq!(second.next_line("second holder's output"), "second holder");
+
+    let alice = Running::start(e, &["elect", "job", "alice"]);
+    assert!(alice.next_line("leader key").starts_with("job/"));
+    assert_eq!(alice.next_line("proclamation"), "alice");
+    let observer = Running::start(e, &["elect", "--listen", "job"]);
+    assert!(observer.next_line("leader key").starts_with("job/"));
+    assert_eq!(observer.next_line("leader value"), "alice");
+    let bob = Running::start(e, &["elect", "job", "bob"]);
+    wait_for("bob to campaign behind alice", || async {
+        match keys_under(e, "job/") {
+            2 => Ok(()),
+            n => Err(format!("{n} campaigners")),
+        }
+    })
+    .await;
+    assert!(bob.silent(), "bob was elected while alice led");
+    alice.stop();
+    assert!(bob.next_line("leader key").starts_with("job/"));
+    assert_eq!(bob.next_line("proclamation"), "bob");
+    assert!(observer.next_line("leader key").starts_with("job/"));
+    assert_eq!(observer.next_line("new leader value"), "bob");
 }

@@ -22,6 +22,12 @@ pub mod etcd {
     pub mod authpb {
         include!(concat!(env!("OUT_DIR"), "/authpb.rs"));
     }
+    pub mod v3lockpb {
+        include!(concat!(env!("OUT_DIR"), "/v3lockpb.rs"));
+    }
+    pub mod v3electionpb {
+        include!(concat!(env!("OUT_DIR"), "/v3electionpb.rs"));
+    }
 }
 
 /// The `dengine.v1` package.

@@ -8,8 +8,9 @@ use bytes::Bytes;
 
 use crate::server::api::{
     ApiError, Compare, CompareAndSwapOptions, CompareAndSwapResponse, DeleteOptions,
-    DeleteResponse, GetResponse, KvApi, PutOptions, PutResponse, ReadPolicy, RoleEvent, RoleStream,
-    ScanRequest, ScanResponse, WatchRequest, WatchStream,
+    DeleteResponse, GetResponse, KvApi, LeaseGrant, LeaseQuery, LeaseStatus, PutOptions,
+    PutResponse, ReadPolicy, RoleEvent, RoleStream, ScanRequest, ScanResponse, WatchRequest,
+    WatchStream,
 };
 
 /// What the clients of one node share.
@@ -187,6 +188,69 @@ impl Client {
     /// This node's view of leadership now.
     pub fn role(&self) -> Result<RoleEvent, ApiError> {
         Ok(self.api()?.role())
+    }
+
+    /// Grants a lease of `ttl_seconds` (raised to the node's shortest, 1.5 election
+    /// timeouts), with an id the node picks. Keys put with it are deleted when it is revoked
+    /// or expires; keep it alive with [`Client::keep_lease_alive`] well within its TTL.
+    pub async fn grant_lease(&self, ttl_seconds: i64) -> Result<LeaseGrant, ApiError> {
+        self.grant_lease_with_id(ttl_seconds, 0).await
+    }
+
+    /// Grants a lease with the id given (0: the node picks one); fails with "lease already
+    /// exists" if it is taken.
+    pub async fn grant_lease_with_id(
+        &self,
+        ttl_seconds: i64,
+        id: i64,
+    ) -> Result<LeaseGrant, ApiError> {
+        let api = self.api()?;
+        let (_, granted) = self.timed(api.lease_grant(ttl_seconds, id)).await?;
+        Ok(granted)
+    }
+
+    /// Ends a lease and deletes its keys at one revision.
+    pub async fn revoke_lease(&self, id: i64) -> Result<(), ApiError> {
+        let api = self.api()?;
+        self.timed(api.lease_revoke(id)).await.map(|_| ())
+    }
+
+    /// Renews a lease: it lives its whole TTL from now. Answers the TTL, or `None` when the
+    /// lease does not exist (revoked, or expired before this keepalive).
+    pub async fn keep_lease_alive(&self, id: i64) -> Result<Option<i64>, ApiError> {
+        let api = self.api()?;
+        let query = LeaseQuery {
+            id,
+            renew: true,
+            keys: false,
+        };
+        let renewed = self.timed(api.lease_query(query)).await?;
+        Ok(renewed.map(|lease| lease.remaining_ttl))
+    }
+
+    /// What a lease has left, as the leader counts it, and its keys; `None` when it does not
+    /// exist.
+    pub async fn lease_time_to_live(&self, id: i64) -> Result<Option<LeaseStatus>, ApiError> {
+        let api = self.api()?;
+        let query = LeaseQuery {
+            id,
+            renew: false,
+            keys: true,
+        };
+        self.timed(api.lease_query(query)).await
+    }
+
+    /// Writes `key` attached to lease `lease`: revoking or expiring the lease deletes it.
+    /// Fails with "requested lease not found" if the lease does not exist.
+    pub async fn put_with_lease(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        lease: i64,
+    ) -> Result<PutResponse, ApiError> {
+        let api = self.api()?;
+        self.timed(api.put_with_lease(bytes(key), bytes(value), lease))
+            .await
     }
 }
 

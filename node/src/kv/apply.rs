@@ -13,6 +13,7 @@ use crate::storage::{Engine, Space, StorageResult};
 
 use super::command::{CompareAndSwap, Delete, Expire, Op, Put};
 use super::compare::holds;
+use super::lease::{LeaseRecord, Leases};
 use super::outcome::CommandOutcome;
 use super::record;
 
@@ -21,6 +22,14 @@ pub(super) struct Touched {
     /// As stored before the batch: its TTL is the one to drop from the expiry index.
     pub before: Option<KeyValue>,
     pub after: Option<KeyValue>,
+}
+
+/// What ends a key on its own: a TTL deadline (the native API's; 0 for none) or a lease
+/// (etcd's; 0 for none). A key has one or the other, and a write replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attachment {
+    Ttl(i64),
+    Lease(i64),
 }
 
 /// The state changes of one apply call, not yet written.
@@ -32,17 +41,53 @@ pub(super) struct Staged<'a> {
     pub touched: BTreeMap<Bytes, Touched>,
     /// (revision, event), in revision order.
     pub events: Vec<(i64, Event)>,
+    /// The leases as they were before the batch.
+    pub(super) leases: &'a Leases,
+    /// Leases the batch granted, checkpointed (`Some`) or revoked (`None`).
+    pub lease_changes: BTreeMap<i64, Option<LeaseRecord>>,
 }
 
 impl<'a> Staged<'a> {
-    pub fn new(engine: &'a dyn Engine, revision: i64, compacted_revision: i64) -> Self {
+    pub fn new(
+        engine: &'a dyn Engine,
+        leases: &'a Leases,
+        revision: i64,
+        compacted_revision: i64,
+    ) -> Self {
         Self {
             engine,
             revision,
             compacted_revision,
             touched: BTreeMap::new(),
             events: Vec::new(),
+            leases,
+            lease_changes: BTreeMap::new(),
         }
+    }
+
+    /// The lease `id` as the batch has left it so far.
+    pub(super) fn lease(&self, id: i64) -> Option<LeaseRecord> {
+        match self.lease_changes.get(&id) {
+            Some(changed) => changed.clone(),
+            None => self.leases.get(id).map(|lease| lease.record.clone()),
+        }
+    }
+
+    /// The keys attached to lease `id` as the batch has left them, in key order.
+    pub(super) fn keys_of_lease(&self, id: i64) -> StorageResult<Vec<KeyValue>> {
+        let mut keys: BTreeMap<Bytes, KeyValue> = BTreeMap::new();
+        let before = self.leases.get(id).into_iter().flat_map(|l| l.keys.iter());
+        for key in before {
+            if let Some(kv) = self.current(key)?.filter(|kv| kv.lease == id) {
+                keys.insert(key.clone(), kv);
+            }
+        }
+        for (key, touched) in &self.touched {
+            if let Some(kv) = touched.after.as_ref().filter(|kv| kv.lease == id) {
+                keys.insert(key.clone(), kv.clone());
+            }
+        }
+        Ok(keys.into_values().collect())
     }
 
     pub fn apply(&mut self, op: &Op) -> StorageResult<CommandOutcome> {
@@ -148,9 +193,10 @@ impl<'a> Staged<'a> {
         self.revision
     }
 
+    /// A native write: it carries a TTL or none, and no lease.
     fn write(&mut self, key: &Bytes, current: Option<KeyValue>, value: Bytes, expires_at: i64) {
         let revision = self.next_revision();
-        self.write_at(revision, key, current, value, expires_at);
+        self.write_at(revision, key, current, value, Attachment::Ttl(expires_at));
     }
 
     /// Writes `key` at `revision`, which a transaction's changes share.
@@ -160,8 +206,12 @@ impl<'a> Staged<'a> {
         key: &Bytes,
         current: Option<KeyValue>,
         value: Bytes,
-        expires_at: i64,
+        attachment: Attachment,
     ) {
+        let (expires_at, lease) = match attachment {
+            Attachment::Ttl(expires_at) => (expires_at, 0),
+            Attachment::Lease(lease) => (0, lease),
+        };
         let kv = KeyValue {
             key: key.clone(),
             value,
@@ -170,6 +220,7 @@ impl<'a> Staged<'a> {
             mod_revision: revision,
             version: current.as_ref().map_or(1, |c| c.version.saturating_add(1)),
             expires_at_unix_ms: expires_at.max(0),
+            lease,
         };
         self.events.push((
             revision,

@@ -124,6 +124,13 @@ impl Command {
         }))
     }
 
+    /// A write of etcd's v3 API.
+    pub fn etcd(request: super::etcd::EtcdRequest) -> Self {
+        Self::from(Op::Etcd(super::etcd::EtcdOp {
+            request: Some(request),
+        }))
+    }
+
     /// The bytes to put in a Raft log entry.
     pub fn to_bytes(&self) -> Vec<u8> {
         self.encode_to_vec()

@@ -1,5 +1,5 @@
-//! etcd's writes on the state machine: Put, DeleteRange, Txn and Compact, with the semantics of
-//! etcd's `applierV3backend`. A transaction's changes, and a range delete's, all take one
+//! etcd's writes on the state machine: Put, DeleteRange, Txn, Compact and the lease changes
+//! (grant, revoke, checkpoint), with the semantics of etcd's `applierV3backend` and lessor. A transaction's changes, and a range delete's, all take one
 //! revision; a Txn picks its branches by comparing the state before it (nested ones too); and a
 //! write that cannot apply (a lease that does not exist, `ignore_value` on a missing key, a
 //! compaction outside the history) fails whole, before it changes anything.
@@ -11,14 +11,15 @@ use bytes::Bytes;
 use dengine_proto::etcd::etcdserverpb as pb;
 use dengine_proto::etcd::mvccpb;
 
-use super::apply::Staged;
+use super::apply::{Attachment, Staged};
+use super::lease::LeaseRecord;
 use crate::proto::KeyValue;
 use crate::storage::StorageResult;
 
 /// One etcd write, as a Raft log entry carries it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct EtcdOp {
-    #[prost(oneof = "EtcdRequest", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "EtcdRequest", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub request: Option<EtcdRequest>,
 }
 
@@ -32,12 +33,22 @@ pub enum EtcdRequest {
     Txn(pb::TxnRequest),
     #[prost(message, tag = "4")]
     Compact(pb::CompactionRequest),
+    /// A lease with the id (never 0: the server picks one first) and the TTL (raised to the
+    /// minimum by the server) it carries.
+    #[prost(message, tag = "5")]
+    LeaseGrant(pb::LeaseGrantRequest),
+    /// Ends a lease and deletes its keys; the leader proposes one when a lease expires.
+    #[prost(message, tag = "6")]
+    LeaseRevoke(pb::LeaseRevokeRequest),
+    /// The leader records the TTL leases have left, for a leader after it to resume from.
+    #[prost(message, tag = "7")]
+    LeaseCheckpoint(pb::LeaseCheckpointRequest),
 }
 
 /// What an etcd write answers, headers left to the server (they name the member that answers).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct EtcdAnswer {
-    #[prost(oneof = "EtcdResponse", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "EtcdResponse", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub response: Option<EtcdResponse>,
 }
 
@@ -51,6 +62,12 @@ pub enum EtcdResponse {
     Txn(pb::TxnResponse),
     #[prost(message, tag = "4")]
     Compact(pb::CompactionResponse),
+    #[prost(message, tag = "5")]
+    LeaseGrant(pb::LeaseGrantResponse),
+    #[prost(message, tag = "6")]
+    LeaseRevoke(pb::LeaseRevokeResponse),
+    #[prost(message, tag = "7")]
+    LeaseCheckpoint(pb::LeaseCheckpointResponse),
 }
 
 impl From<EtcdResponse> for EtcdAnswer {
@@ -64,8 +81,10 @@ impl From<EtcdResponse> for EtcdAnswer {
 /// Why an etcd write changed nothing; the server answers each with etcd's own status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EtcdFailure {
-    /// A put names a lease that does not exist.
+    /// A put or a revoke names a lease that does not exist.
     LeaseNotFound,
+    /// A grant names a lease that exists.
+    LeaseExists,
     /// A put with `ignore_value` on a key that does not exist.
     KeyNotFound,
     /// A compaction at or below the compaction point.
@@ -120,7 +139,7 @@ pub fn to_etcd(kv: KeyValue) -> mvccpb::KeyValue {
         mod_revision: kv.mod_revision,
         version: kv.version,
         value: kv.value.to_vec(),
-        lease: 0,
+        lease: kv.lease,
     }
 }
 
@@ -229,8 +248,9 @@ fn compare_holds(compare: &pb::Compare, kvs: &[KeyValue]) -> bool {
             (CompareTarget::Mod, Some(TargetUnion::ModRevision(revision))) => {
                 kv.map_or(0, |kv| kv.mod_revision).cmp(revision)
             }
-            // No leases are ever attached yet: every key's lease is 0.
-            (CompareTarget::Lease, Some(TargetUnion::Lease(lease))) => 0.cmp(lease),
+            (CompareTarget::Lease, Some(TargetUnion::Lease(lease))) => {
+                kv.map_or(0, |kv| kv.lease).cmp(lease)
+            }
             // A target whose value is missing or of another kind: etcd compares against the
             // zero value of the target.
             (CompareTarget::Value, _) => match kv {
@@ -240,7 +260,7 @@ fn compare_holds(compare: &pb::Compare, kvs: &[KeyValue]) -> bool {
             (CompareTarget::Version, _) => kv.map_or(0, |kv| kv.version).cmp(&0),
             (CompareTarget::Create, _) => kv.map_or(0, |kv| kv.create_revision).cmp(&0),
             (CompareTarget::Mod, _) => kv.map_or(0, |kv| kv.mod_revision).cmp(&0),
-            (CompareTarget::Lease, _) => Ordering::Equal,
+            (CompareTarget::Lease, _) => kv.map_or(0, |kv| kv.lease).cmp(&0),
         };
         match compare.result() {
             CompareResult::Equal => ordering == Ordering::Equal,
@@ -323,6 +343,18 @@ impl Staged<'_> {
                 Ok(response) => EtcdResponse::Compact(response),
                 Err(failure) => return Ok(Err(failure)),
             },
+            EtcdRequest::LeaseGrant(grant) => match self.grant(grant) {
+                Ok(response) => EtcdResponse::LeaseGrant(response),
+                Err(failure) => return Ok(Err(failure)),
+            },
+            EtcdRequest::LeaseRevoke(revoke) => match self.revoke(revoke.id, revision)? {
+                Ok(()) => EtcdResponse::LeaseRevoke(pb::LeaseRevokeResponse { header: None }),
+                Err(failure) => return Ok(Err(failure)),
+            },
+            EtcdRequest::LeaseCheckpoint(checkpoint) => {
+                self.checkpoint(checkpoint);
+                EtcdResponse::LeaseCheckpoint(pb::LeaseCheckpointResponse { header: None })
+            }
         };
         // Every change took `revision`; without any, the revision stays.
         if self.events.last().is_some_and(|(r, _)| *r == revision) {
@@ -332,10 +364,10 @@ impl Staged<'_> {
     }
 
     fn check_put(&self, put: &pb::PutRequest) -> StorageResult<Result<(), EtcdFailure>> {
-        if put.lease != 0 {
+        if put.lease != 0 && self.lease(put.lease).is_none() {
             return Ok(Err(EtcdFailure::LeaseNotFound));
         }
-        if put.ignore_value && self.current(&put.key)?.is_none() {
+        if (put.ignore_value || put.ignore_lease) && self.current(&put.key)?.is_none() {
             return Ok(Err(EtcdFailure::KeyNotFound));
         }
         Ok(Ok(()))
@@ -370,9 +402,13 @@ impl Staged<'_> {
             (Some(current), true) => current.value.clone(),
             _ => Bytes::copy_from_slice(&put.value),
         };
+        let lease = match (&current, put.ignore_lease) {
+            (Some(current), true) => current.lease,
+            _ => put.lease,
+        };
         let prev_kv = current.clone().filter(|_| put.prev_kv).map(to_etcd);
         // An etcd put carries no TTL: a TTL the native API gave the key ends with it.
-        self.write_at(revision, &key, current, value, 0);
+        self.write_at(revision, &key, current, value, Attachment::Lease(lease));
         Ok(pb::PutResponse {
             header: None,
             prev_kv,
@@ -485,5 +521,52 @@ impl Staged<'_> {
         }
         self.compacted_revision = compact.revision;
         Ok(pb::CompactionResponse { header: None })
+    }
+
+    fn grant(
+        &mut self,
+        grant: &pb::LeaseGrantRequest,
+    ) -> Result<pb::LeaseGrantResponse, EtcdFailure> {
+        // The server never proposes id 0; etcd's lessor answers it as a missing lease.
+        if grant.id == 0 {
+            return Err(EtcdFailure::LeaseNotFound);
+        }
+        if self.lease(grant.id).is_some() {
+            return Err(EtcdFailure::LeaseExists);
+        }
+        let record = LeaseRecord {
+            id: grant.id,
+            ttl: grant.ttl,
+            remaining_ttl: 0,
+        };
+        self.lease_changes.insert(grant.id, Some(record));
+        Ok(pb::LeaseGrantResponse {
+            header: None,
+            id: grant.id,
+            ttl: grant.ttl,
+            error: String::new(),
+        })
+    }
+
+    /// Ends lease `id`, deleting its keys in key order at `revision`, as etcd's lessor does.
+    fn revoke(&mut self, id: i64, revision: i64) -> StorageResult<Result<(), EtcdFailure>> {
+        if self.lease(id).is_none() {
+            return Ok(Err(EtcdFailure::LeaseNotFound));
+        }
+        for kv in self.keys_of_lease(id)? {
+            self.remove_at(revision, kv);
+        }
+        self.lease_changes.insert(id, None);
+        Ok(Ok(()))
+    }
+
+    /// Records the TTL each lease named has left; a lease gone meanwhile is skipped.
+    fn checkpoint(&mut self, checkpoint: &pb::LeaseCheckpointRequest) {
+        for point in &checkpoint.checkpoints {
+            if let Some(mut record) = self.lease(point.id) {
+                record.remaining_ttl = point.remaining_ttl.max(0);
+                self.lease_changes.insert(point.id, Some(record));
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@ mod error;
 pub mod etcd;
 mod expiry;
 mod history;
+pub mod lease;
 mod meta;
 mod outcome;
 mod record;
@@ -28,10 +29,13 @@ mod etcd_tests;
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
+mod lease_tests;
+#[cfg(test)]
 mod mvcc_tests;
 
 pub use command::Command;
 pub use error::KvError;
+pub use lease::{Lease, LeaseRecord, Leases};
 pub use outcome::{ApplyBatch, CommandOutcome};
 pub use snapshot::StagedRestore;
 pub use store::KvStore;

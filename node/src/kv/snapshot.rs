@@ -5,6 +5,7 @@ use prost::Message;
 use crate::storage::{Durability, Engine, Space, StorageResult, WriteBatch};
 
 use super::expiry::ExpiryIndex;
+use super::lease::{self, Leases};
 use super::meta::Meta;
 use super::store::VERSIONS_INDEXED;
 use super::view::KvSnapshot;
@@ -44,9 +45,14 @@ impl KvStore {
             clear(self.engine.as_ref(), batch, space)?;
         }
         let mut expiry = ExpiryIndex::default();
+        for record in &snapshot.leases {
+            lease::write(batch, record);
+        }
+        let mut leases = Leases::from_records(snapshot.leases.iter().cloned());
         for kv in &snapshot.kvs {
             batch.put(Space::Kv, kv.key.to_vec(), record::encode(kv));
             expiry.track(kv);
+            leases.attach(kv);
         }
         // A snapshot without versions (taken before they were kept, or of a store that holds
         // none) can be read only at its own revision: each key's current version is its only.
@@ -64,13 +70,18 @@ impl KvStore {
             compacted_revision,
         };
         meta.write_to(batch);
-        Ok(StagedRestore { meta, expiry })
+        Ok(StagedRestore {
+            meta,
+            expiry,
+            leases,
+        })
     }
 
     /// Takes on the state a restore staged by [`KvStore::stage_restore`] wrote.
     pub fn finish_restore(&mut self, staged: StagedRestore) {
         self.meta = staged.meta;
         self.expiry = staged.expiry;
+        self.leases = staged.leases;
     }
 }
 
@@ -80,6 +91,7 @@ impl KvStore {
 pub struct StagedRestore {
     meta: Meta,
     expiry: ExpiryIndex,
+    leases: Leases,
 }
 
 /// Rejects a snapshot whose keys could not have come from [`KvStore::snapshot_data`]: a key
@@ -89,6 +101,7 @@ fn validate(snapshot: &KvSnapshot) -> Result<(), KvError> {
     if snapshot.revision < 0 {
         return invalid(format!("negative revision {}", snapshot.revision));
     }
+    let lease_ids: std::collections::BTreeSet<i64> = snapshot.leases.iter().map(|l| l.id).collect();
     let mut previous: Option<&[u8]> = None;
     for kv in &snapshot.kvs {
         if previous.is_some_and(|p| p >= kv.key.as_ref()) {
@@ -98,6 +111,13 @@ fn validate(snapshot: &KvSnapshot) -> Result<(), KvError> {
             ));
         }
         previous = Some(kv.key.as_ref());
+        if kv.lease != 0 && !lease_ids.contains(&kv.lease) {
+            return invalid(format!(
+                "key {} is attached to lease {}, which the snapshot does not hold",
+                kv.key.escape_ascii(),
+                kv.lease
+            ));
+        }
         let revisions_ok = 1 <= kv.create_revision
             && kv.create_revision <= kv.mod_revision
             && kv.mod_revision <= snapshot.revision

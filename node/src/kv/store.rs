@@ -7,6 +7,7 @@ use crate::storage::{Durability, Engine, Space, StorageResult, WriteBatch};
 
 use super::apply::Staged;
 use super::expiry::ExpiryIndex;
+use super::lease::{self, Leases};
 use super::meta::Meta;
 use super::snapshot::clear;
 use super::view::KvView;
@@ -21,6 +22,7 @@ pub struct KvStore {
     pub(super) history_retention: u64,
     pub(super) meta: Meta,
     pub(super) expiry: ExpiryIndex,
+    pub(super) leases: Leases,
 }
 
 /// Marks in [`Space::Meta`] that the version index covers History.
@@ -54,11 +56,13 @@ impl KvStore {
         index_versions(engine.as_ref())?;
         let meta = Meta::load(engine.as_ref())?;
         let expiry = ExpiryIndex::rebuild(engine.as_ref())?;
+        let leases = Leases::rebuild(engine.as_ref())?;
         Ok(Self {
             engine,
             history_retention,
             meta,
             expiry,
+            leases,
         })
     }
 
@@ -88,6 +92,7 @@ impl KvStore {
     pub fn apply(&mut self, entries: &[(u64, Option<Command>)]) -> StorageResult<ApplyBatch> {
         let mut staged = Staged::new(
             self.engine.as_ref(),
+            &self.leases,
             self.meta.revision,
             self.meta.compacted_revision,
         );
@@ -131,22 +136,45 @@ impl KvStore {
             self.meta.compacted_revision,
             meta.compacted_revision,
         )?;
+        for (id, change) in &staged.lease_changes {
+            match change {
+                Some(record) => lease::write(&mut batch, record),
+                None => lease::erase(&mut batch, *id),
+            }
+        }
         meta.write_to(&mut batch);
         self.engine.write(batch, Durability::Buffered)?;
 
-        // Written: only now may the in-memory state move.
+        // Written: only now may the in-memory state move. Leases granted come first so that
+        // keys can attach to them, leases revoked last, once their keys let go.
         self.meta = meta;
-        for touched in staged.touched.values() {
+        let Staged {
+            touched,
+            events,
+            lease_changes,
+            ..
+        } = staged;
+        for record in lease_changes.values().flatten() {
+            self.leases.upsert(record.clone());
+        }
+        for touched in touched.values() {
             if let Some(before) = &touched.before {
                 self.expiry.untrack(before);
+                self.leases.detach(before);
             }
             if let Some(after) = &touched.after {
                 self.expiry.track(after);
+                self.leases.attach(after);
+            }
+        }
+        for (id, change) in &lease_changes {
+            if change.is_none() {
+                self.leases.remove(*id);
             }
         }
         Ok(ApplyBatch {
             outcomes,
-            events: staged.events.into_iter().map(|(_, event)| event).collect(),
+            events: events.into_iter().map(|(_, event)| event).collect(),
         })
     }
 
@@ -193,6 +221,11 @@ impl KvStore {
     /// The bytes the engine holds.
     pub fn size_bytes(&self) -> StorageResult<u64> {
         self.engine.size_bytes()
+    }
+
+    /// Every lease, with the keys attached to it.
+    pub fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     /// Up to `max` keys whose TTL ran out at `now_unix_ms`, earliest deadline first, with the

@@ -51,6 +51,9 @@ pub(super) struct KvSnapshot {
     pub history: Vec<Event>,
     #[prost(int64, tag = "4")]
     pub compacted_revision: i64,
+    /// Every lease, in id order (the keys' records say which keys are attached).
+    #[prost(message, repeated, tag = "5")]
+    pub leases: Vec<super::LeaseRecord>,
 }
 
 impl KvView {
@@ -281,6 +284,7 @@ impl KvView {
             kvs,
             history: history::all(self.reader.as_ref())?,
             compacted_revision: self.meta.compacted_revision,
+            leases: super::lease::load(self.reader.as_ref())?,
         }
         .encode_to_vec())
     }

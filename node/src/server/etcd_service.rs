@@ -71,7 +71,11 @@ impl EtcdKvService {
             EtcdRequest::Put(put) => check_put(put)?,
             EtcdRequest::DeleteRange(delete) => check_delete(delete)?,
             EtcdRequest::Txn(txn) => check_txn(txn, self.max_txn_ops)?,
-            EtcdRequest::Compact(_) => {}
+            // Lease changes come from the Lease service and the leader, not from here.
+            EtcdRequest::Compact(_)
+            | EtcdRequest::LeaseGrant(_)
+            | EtcdRequest::LeaseRevoke(_)
+            | EtcdRequest::LeaseCheckpoint(_) => {}
         }
         self.check_size(request.encoded_len())?;
         let operation = etcd_operation(&request);

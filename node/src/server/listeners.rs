@@ -17,6 +17,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use super::admin_service::AdminService;
 use super::etcd_auth::EtcdAuthService;
 use super::etcd_cluster::EtcdClusterService;
+use super::etcd_concurrency::{EtcdElectionService, EtcdLockService};
+use super::etcd_lease::EtcdLeaseService;
 use super::etcd_service::EtcdKvService;
 use super::etcd_watch::EtcdWatchService;
 use super::kv_service::KvService;
@@ -29,8 +31,11 @@ use crate::proto::raft_server::RaftServer;
 use dengine_proto::etcd::etcdserverpb::auth_server::AuthServer;
 use dengine_proto::etcd::etcdserverpb::cluster_server::ClusterServer;
 use dengine_proto::etcd::etcdserverpb::kv_server::KvServer as EtcdKvServer;
+use dengine_proto::etcd::etcdserverpb::lease_server::LeaseServer;
 use dengine_proto::etcd::etcdserverpb::maintenance_server::MaintenanceServer;
 use dengine_proto::etcd::etcdserverpb::watch_server::WatchServer;
+use dengine_proto::etcd::v3electionpb::election_server::ElectionServer;
+use dengine_proto::etcd::v3lockpb::lock_server::LockServer;
 
 /// The client listener's bound on one call, streams aside: a call the node has not answered
 /// by then (it waits for a leader or a commit at most `REQUEST_TIMEOUT`, see
@@ -88,6 +93,9 @@ pub struct ClientServices {
     pub kv: KvService,
     pub admin: AdminServer<AdminService>,
     pub etcd_kv: EtcdKvService,
+    pub etcd_lease: EtcdLeaseService,
+    pub etcd_lock: EtcdLockService,
+    pub etcd_election: EtcdElectionService,
     /// etcd's Cluster and Maintenance services.
     pub etcd_cluster: EtcdClusterService,
     pub etcd_watch: EtcdWatchService,
@@ -106,6 +114,9 @@ pub async fn serve_client(
         kv,
         admin,
         etcd_kv,
+        etcd_lease,
+        etcd_lock,
+        etcd_election,
         etcd_cluster,
         etcd_watch,
         etcd_auth,
@@ -136,6 +147,9 @@ pub async fn serve_client(
             .add_service(etcd_maintenance)
             .add_service(WatchServer::new(etcd_watch))
             .add_service(AuthServer::new(etcd_auth))
+            .add_service(LeaseServer::new(etcd_lease))
+            .add_service(LockServer::new(etcd_lock))
+            .add_service(ElectionServer::new(etcd_election))
             .add_service(admin)
             .add_service(health_service)
             .add_service(reflection)

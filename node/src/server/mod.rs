@@ -7,6 +7,8 @@ pub mod config;
 mod data_dir;
 mod etcd_auth;
 mod etcd_cluster;
+mod etcd_concurrency;
+mod etcd_lease;
 mod etcd_service;
 mod etcd_watch;
 mod event_loop;

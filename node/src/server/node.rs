@@ -14,6 +14,8 @@ use super::config::{ConfigError, NodeConfig};
 use super::data_dir::{self, Storage};
 use super::etcd_auth::EtcdAuthService;
 use super::etcd_cluster::EtcdClusterService;
+use super::etcd_concurrency::{EtcdElectionService, EtcdLockService};
+use super::etcd_lease::EtcdLeaseService;
 use super::etcd_service::EtcdKvService;
 use super::etcd_watch::EtcdWatchService;
 use super::event_loop::EventLoop;
@@ -317,6 +319,8 @@ pub async fn start_with(
             // Long enough for an election or two; a request never waits longer for a leader.
             leader_wait: election_timeout * 3,
             request_timeout: REQUEST_TIMEOUT,
+            election_timeout,
+            member_id: config.id,
         },
         cluster_id.clone(),
         metrics.clone(),
@@ -348,6 +352,9 @@ pub async fn start_with(
         let services = ClientServices {
             kv: KvService { api: api.clone() },
             admin: admin(&bound),
+            etcd_lease: EtcdLeaseService { api: api.clone() },
+            etcd_lock: EtcdLockService { api: api.clone() },
+            etcd_election: EtcdElectionService { api: api.clone() },
             etcd_kv: EtcdKvService {
                 api: api.clone(),
                 max_request_bytes: limits.max_request_bytes,

@@ -12,12 +12,12 @@ use super::write::WriteRequest;
 
 use super::frontend::Frontend;
 use super::raft_store::{Identity, RaftStore};
-use super::requests::ReadBarrier;
+use super::requests::{LeaseQuery, ReadBarrier};
 use super::transport::{ClusterId, PeerInput, Transport};
 use crate::proto::raft_server::Raft;
 use crate::proto::{
-    ForwardWriteRequest, ForwardWriteResponse, Message, PeerAck, PeerEnvelope, ReadIndexRequest,
-    ReadIndexResponse, ReadPolicy, SnapshotChunk,
+    ForwardWriteRequest, ForwardWriteResponse, LeaseQueryRequest, LeaseQueryResponse, Message,
+    PeerAck, PeerEnvelope, ReadIndexRequest, ReadIndexResponse, ReadPolicy, SnapshotChunk,
 };
 use crate::raft::NodeId;
 
@@ -174,5 +174,30 @@ impl Raft for PeerService {
         };
         let index = self.frontend.reads.local_read_index(barrier).await?;
         Ok(Response::new(ReadIndexResponse { index }))
+    }
+
+    async fn lease_query(
+        &self,
+        request: Request<LeaseQueryRequest>,
+    ) -> Result<Response<LeaseQueryResponse>, Status> {
+        let request = request.into_inner();
+        self.check_request_cluster(request.cluster_id)?;
+        let query = LeaseQuery {
+            id: request.id,
+            renew: request.renew,
+            keys: request.keys,
+        };
+        // Not `query`: a follower that forwarded this found this node leading, and it must
+        // not forward it on if that changed.
+        let answer = match self.frontend.leases.local(query).await? {
+            None => LeaseQueryResponse::default(),
+            Some(status) => LeaseQueryResponse {
+                found: true,
+                granted_ttl: status.granted_ttl,
+                remaining_ttl: status.remaining_ttl,
+                keys: status.keys,
+            },
+        };
+        Ok(Response::new(answer))
     }
 }

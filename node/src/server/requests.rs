@@ -50,6 +50,32 @@ pub enum ClientRequest {
         index: u64,
         reply: oneshot::Sender<Result<(), ApiError>>,
     },
+    /// Leader only: renews a lease or reports on it; `None` when it does not exist (or just
+    /// expired).
+    Lease {
+        query: LeaseQuery,
+        reply: oneshot::Sender<Result<Option<LeaseStatus>, ApiError>>,
+    },
+}
+
+/// A keepalive (`renew`), or a look at a lease's TTL (with its keys if `keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseQuery {
+    pub id: i64,
+    pub renew: bool,
+    pub keys: bool,
+}
+
+/// A lease as the leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseStatus {
+    pub id: i64,
+    /// The TTL granted, in seconds.
+    pub granted_ttl: i64,
+    /// Seconds left (after a renewal, the whole TTL).
+    pub remaining_ttl: i64,
+    /// The keys attached, in key order, when asked for.
+    pub keys: Vec<bytes::Bytes>,
 }
 
 /// The state machine at one applied index, captured without copying it: what a follower

@@ -65,6 +65,9 @@ pub fn etcd_operation(request: &EtcdRequest) -> &'static str {
         EtcdRequest::DeleteRange(_) => "etcd_delete_range",
         EtcdRequest::Txn(_) => "etcd_txn",
         EtcdRequest::Compact(_) => "etcd_compact",
+        EtcdRequest::LeaseGrant(_) => "etcd_lease_grant",
+        EtcdRequest::LeaseRevoke(_) => "etcd_lease_revoke",
+        EtcdRequest::LeaseCheckpoint(_) => "etcd_lease_checkpoint",
     }
 }
 

@@ -97,6 +97,7 @@ mod tests {
             mod_revision: 8,
             version: 2,
             expires_at_unix_ms: 0,
+            lease: 0,
         }
     }
 

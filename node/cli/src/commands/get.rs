@@ -73,6 +73,7 @@ mod tests {
             mod_revision: 19,
             version: 3,
             expires_at_unix_ms: 0,
+            lease: 0,
         }
     }
 

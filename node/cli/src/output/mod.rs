@@ -138,6 +138,7 @@ mod tests {
             mod_revision: 9,
             version: 4,
             expires_at_unix_ms: 1_700_000_000_000,
+            lease: 0,
         }
     }
 

@@ -52,7 +52,9 @@ impl KvApi {
             .execute(WriteRequest::Etcd(request), false)
             .await?
         {
-            WriteOutcome::Etcd { header, answer } => Ok((header, answer)),
+            WriteOutcome::Etcd { header, answer } => {
+                Ok((self.frontend.header.answered_here(header), answer))
+            }
             _ => Err(ApiError::Internal(
                 "internal error: an etcd write was answered with another kind of outcome".into(),
             )),

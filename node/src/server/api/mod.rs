@@ -9,6 +9,7 @@
 //! [`ApiError`] to a status.
 
 mod etcd;
+mod leases;
 mod watch;
 
 use std::sync::{Arc, RwLock};
@@ -31,6 +32,8 @@ pub use super::vocabulary::{
     RoleEvent, ScanRequest, ScanResponse, WatchEvent, WatchRequest, WatchResponse, LIMIT_METADATA,
     LIMIT_NAMES,
 };
+pub use crate::server::requests::{LeaseQuery, LeaseStatus};
+pub use leases::{LeaseGrant, MAX_LEASE_TTL};
 pub use watch::{RoleStream, WatchStream};
 
 /// The client API of one node. Cheap to clone; every clone serves the same node.

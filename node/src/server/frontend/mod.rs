@@ -4,9 +4,11 @@
 //! - [`WriteRouter`] (`writes.rs`): writes, proposed here if this node leads, forwarded to the
 //!   leader otherwise;
 //! - [`ReadGate`] (`reads.rs`): the read barrier a read waits at, per its policy;
+//! - [`LeaseDesk`] (`leases.rs`): keepalives and TTL queries, answered by the leader;
 //! - [`LeaderLink`] (`leader.rs`): who leads, and a peer connection to it, which both use.
 
 mod leader;
+mod leases;
 mod reads;
 mod writes;
 
@@ -26,6 +28,7 @@ use super::vocabulary::ApiError;
 use super::vocabulary::Header;
 
 pub use leader::LeaderLink;
+pub use leases::{min_lease_ttl, LeaseDesk, LeaseIds};
 pub use reads::ReadGate;
 pub use writes::WriteRouter;
 
@@ -36,6 +39,10 @@ pub struct FrontendTiming {
     pub leader_wait: Duration,
     /// How long a forwarded request or a read waiting for this node to catch up may take.
     pub request_timeout: Duration,
+    /// The election timeout: the shortest lease TTL is derived from it.
+    pub election_timeout: Duration,
+    /// This member's id: the ids of the leases it grants start with it.
+    pub member_id: u64,
 }
 
 /// The event loop as request-serving tasks see it: ask it something, await the answer.
@@ -68,6 +75,15 @@ pub struct HeaderSource {
 }
 
 impl HeaderSource {
+    /// `header` (perhaps the leader's, for a forwarded write) as this node answers it: etcd's
+    /// headers name the member that answered.
+    pub fn answered_here(&self, header: Header) -> Header {
+        Header {
+            member_id: self.status.borrow().id,
+            ..header
+        }
+    }
+
     /// The header of an answer from this node's state at `revision`.
     pub fn at(&self, revision: i64) -> Header {
         let status = self.status.borrow();
@@ -84,6 +100,7 @@ impl HeaderSource {
 pub struct Frontend {
     pub writes: WriteRouter,
     pub reads: ReadGate,
+    pub leases: LeaseDesk,
     pub event_loop: EventLoopHandle,
     pub header: HeaderSource,
     pub metrics: Arc<Metrics>,
@@ -121,6 +138,17 @@ impl Frontend {
                 request_timeout: timing.request_timeout,
                 metrics: metrics.clone(),
             },
+            leases: LeaseDesk {
+                min_ttl: min_lease_ttl(timing.election_timeout),
+                ids: LeaseIds::new(
+                    timing.member_id,
+                    super::replica::now_unix_ms().max(0) as u64,
+                ),
+                event_loop: event_loop.clone(),
+                leader: leader.clone(),
+                cluster_id: cluster_id.clone(),
+                request_timeout: timing.request_timeout,
+            },
             reads: ReadGate {
                 event_loop: event_loop.clone(),
                 leader,
@@ -140,7 +168,11 @@ impl Frontend {
 
 /// The leader's answer `status` as this node relays it: the message says where it came from,
 /// and the metadata (which limit a request exceeded, say) is kept as the leader set it.
+/// etcd's own errors pass unchanged: etcd's clients match on their text.
 fn relayed(status: tonic::Status, from: &str) -> tonic::Status {
+    if status.message().starts_with("etcdserver: ") {
+        return status;
+    }
     tonic::Status::with_metadata(
         status.code(),
         format!("{from}: {}", status.message()),

@@ -7,6 +7,7 @@
 
 mod admission;
 mod clock;
+mod lessor;
 mod pending;
 mod recover;
 #[cfg(test)]
@@ -24,23 +25,29 @@ use super::metrics::Metrics;
 use super::persist::persist_ready;
 use super::probes::Pulse;
 use super::raft_store::RaftStore;
-use super::requests::{ClientRequest, MembershipRequest, ReadBarrier};
+use super::requests::{ClientRequest, LeaseQuery, LeaseStatus, MembershipRequest, ReadBarrier};
 use super::status::NodeStatus;
 use super::transport::PeerInput;
 use super::vocabulary::ApiError;
+use crate::kv::etcd::EtcdRequest;
 use crate::kv::{Command, KvStore};
 use crate::proto::{Entry, EntryType, Event, Message};
 use crate::raft::{LogIndex, Membership, NodeId, Raft, Ready, Role, Term};
 use crate::storage::{Durability, StorageError};
+use dengine_proto::etcd::etcdserverpb as pb;
 
 #[cfg(feature = "failpoints")]
 pub use clock::step_wall_clock;
 use clock::TickClock;
 pub use clock::{now_unix_ms, Clock, SystemClock};
+use lessor::Lessor;
 use pending::PendingReplies;
 pub use recover::recover;
-/// The leader looks for expired keys this often, in ticks.
+/// The leader looks for expired keys and leases this often, in ticks.
 const EXPIRY_SCAN_TICKS: u64 = 5;
+/// The leader records what leases have left this often (etcd's checkpoint interval), so that
+/// a leader after it does not give a long lease its whole TTL again.
+const LEASE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Where a replica's messages to its peers go: the transport, or the simulator's network.
 pub trait Outbox: Send {
@@ -100,6 +107,10 @@ pub struct Replica {
     clock: TickClock,
     /// Keys with an Expire proposal in flight, so each is proposed once.
     expiring: HashSet<Vec<u8>>,
+    /// When leases expire, while this node leads.
+    lessor: Lessor,
+    /// When this leader last checkpointed its leases (logical time).
+    last_lease_checkpoint: Duration,
 }
 
 pub struct ReplicaParts {
@@ -149,6 +160,8 @@ impl Replica {
             snapshot_index,
             clock,
             expiring: HashSet::new(),
+            lessor: Lessor::default(),
+            last_lease_checkpoint: Duration::ZERO,
         }
     }
 
@@ -215,6 +228,10 @@ impl Replica {
         self.raft.tick();
         if self.raft.role() == Role::Leader && self.clock.delivered() % EXPIRY_SCAN_TICKS == 0 {
             self.propose_expiries();
+            self.propose_lease_revokes();
+            if self.clock.now() >= self.last_lease_checkpoint + LEASE_CHECKPOINT_INTERVAL {
+                self.propose_lease_checkpoint();
+            }
         }
         self.publish_status();
     }
@@ -265,6 +282,9 @@ impl Replica {
             }
             ClientRequest::WaitApplied { index, reply } => {
                 self.pending.wait_applied(index, reply);
+            }
+            ClientRequest::Lease { query, reply } => {
+                let _ = reply.send(self.query_lease(query));
             }
             ClientRequest::ReadIndex { barrier, reply } => match barrier {
                 ReadBarrier::Linearizable => self.pending.read_asked(reply),
@@ -368,6 +388,90 @@ impl Replica {
         }
     }
 
+    /// Proposes the revoke of every lease whose deadline passed.
+    fn propose_lease_revokes(&mut self) {
+        let due = match self.kv.read() {
+            Ok(kv) => self.lessor.due(kv.leases(), self.clock.now()),
+            Err(_) => return,
+        };
+        for id in due {
+            let revoke = EtcdRequest::LeaseRevoke(pb::LeaseRevokeRequest { id });
+            if self
+                .raft
+                .propose(Command::etcd(revoke).to_bytes().into())
+                .is_err()
+            {
+                self.lessor.revoke_not_proposed(id);
+            }
+        }
+    }
+
+    /// Records in the log what the leases that used part of their TTL have left.
+    fn propose_lease_checkpoint(&mut self) {
+        let now = self.clock.now();
+        let checkpoints = match self.kv.read() {
+            Ok(kv) => self.lessor.checkpoints(kv.leases(), now),
+            Err(_) => return,
+        };
+        self.last_lease_checkpoint = now;
+        if checkpoints.is_empty() {
+            return;
+        }
+        let checkpoint = EtcdRequest::LeaseCheckpoint(pb::LeaseCheckpointRequest { checkpoints });
+        // Best effort: a checkpoint lost with leadership only makes the next leader lenient.
+        let _ = self
+            .raft
+            .propose(Command::etcd(checkpoint).to_bytes().into());
+    }
+
+    /// A keepalive or a look at a lease, on the leader (the caller passed a linearizable read
+    /// barrier first, so leadership was just confirmed and a lease granted before is known).
+    fn query_lease(&mut self, query: LeaseQuery) -> Result<Option<LeaseStatus>, ApiError> {
+        self.catch_up();
+        if self.raft.role() != Role::Leader {
+            return Err(self.not_leader());
+        }
+        let now = self.clock.now();
+        let kv = self.kv.read().map_err(|_| {
+            ApiError::Internal("internal error: the state machine's lock is poisoned".into())
+        })?;
+        let Some(lease) = kv.leases().get(query.id) else {
+            return Ok(None);
+        };
+        let remaining_ttl = match query.renew {
+            true => match self.lessor.renew(lease, now) {
+                Some(ttl) => ttl,
+                None => return Ok(None),
+            },
+            false => self.lessor.remaining(lease, now),
+        };
+        let status = LeaseStatus {
+            id: query.id,
+            granted_ttl: lease.record.ttl,
+            remaining_ttl,
+            keys: match query.keys {
+                true => lease.keys.iter().cloned().collect(),
+                false => Vec::new(),
+            },
+        };
+        // A renewed lease has its whole TTL again: the checkpoint that said less must not
+        // outlive this leader.
+        let stale_checkpoint = query.renew && lease.record.remaining_ttl != 0;
+        drop(kv);
+        if stale_checkpoint {
+            let checkpoint = EtcdRequest::LeaseCheckpoint(pb::LeaseCheckpointRequest {
+                checkpoints: vec![pb::LeaseCheckpoint {
+                    id: query.id,
+                    remaining_ttl: 0,
+                }],
+            });
+            let _ = self
+                .raft
+                .propose(Command::etcd(checkpoint).to_bytes().into());
+        }
+        Ok(Some(status))
+    }
+
     fn process_ready(&mut self) -> Result<(), StorageError> {
         let mut worked = false;
         while self.raft.has_ready() {
@@ -393,6 +497,12 @@ impl Replica {
             tracing::info!(role = ?soft.role, leader = soft.leader, term = soft.term, "raft state changed");
             if soft.role != Role::Leader {
                 self.expiring.clear();
+                self.lessor.demote();
+            } else {
+                let now = self.clock.now();
+                let election_timeout = self.settings.tick * self.settings.election_ticks as u32;
+                self.lessor.promote(now, election_timeout);
+                self.last_lease_checkpoint = now;
             }
             self.publish_status();
         }

@@ -195,6 +195,9 @@ impl From<crate::kv::etcd::EtcdFailure> for ApiError {
         use crate::kv::etcd::EtcdFailure;
         let (code, message) = match failure {
             EtcdFailure::LeaseNotFound => (Code::NotFound, "etcdserver: requested lease not found"),
+            EtcdFailure::LeaseExists => {
+                (Code::FailedPrecondition, "etcdserver: lease already exists")
+            }
             EtcdFailure::KeyNotFound => (Code::InvalidArgument, "etcdserver: key not found"),
             EtcdFailure::Compacted => (
                 Code::OutOfRange,
