@@ -823,3 +823,51 @@ async fn a_node_process_stops_on_sigterm_with_a_watch_open_and_idle_peers() {
         "no event was written, yet the watch sent {end:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_application_holds_keys_with_a_lease() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let node = start_single(dir.path(), |_| {}).await;
+    let client = node.client();
+
+    let lease = client.grant_lease(30).await.expect("grant a lease");
+    assert!(lease.id > 0);
+    assert_eq!(lease.ttl, 30);
+    client
+        .put_with_lease("members/me", "here", lease.id)
+        .await
+        .expect("put with the lease");
+    let got = client.get("members/me").await.unwrap().kv.unwrap();
+    assert_eq!(got.lease, lease.id);
+    let status = client
+        .lease_time_to_live(lease.id)
+        .await
+        .unwrap()
+        .expect("the lease exists");
+    assert_eq!(status.granted_ttl, 30);
+    assert_eq!(status.keys, vec![Bytes::from_static(b"members/me")]);
+    assert_eq!(client.keep_lease_alive(lease.id).await.unwrap(), Some(30));
+
+    // A lease id of one's own, once.
+    let mine = client.grant_lease_with_id(60, 77).await.unwrap();
+    assert_eq!(mine.id, 77);
+    let again = client.grant_lease_with_id(60, 77).await.unwrap_err();
+    assert!(
+        again.to_string().contains("lease already exists"),
+        "{again}"
+    );
+
+    client.revoke_lease(lease.id).await.expect("revoke");
+    assert!(client.get("members/me").await.unwrap().kv.is_none());
+    assert_eq!(client.keep_lease_alive(lease.id).await.unwrap(), None);
+    assert!(client.lease_time_to_live(lease.id).await.unwrap().is_none());
+    let gone = client
+        .put_with_lease("members/late", "x", lease.id)
+        .await
+        .unwrap_err();
+    assert!(
+        gone.to_string().contains("requested lease not found"),
+        "{gone}"
+    );
+    stop(node).await;
+}

@@ -561,3 +561,37 @@ async fn a_quiet_watcher_asking_for_progress_is_told_how_far_it_is_synced() {
         }
     }
 }
+
+/// etcd's `--auto-compaction-mode=periodic`: with `history_retention_ms`, the leader compacts
+/// to the revision of one retention ago, on its own.
+#[tokio::test]
+async fn the_leader_compacts_history_older_than_the_retention_period() {
+    let cluster = Cluster::start(1, &["--history-retention-ms", "1000"]).await;
+    let mut kv = cluster.nodes[0].etcd_kv();
+    put(&mut kv, "k", "1").await;
+    put(&mut kv, "k", "2").await;
+    common::wait_for("the first revision to be compacted away", || {
+        let mut kv = kv.clone();
+        async move {
+            // Writing keeps the revision moving, so there is always something to compact.
+            put(&mut kv, "k", "3").await;
+            let at_first = pb::RangeRequest {
+                revision: 1,
+                ..range("k", "")
+            };
+            match kv.range(at_first).await {
+                Err(status)
+                    if status.message()
+                        == "etcdserver: mvcc: required revision has been compacted" =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    // What is newer than the retention is still there.
+    let now = range_ok(&mut kv, range("k", "")).await;
+    assert_eq!(now.kvs[0].value, b"3");
+}

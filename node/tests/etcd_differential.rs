@@ -1,10 +1,13 @@
-//! Differential testing of etcd's v3 KV API: the same random operations (puts, range deletes,
-//! transactions with every comparison, ranges with every option at past revisions, compactions)
-//! sent to etcd 3.4 (Debian's etcd-server, installed by scripts/setup) and to a d-engine node,
+//! Differential testing of etcd's v3 KV and Lease APIs: the same random operations (puts with
+//! and without leases, range deletes, transactions with every comparison, ranges with every
+//! option at past revisions, compactions, lease grants, revokes, TTL queries with keys and
+//! lease lists) sent to etcd 3.4 (Debian's etcd-server, installed by scripts/setup) and to a d-engine node,
 //! and every answer compared field by field: the values, the revisions, `more` and `count`,
 //! and for errors the code and etcd's message.
 //!
-//! Ids and terms differ by nature and are left out. Revisions are offset by one: an empty etcd
+//! Ids and terms differ by nature and are left out, and so does the TTL a lease has left (it
+//! depends on when each server is asked); leases are granted with ids the test picks and TTLs
+//! too long to expire during a run. Revisions are offset by one: an empty etcd
 //! is at revision 1 and its first write is 2, d-engine's first write is 1; the test adds one
 //! to every revision it sends etcd and takes one off every revision etcd answers.
 //!
@@ -17,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 
 use dengine_proto::etcd::etcdserverpb as pb;
 use dengine_proto::etcd::etcdserverpb::kv_client::KvClient;
+use dengine_proto::etcd::etcdserverpb::lease_client::LeaseClient;
 use dengine_proto::etcd::mvccpb;
 use pb::compare::{CompareResult, CompareTarget, TargetUnion};
 use pb::range_request::{SortOrder, SortTarget};
@@ -89,6 +93,19 @@ impl Etcd {
     fn kv(&self) -> KvClient<Channel> {
         KvClient::new(self.kv_channel())
     }
+
+    fn clients(&self) -> Clients {
+        Clients {
+            kv: self.kv(),
+            lease: LeaseClient::new(self.kv_channel()),
+        }
+    }
+}
+
+/// The services the operations go to.
+struct Clients {
+    kv: KvClient<Channel>,
+    lease: LeaseClient<Channel>,
 }
 
 impl Drop for Etcd {
@@ -124,6 +141,16 @@ impl Rng {
 }
 
 const KEYS: [&str; 5] = ["k/a", "k/b", "k/c", "k/d", "k/e"];
+/// The lease ids operations name; some are granted, some revoked, some never exist.
+const LEASES: [i64; 4] = [1, 2, 3, 4];
+
+/// A lease id, or none (most puts have none).
+fn lease_or_none(rng: &mut Rng) -> i64 {
+    match rng.chance(30) {
+        true => *rng.pick(&LEASES),
+        false => 0,
+    }
+}
 
 fn range_of(key: &str, range_end: &str) -> pb::RangeRequest {
     pb::RangeRequest {
@@ -167,8 +194,8 @@ fn put(rng: &mut Rng, key: &str) -> pb::PutRequest {
         key: key.into(),
         value: value(rng),
         prev_kv: rng.chance(50),
-        // No lease exists on either side: both must refuse it the same way.
-        lease: if rng.chance(3) { 7 } else { 0 },
+        // Granted, revoked or never granted: both must attach it or refuse it alike.
+        lease: lease_or_none(rng),
         ..Default::default()
     }
 }
@@ -211,8 +238,10 @@ fn compare(rng: &mut Rng, known: &Known) -> pb::Compare {
         CompareTarget::Create,
         CompareTarget::Mod,
         CompareTarget::Value,
+        CompareTarget::Lease,
     ]);
     let union = match target {
+        CompareTarget::Lease => TargetUnion::Lease(lease_or_none(rng)),
         CompareTarget::Version => TargetUnion::Version(rng.below(4) as i64),
         CompareTarget::Create => TargetUnion::CreateRevision(known.revision(rng)),
         CompareTarget::Mod => TargetUnion::ModRevision(known.revision(rng)),
@@ -265,15 +294,26 @@ enum Operation {
     Range(pb::RangeRequest),
     Txn(pb::TxnRequest),
     Compact(i64),
+    Grant { id: i64, ttl: i64 },
+    Revoke(i64),
+    TimeToLive(i64),
+    Leases,
 }
 
 fn operation(rng: &mut Rng, known: &Known) -> Operation {
     match rng.below(100) {
-        0..=29 => {
+        0..=23 => {
             let key = rng_key(rng);
             Operation::Put(put(rng, key))
         }
-        30..=39 => {
+        24..=26 => Operation::Grant {
+            id: *rng.pick(&LEASES),
+            ttl: *rng.pick(&[10, 60, 3600]),
+        },
+        27..=28 => Operation::Revoke(*rng.pick(&LEASES)),
+        29..=30 => Operation::TimeToLive(*rng.pick(&LEASES)),
+        31 => Operation::Leases,
+        32..=39 => {
             let (key, range_end) = interval(rng);
             Operation::Delete(pb::DeleteRangeRequest {
                 key: key.into(),
@@ -357,6 +397,21 @@ enum Answer {
     Range(Range),
     Txn(bool, Vec<Answer>, i64),
     Compact(i64),
+    Granted {
+        id: i64,
+        ttl: i64,
+        revision: i64,
+    },
+    Revoked(i64),
+    /// Granted TTL and keys, sorted (the TTL left is timing); `found` false for no lease.
+    Lease {
+        granted_ttl: i64,
+        keys: Vec<Vec<u8>>,
+        found: bool,
+        revision: i64,
+    },
+    /// Sorted: etcd lists leases in map order.
+    Leases(Vec<i64>),
     Failed(tonic::Code, String),
 }
 
@@ -375,6 +430,7 @@ struct Kv {
     create: i64,
     modified: i64,
     version: i64,
+    lease: i64,
 }
 
 fn kv(found: mvccpb::KeyValue, by: i64) -> Kv {
@@ -384,6 +440,7 @@ fn kv(found: mvccpb::KeyValue, by: i64) -> Kv {
         create: shift(found.create_revision, by),
         modified: shift(found.mod_revision, by),
         version: found.version,
+        lease: found.lease,
     }
 }
 
@@ -422,10 +479,54 @@ fn txn_answer(response: pb::TxnResponse, by: i64) -> Answer {
 
 /// Sends `operation` and reads the answer back in d-engine's numbering (`by` is what to add
 /// to the revisions answered).
-async fn send(client: &mut KvClient<Channel>, operation: Operation, by: i64) -> Answer {
+async fn send(clients: &mut Clients, operation: Operation, by: i64) -> Answer {
     let failed =
         |status: tonic::Status| Answer::Failed(status.code(), status.message().to_string());
+    let client = &mut clients.kv;
+    let leases = &mut clients.lease;
     match operation {
+        Operation::Grant { id, ttl } => {
+            match leases.lease_grant(pb::LeaseGrantRequest { ttl, id }).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    Answer::Granted {
+                        id: r.id,
+                        ttl: r.ttl,
+                        revision: revision(r.header, by),
+                    }
+                }
+                Err(status) => failed(status),
+            }
+        }
+        Operation::Revoke(id) => match leases.lease_revoke(pb::LeaseRevokeRequest { id }).await {
+            Ok(r) => Answer::Revoked(revision(r.into_inner().header, by)),
+            Err(status) => failed(status),
+        },
+        Operation::TimeToLive(id) => match leases
+            .lease_time_to_live(pb::LeaseTimeToLiveRequest { id, keys: true })
+            .await
+        {
+            Ok(r) => {
+                let mut r = r.into_inner();
+                // etcd 3.4 lists a lease's keys in map order.
+                r.keys.sort();
+                Answer::Lease {
+                    granted_ttl: r.granted_ttl,
+                    keys: r.keys,
+                    found: r.ttl != -1,
+                    revision: revision(r.header, by),
+                }
+            }
+            Err(status) => failed(status),
+        },
+        Operation::Leases => match leases.lease_leases(pb::LeaseLeasesRequest {}).await {
+            Ok(r) => {
+                let mut ids: Vec<i64> = r.into_inner().leases.iter().map(|l| l.id).collect();
+                ids.sort();
+                Answer::Leases(ids)
+            }
+            Err(status) => failed(status),
+        },
         Operation::Put(put) => match client.put(put).await {
             Ok(r) => {
                 let r = r.into_inner();
@@ -535,13 +636,19 @@ async fn random_operations_answer_as_etcd_3_4_answers_them() {
     for seed in seeds() {
         let etcd = Etcd::start().await;
         let cluster = Cluster::start(1, &[]).await;
-        let (mut reference, mut ours) = (etcd.kv(), cluster.nodes[0].etcd_kv());
+        let (mut reference, mut ours) = (
+            etcd.clients(),
+            Clients {
+                kv: cluster.nodes[0].etcd_kv(),
+                lease: LeaseClient::new(cluster.nodes[0].etcd_channel()),
+            },
+        );
         let mut rng = Rng(seed);
         let mut known = Known {
             revision: 0,
             compacted: 0,
         };
-        let mut compared = [0usize; 6];
+        let mut compared = [0usize; 10];
         for step in 0..300 {
             let operation = operation(&mut rng, &known);
             let expected = send(&mut reference, to_etcd(&operation), -1).await;
@@ -558,13 +665,21 @@ async fn random_operations_answer_as_etcd_3_4_answers_them() {
                 Answer::Txn(..) => 3,
                 Answer::Compact(_) => 4,
                 Answer::Failed(..) => 5,
+                Answer::Granted { .. } => 6,
+                Answer::Revoked(_) => 7,
+                Answer::Lease { .. } => 8,
+                Answer::Leases(_) => 9,
             };
             compared[kind] += 1;
             match (&operation, &answered) {
                 (Operation::Compact(at), Answer::Compact(_)) => known.compacted = *at,
-                (_, Answer::Put(_, r) | Answer::Delete(_, _, r) | Answer::Txn(_, _, r)) => {
-                    known.revision = *r
-                }
+                (
+                    _,
+                    Answer::Put(_, r)
+                    | Answer::Delete(_, _, r)
+                    | Answer::Txn(_, _, r)
+                    | Answer::Revoked(r),
+                ) => known.revision = *r,
                 _ => {}
             }
         }
@@ -586,11 +701,12 @@ async fn random_operations_answer_as_etcd_3_4_answers_them() {
         // A run that never exercised an answer kind decides nothing about it.
         assert!(
             compared.iter().all(|&n| n > 0),
-            "seed {seed}: answers by kind (put, delete, range, txn, compact, error): {compared:?}"
+            "seed {seed}: answers by kind (put, delete, range, txn, compact, error, grant, \
+             revoke, time to live, leases): {compared:?}"
         );
         println!(
             "seed {seed}: 300 operations agreed; answers by kind (put, delete, range, txn, \
-             compact, error): {compared:?}"
+             compact, error, grant, revoke, time to live, leases): {compared:?}"
         );
     }
 }

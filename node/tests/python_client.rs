@@ -1,6 +1,7 @@
 //! A second etcd client family: aetcd (Python, from PyPI, installed into `.venv-etcd` by
 //! scripts/setup) runs `tests/python/aetcd_client.py` against a node's etcd API: puts, gets,
-//! a prefix, transactions that win and lose, a delete, the status and a watch from revision 1.
+//! a prefix, transactions that win and lose, a delete, the status, a watch from revision 1, a
+//! lease with a key attached (TTLs, keys, a keepalive, a revoke) and aetcd's lock handed over.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::process::Command;
 use common::Cluster;
 
 #[tokio::test]
-async fn aetcd_puts_reads_transacts_and_watches() {
+async fn aetcd_puts_reads_transacts_watches_leases_and_locks() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".venv-etcd/bin/python");
     assert!(
@@ -42,6 +43,8 @@ async fn aetcd_puts_reads_transacts_and_watches() {
         "delete 1",
         "status 3.5.0",
         "watch",
+        "lease",
+        "lock handed over",
     ] {
         assert!(stdout.contains(check), "no {check:?} in:\n{stdout}");
     }

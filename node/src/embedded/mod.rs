@@ -1,7 +1,7 @@
 //! Embedded mode: the engine inside an application's own process.
 //!
 //! An [`EmbeddedNode`] is a whole d-engine node — the Raft core and its event loop, RocksDB
-//! storage, forwarding to the leader, read policies, TTLs, watches — started by the
+//! storage, forwarding to the leader, read policies, TTLs, leases, watches — started by the
 //! application instead of run beside it. Its [`Client`] has the operations, read policies,
 //! limits and errors of the gRPC `Kv` API (`proto/dengine/v1/kv.proto`), executed in process
 //! on the same path the gRPC service uses ([`crate::server::api::KvApi`]): no protobuf
@@ -79,8 +79,8 @@ pub use node::{Embedded, EmbeddedNode, DEFAULT_REQUEST_TIMEOUT};
 pub use crate::raft::NodeId;
 pub use crate::server::api::{
     ApiError as Error, Compare, CompareAndSwapOptions, CompareAndSwapResponse, DeleteOptions,
-    DeleteResponse, EventKind, GetResponse, Header, KeyValue, PutOptions, PutResponse, ReadPolicy,
-    RoleEvent, RoleStream, ScanRequest, ScanResponse, WatchEvent, WatchRequest, WatchResponse,
-    WatchStream,
+    DeleteResponse, EventKind, GetResponse, Header, KeyValue, LeaseGrant, LeaseStatus, PutOptions,
+    PutResponse, ReadPolicy, RoleEvent, RoleStream, ScanRequest, ScanResponse, WatchEvent,
+    WatchRequest, WatchResponse, WatchStream,
 };
 pub use crate::server::{NodeConfig, NodeError};

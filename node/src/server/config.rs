@@ -70,6 +70,10 @@ pub struct NodeConfig {
     pub snapshot_keep_entries: u64,
     /// Revisions of watch history kept; a watch from an older revision fails.
     pub history_retention: u64,
+    /// Watch history kept in time, in milliseconds: the leader compacts to the revision of
+    /// this long ago, as etcd's `--auto-compaction-mode=periodic`; 0 for no such compaction
+    /// (then `history_retention` alone bounds the history, as it always does).
+    pub history_retention_ms: u64,
     /// Largest key, in bytes.
     pub max_key_bytes: usize,
     /// Largest value, in bytes.
@@ -130,6 +134,7 @@ impl Default for NodeConfig {
             snapshot_every: 10_000,
             snapshot_keep_entries: 1_000,
             history_retention: 10_000,
+            history_retention_ms: 0,
             max_key_bytes: 4 * 1024,
             max_value_bytes: 1024 * 1024,
             max_request_bytes: 1536 * 1024,
@@ -221,6 +226,11 @@ pub struct NodeFlags {
     #[arg(long, env = "DENGINE_HISTORY_RETENTION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history_retention: Option<u64>,
+    /// Watch history kept in time, in ms: the leader compacts to the revision of this long
+    /// ago, as etcd's --auto-compaction-mode=periodic; 0 for none [default: 0].
+    #[arg(long, env = "DENGINE_HISTORY_RETENTION_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_retention_ms: Option<u64>,
     /// Largest key in bytes [default: 4096].
     #[arg(long, env = "DENGINE_MAX_KEY_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]

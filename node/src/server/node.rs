@@ -293,6 +293,7 @@ pub async fn start_with(
             election_ticks: config.election_ticks,
             snapshot_every: config.snapshot_every,
             snapshot_keep_entries: config.snapshot_keep_entries,
+            history_retention_period: Duration::from_millis(config.history_retention_ms),
             cluster_id: cluster_id.get(),
         },
         status: status_tx,

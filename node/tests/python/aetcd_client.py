@@ -54,6 +54,28 @@ async def main(host: str, port: int) -> None:
         assert values == [b"1", b"3"], values
         print("watch", [v.decode() for v in values])
 
+        lease = await client.lease(30)
+        assert lease.ttl == 30, lease.ttl
+        await client.put(b"py/session", b"alive", lease=lease)
+        assert await lease.granted_ttl() == 30
+        assert 0 < await lease.remaining_ttl() <= 30
+        assert await lease.keys() == [b"py/session"], await lease.keys()
+        renewed = await lease.refresh()
+        assert renewed.TTL == 30, renewed
+        await lease.revoke()
+        assert await client.get(b"py/session") is None
+        print("lease", lease.id, "revoked with its key")
+
+        # aetcd's lock: a key with a lease, taken by a transaction.
+        first = client.lock(b"py-lock", ttl=10)
+        assert await first.acquire(timeout=5)
+        second = client.lock(b"py-lock", ttl=10)
+        assert not await second.acquire(timeout=1)
+        await first.release()
+        assert await second.acquire(timeout=5)
+        await second.release()
+        print("lock", "handed over")
+
 
 if __name__ == "__main__":
     try:

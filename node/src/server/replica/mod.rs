@@ -7,6 +7,7 @@
 
 mod admission;
 mod clock;
+mod compactor;
 mod lessor;
 mod pending;
 mod recover;
@@ -40,6 +41,7 @@ use dengine_proto::etcd::etcdserverpb as pb;
 pub use clock::step_wall_clock;
 use clock::TickClock;
 pub use clock::{now_unix_ms, Clock, SystemClock};
+use compactor::PeriodicCompactor;
 use lessor::Lessor;
 use pending::PendingReplies;
 pub use recover::recover;
@@ -66,6 +68,8 @@ pub struct ReplicaSettings {
     pub snapshot_every: u64,
     pub snapshot_keep_entries: u64,
     pub cluster_id: u64,
+    /// Watch history kept in time (zero: no compaction by age).
+    pub history_retention_period: Duration,
 }
 
 /// What watchers are told, shared by all of them.
@@ -111,6 +115,8 @@ pub struct Replica {
     lessor: Lessor,
     /// When this leader last checkpointed its leases (logical time).
     last_lease_checkpoint: Duration,
+    /// Compaction by age, while this node leads.
+    compactor: PeriodicCompactor,
 }
 
 pub struct ReplicaParts {
@@ -141,6 +147,7 @@ impl Replica {
             .term(parts.raft.log().applied())
             .unwrap_or(snapshot.term);
         let clock = TickClock::new(parts.clock, parts.settings.tick);
+        let compactor = PeriodicCompactor::new(parts.settings.history_retention_period);
         Self {
             metrics: parts.metrics,
             pulse: parts.pulse,
@@ -162,6 +169,7 @@ impl Replica {
             expiring: HashSet::new(),
             lessor: Lessor::default(),
             last_lease_checkpoint: Duration::ZERO,
+            compactor,
         }
     }
 
@@ -232,6 +240,7 @@ impl Replica {
             if self.clock.now() >= self.last_lease_checkpoint + LEASE_CHECKPOINT_INTERVAL {
                 self.propose_lease_checkpoint();
             }
+            self.propose_periodic_compaction();
         }
         self.publish_status();
     }
@@ -406,6 +415,22 @@ impl Replica {
         }
     }
 
+    /// Proposes compacting the history to the revision of one retention period ago, if due.
+    fn propose_periodic_compaction(&mut self) {
+        let (revision, compacted) = match self.kv.read() {
+            Ok(kv) => (kv.revision(), kv.compacted_revision()),
+            Err(_) => return,
+        };
+        if let Some(target) = self.compactor.due(self.clock.now(), revision, compacted) {
+            let compact = EtcdRequest::Compact(pb::CompactionRequest {
+                revision: target,
+                physical: false,
+            });
+            // Best effort: the next note that ages proposes again.
+            let _ = self.raft.propose(Command::etcd(compact).to_bytes().into());
+        }
+    }
+
     /// Records in the log what the leases that used part of their TTL have left.
     fn propose_lease_checkpoint(&mut self) {
         let now = self.clock.now();
@@ -495,6 +520,8 @@ impl Replica {
     fn carry_out(&mut self, ready: Ready) -> Result<(), StorageError> {
         if let Some(soft) = ready.soft_state {
             tracing::info!(role = ?soft.role, leader = soft.leader, term = soft.term, "raft state changed");
+            // Notes taken under another leadership say nothing about this one's history.
+            self.compactor.reset();
             if soft.role != Role::Leader {
                 self.expiring.clear();
                 self.lessor.demote();

@@ -107,6 +107,7 @@ fn settings() -> ReplicaSettings {
         election_ticks: ELECTION_TICKS,
         snapshot_every: 40,
         snapshot_keep_entries: 8,
+        history_retention_period: Duration::ZERO,
         cluster_id: CLUSTER_ID,
     }
 }
