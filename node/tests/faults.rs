@@ -21,6 +21,9 @@
 //!   was not applied;
 //! - watchers see consecutive revisions (resuming after disconnects), agree with each other
 //!   and with the acknowledged writes, and replay to the final state;
+//! - leases (sessions granted through etcd's Lease service, kept alive a while, abandoned)
+//!   never end before the last acknowledged keepalive promised, and all end once abandoned
+//!   (`faults/leases.rs`);
 //! - every node ends with the same data.
 //!
 //! Lease reads are checked as linearizable: a leader serves them only while a quorum answered
@@ -48,6 +51,8 @@ mod checks;
 mod cluster;
 #[path = "faults/history.rs"]
 mod history;
+#[path = "faults/leases.rs"]
+mod leases;
 #[path = "faults/linearizability.rs"]
 mod linearizability;
 #[path = "faults/member.rs"]
@@ -97,6 +102,8 @@ use workload::{Client, Roster, Seat, PREFIX};
 const NODE_CONFIG: &str = "snapshot_every = 300\nsnapshot_keep_entries = 50\n";
 const KEYS: usize = 6;
 const CLIENTS_PER_NODE: usize = 2;
+/// Lease sessions run side by side (`faults/leases.rs`).
+const LEASE_SESSION_RUNNERS: usize = 3;
 
 struct Settings {
     seed: u64,
@@ -182,6 +189,18 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
         clock,
         seed,
     ));
+    let session_runners: Vec<_> = (0..LEASE_SESSION_RUNNERS)
+        .map(|writer| {
+            tokio::spawn(leases::run_sessions(
+                stop.clone(),
+                roster.clone(),
+                cluster.members.len(),
+                clock,
+                seed,
+                writer,
+            ))
+        })
+        .collect();
     let mut nemesis = Nemesis::new(seed, clock, 2, keys.clone());
     nemesis
         .run(&mut cluster, &roster, &mut watchers, settings.duration)
@@ -194,6 +213,10 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
     }
     ops.extend(nemesis.probe_ops().await);
     let ttl_writes = ttl_writer.await.expect("the TTL writer panicked");
+    let mut sessions = Vec::new();
+    for runner in session_runners {
+        sessions.extend(runner.await.expect("a lease session runner panicked"));
+    }
 
     let revision = cluster.wait_converged().await;
     let (final_reads, final_state) = read_everything_everywhere(&cluster, &keys, clock, seed).await;
@@ -221,6 +244,25 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
             0
         }
     };
+    if let Err(e) = leases::all_ended_everywhere(&cluster, &sessions).await {
+        findings.violations.push(e);
+    }
+    let sessions_judged = match leases::none_ended_early(&sessions, &watch_logs) {
+        // A run whose watchers saw no session end decided nothing about leases.
+        Ok(0) => {
+            findings.violations.push(format!(
+                "no lease session's end was seen by a watcher ({} sessions): the lease check \
+                 decided nothing",
+                sessions.len()
+            ));
+            0
+        }
+        Ok(judged) => judged,
+        Err(violations) => {
+            findings.violations.extend(violations);
+            0
+        }
+    };
     checks::linearizable(&ops, &mut findings);
     checks::no_invented_or_refused_values(&ops, &watch_logs, &mut findings);
     checks::read_revisions_monotonic(&ops, &mut findings);
@@ -233,9 +275,12 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
     println!(
         "seed {seed}: final revision {revision}; {events} watch events over {} watchers, \
          {reconnects} reconnects; {} TTL keys written ({ttl_excused} during a forward clock \
-         step, not held to expire); {}",
+         step, not held to expire); {} lease sessions, {} keepalives acknowledged, \
+         {sessions_judged} ends seen and none before its promise; {}",
         watch_logs.len(),
         ttl_writes.len(),
+        sessions.len(),
+        sessions.iter().map(|s| s.keepalives_acked).sum::<usize>(),
         checks::summary(&ops),
     );
     println!("faults that struck the leader, with the reads in flight meanwhile:");

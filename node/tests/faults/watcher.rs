@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 use tonic::Code;
 
 use super::history::{parse_value, Clock, Millis, Nanos, Value};
+use super::leases::LEASE_PREFIX;
 use super::member::channel;
 use super::workload::PREFIX;
 
@@ -45,6 +46,8 @@ pub struct WatchLog {
     pub from: i64,
     /// Why the watcher ended early, if it did (a compacted resume).
     pub ended: Option<String>,
+    /// Deletions of lease sessions' keys (`faults/leases.rs`): the key, and when it was seen.
+    pub session_deletes: Vec<(String, Nanos)>,
 }
 
 /// The run's watchers, one per node of the cluster as it is now, and those that ended with
@@ -162,8 +165,9 @@ pub async fn run_until_retired(
         if done(next, &mut log) {
             return log;
         }
-        // Every key: revisions must follow one another without a gap. Only events under
-        // PREFIX are kept for the checks (the TTL writer's keys live beside them).
+        // Every key: revisions must follow one another without a gap. Events under PREFIX
+        // are kept for the checks, and the deletions of lease sessions' keys for theirs (the
+        // TTL writer's keys live beside them).
         let request = WatchRequest {
             key: Bytes::new(),
             prefix: true,
@@ -221,6 +225,8 @@ pub async fn run_until_retired(
                 next = next.max(seen.revision + 1);
                 if seen.key.starts_with(PREFIX) {
                     log.events.push(seen);
+                } else if seen.key.starts_with(LEASE_PREFIX) && seen.value.is_none() {
+                    log.session_deletes.push((seen.key, seen.at));
                 }
             }
         }

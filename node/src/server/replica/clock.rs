@@ -103,6 +103,13 @@ impl TickClock {
         self.delivered
     }
 
+    /// The monotonic clock itself, as time since the start: what lease deadlines are kept
+    /// on. Not the ticks: they lag it by up to a tick, and a deadline counted from a tick
+    /// could pass before the client's keepalive promised.
+    pub fn elapsed(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
     /// Logical time: the ticks given, as time since the start (behind the monotonic clock by
     /// less than a tick once the due ticks are taken).
     pub fn now(&self) -> Duration {

@@ -19,7 +19,8 @@ const BATCH: usize = 1000;
 
 #[derive(Debug, Default)]
 pub struct Lessor {
-    /// Leader only: when each lease expires, as time since the replica started.
+    /// Leader only: when each lease expires, as time since the replica started on its
+    /// monotonic clock (not in ticks, which lag it: see `TickClock::elapsed`).
     deadlines: BTreeMap<i64, Duration>,
     /// Leases whose revoke is proposed and not yet applied, so each is proposed once.
     revoking: BTreeSet<i64>,

@@ -400,7 +400,7 @@ impl Replica {
     /// Proposes the revoke of every lease whose deadline passed.
     fn propose_lease_revokes(&mut self) {
         let due = match self.kv.read() {
-            Ok(kv) => self.lessor.due(kv.leases(), self.clock.now()),
+            Ok(kv) => self.lessor.due(kv.leases(), self.clock.elapsed()),
             Err(_) => return,
         };
         for id in due {
@@ -433,12 +433,11 @@ impl Replica {
 
     /// Records in the log what the leases that used part of their TTL have left.
     fn propose_lease_checkpoint(&mut self) {
-        let now = self.clock.now();
         let checkpoints = match self.kv.read() {
-            Ok(kv) => self.lessor.checkpoints(kv.leases(), now),
+            Ok(kv) => self.lessor.checkpoints(kv.leases(), self.clock.elapsed()),
             Err(_) => return,
         };
-        self.last_lease_checkpoint = now;
+        self.last_lease_checkpoint = self.clock.now();
         if checkpoints.is_empty() {
             return;
         }
@@ -456,7 +455,7 @@ impl Replica {
         if self.raft.role() != Role::Leader {
             return Err(self.not_leader());
         }
-        let now = self.clock.now();
+        let now = self.clock.elapsed();
         let kv = self.kv.read().map_err(|_| {
             ApiError::Internal("internal error: the state machine's lock is poisoned".into())
         })?;
@@ -526,10 +525,9 @@ impl Replica {
                 self.expiring.clear();
                 self.lessor.demote();
             } else {
-                let now = self.clock.now();
                 let election_timeout = self.settings.tick * self.settings.election_ticks as u32;
-                self.lessor.promote(now, election_timeout);
-                self.last_lease_checkpoint = now;
+                self.lessor.promote(self.clock.elapsed(), election_timeout);
+                self.last_lease_checkpoint = self.clock.now();
             }
             self.publish_status();
         }
