@@ -20,7 +20,9 @@
 //! - no one ever observes a value whose write was refused for certain, or that the node said
 //!   was not applied;
 //! - watchers see consecutive revisions (resuming after disconnects), agree with each other
-//!   and with the acknowledged writes, and replay to the final state;
+//!   and with the acknowledged writes, and replay to the final state; those going through
+//!   etcd's Watch (even node ids) get every event's `prev_kv`, which must be what they saw
+//!   of the key before;
 //! - leases (sessions granted through etcd's Lease service, kept alive a while, abandoned)
 //!   never end before the last acknowledged keepalive promised, and all end once abandoned
 //!   (`faults/leases.rs`);
@@ -263,6 +265,12 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
             0
         }
     };
+    let prev_kvs_checked: usize = watch_logs.iter().map(|l| l.prev_kvs_checked).sum();
+    if prev_kvs_checked == 0 {
+        findings.violations.push(
+            "no etcd watch event's prev_kv was checked: the prev_kv check decided nothing".into(),
+        );
+    }
     checks::linearizable(&ops, &mut findings);
     checks::no_invented_or_refused_values(&ops, &watch_logs, &mut findings);
     checks::read_revisions_monotonic(&ops, &mut findings);
@@ -273,11 +281,12 @@ async fn crashes_pauses_and_partitions_leave_the_cluster_linearizable() {
     let events: usize = watch_logs.iter().map(|l| l.events.len()).sum();
     let reconnects: usize = watch_logs.iter().map(|l| l.reconnects).sum();
     println!(
-        "seed {seed}: final revision {revision}; {events} watch events over {} watchers, \
-         {reconnects} reconnects; {} TTL keys written ({ttl_excused} during a forward clock \
+        "seed {seed}: final revision {revision}; {events} watch events over {} watchers \
+         ({} through etcd's Watch, {prev_kvs_checked} prev_kvs checked), {reconnects} reconnects; {} TTL keys written ({ttl_excused} during a forward clock \
          step, not held to expire); {} lease sessions, {} keepalives acknowledged, \
          {sessions_judged} ends seen and none before its promise; {}",
         watch_logs.len(),
+        watch_logs.iter().filter(|l| l.etcd).count(),
         ttl_writes.len(),
         sessions.len(),
         sessions.iter().map(|s| s.keepalives_acked).sum::<usize>(),

@@ -1,5 +1,8 @@
 //! A watcher per node on the workload's whole prefix, resuming after every disconnect from
-//! the revision after the last one it saw.
+//! the revision after the last one it saw. Watchers on even node ids go through etcd's Watch
+//! service with `prev_kv`, the others through `dengine.v1`: each etcd event's previous
+//! key-value must be what that watcher last saw of the key (its last put, or nothing after a
+//! delete), which says the node paired every event with the version before it.
 //!
 //! Every write of the run is under the prefix and every write takes exactly one revision, so
 //! the events one watcher receives, over all its reconnections, must carry consecutive
@@ -7,6 +10,7 @@
 //! OUT_OF_RANGE (the history asked for was compacted) is allowed, and ends that watcher. So
 //! does the removal of its node from the cluster (`Watchers::retire`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +18,8 @@ use dengine::proto::admin_client::AdminClient;
 use dengine::proto::event::EventType;
 use dengine::proto::kv_client::KvClient;
 use dengine::proto::{StatusRequest, WatchRequest};
+use dengine_proto::etcd::etcdserverpb as pb;
+use dengine_proto::etcd::mvccpb;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -48,6 +54,137 @@ pub struct WatchLog {
     pub ended: Option<String>,
     /// Deletions of lease sessions' keys (`faults/leases.rs`): the key, and when it was seen.
     pub session_deletes: Vec<(String, Nanos)>,
+    /// Whether it watched through etcd's Watch service.
+    pub etcd: bool,
+    /// etcd events whose `prev_kv` was checked against what this watcher saw before.
+    pub prev_kvs_checked: usize,
+}
+
+/// One event as either API delivers it.
+struct Delivered {
+    revision: i64,
+    key: Bytes,
+    /// `None` for a delete.
+    value: Option<Bytes>,
+    /// etcd only: the key before the event, `(mod revision, value)`; `None` when it did not
+    /// exist.
+    prev: Option<Option<(i64, Bytes)>>,
+}
+
+/// A watch stream of either API, opened from a revision.
+enum Stream {
+    Native(tonic::Streaming<dengine::proto::WatchResponse>),
+    Etcd {
+        // Kept open: closing it ends the watch.
+        _requests: tokio::sync::mpsc::Sender<pb::WatchRequest>,
+        answers: tonic::Streaming<pb::WatchResponse>,
+    },
+}
+
+/// Why a stream could not be opened or went on.
+enum Broken {
+    /// The history asked for is compacted: the watcher ends.
+    Compacted(String),
+    /// Anything else: reconnect.
+    Retry,
+}
+
+impl Stream {
+    async fn open(etcd: bool, channel: &Channel, from: i64) -> Result<Self, Broken> {
+        if !etcd {
+            let request = WatchRequest {
+                key: Bytes::new(),
+                prefix: true,
+                start_revision: from,
+            };
+            return match KvClient::new(channel.clone()).watch(request).await {
+                Ok(response) => Ok(Stream::Native(response.into_inner())),
+                Err(status) if status.code() == Code::OutOfRange => {
+                    Err(Broken::Compacted(status.message().to_string()))
+                }
+                Err(_) => Err(Broken::Retry),
+            };
+        }
+        let (requests, outgoing) = tokio::sync::mpsc::channel(1);
+        let create = pb::WatchRequest {
+            request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+                pb::WatchCreateRequest {
+                    key: vec![0],
+                    range_end: vec![0],
+                    start_revision: from,
+                    prev_kv: true,
+                    ..Default::default()
+                },
+            )),
+        };
+        requests.send(create).await.map_err(|_| Broken::Retry)?;
+        let answers = pb::watch_client::WatchClient::new(channel.clone())
+            .watch(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+            .await
+            .map_err(|_| Broken::Retry)?
+            .into_inner();
+        Ok(Stream::Etcd {
+            _requests: requests,
+            answers,
+        })
+    }
+
+    /// The next events (possibly none: a creation or progress answer).
+    async fn next(&mut self) -> Result<Vec<Delivered>, Broken> {
+        match self {
+            Stream::Native(answers) => {
+                let Ok(Some(response)) = answers.message().await else {
+                    return Err(Broken::Retry);
+                };
+                Ok(response
+                    .events
+                    .into_iter()
+                    .map(|event| {
+                        let deleted = event.event_type() == EventType::Delete;
+                        let kv = event.kv.unwrap_or_default();
+                        Delivered {
+                            revision: kv.mod_revision,
+                            key: kv.key,
+                            value: (!deleted).then_some(kv.value),
+                            prev: None,
+                        }
+                    })
+                    .collect())
+            }
+            Stream::Etcd { answers, .. } => {
+                let Ok(Some(response)) = answers.message().await else {
+                    return Err(Broken::Retry);
+                };
+                if response.canceled {
+                    return Err(match response.compact_revision {
+                        0 => Broken::Retry,
+                        at => Broken::Compacted(format!(
+                            "canceled: compacted at revision {at} ({})",
+                            response.cancel_reason
+                        )),
+                    });
+                }
+                Ok(response
+                    .events
+                    .into_iter()
+                    .map(|event| {
+                        let deleted = event.r#type == mvccpb::event::EventType::Delete as i32;
+                        let kv = event.kv.unwrap_or_default();
+                        Delivered {
+                            revision: kv.mod_revision,
+                            key: Bytes::from(kv.key),
+                            value: (!deleted).then(|| Bytes::from(kv.value)),
+                            prev: Some(
+                                event
+                                    .prev_kv
+                                    .map(|p| (p.mod_revision, Bytes::from(p.value))),
+                            ),
+                        }
+                    })
+                    .collect())
+            }
+        }
+    }
 }
 
 /// The run's watchers, one per node of the cluster as it is now, and those that ended with
@@ -127,13 +264,16 @@ pub async fn run_until_retired(
     from: i64,
 ) -> WatchLog {
     // No request timeout on the channel: a watch is a stream that lives as long as it likes.
-    let mut kv = KvClient::new(channel(client_port, Duration::from_secs(3_600)));
+    let watch_channel = channel(client_port, Duration::from_secs(3_600));
     let mut admin = AdminClient::new(channel(client_port, Duration::from_secs(1)));
     let mut log = WatchLog {
         node,
         from,
+        etcd: node % 2 == 0,
         ..WatchLog::default()
     };
+    // What this watcher last saw of each key: its last put, or `None` after a delete.
+    let mut last_seen: HashMap<Bytes, Option<(i64, Bytes)>> = HashMap::new();
     let mut next: i64 = from;
     let mut finish_by: Option<tokio::time::Instant> = None;
     // Whether to stop now: everything up to the final revision arrived, or time is up.
@@ -168,19 +308,18 @@ pub async fn run_until_retired(
         // Every key: revisions must follow one another without a gap. Events under PREFIX
         // are kept for the checks, and the deletions of lease sessions' keys for theirs (the
         // TTL writer's keys live beside them).
-        let request = WatchRequest {
-            key: Bytes::new(),
-            prefix: true,
-            start_revision: next,
-        };
-        let opened = tokio::time::timeout(Duration::from_secs(2), kv.watch(request)).await;
+        let opened = tokio::time::timeout(
+            Duration::from_secs(2),
+            Stream::open(log.etcd, &watch_channel, next),
+        )
+        .await;
         let mut stream = match opened {
-            Ok(Ok(response)) => response.into_inner(),
-            Ok(Err(status)) if status.code() == Code::OutOfRange => {
-                log.ended = Some(format!("resume from {next} refused: {}", status.message()));
+            Ok(Ok(stream)) => stream,
+            Ok(Err(Broken::Compacted(why))) => {
+                log.ended = Some(format!("resume from {next} refused: {why}"));
                 return log;
             }
-            Ok(Err(_)) | Err(_) => {
+            Ok(Err(Broken::Retry)) | Err(_) => {
                 log.reconnects += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -190,25 +329,28 @@ pub async fn run_until_retired(
             if done(next, &mut log) {
                 return log;
             }
-            let message = tokio::select! {
-                message = stream.message() => message,
+            let delivered = tokio::select! {
+                delivered = stream.next() => delivered,
                 // Wake up now and then to notice the end of the run.
                 _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
             };
-            let Ok(Some(response)) = message else {
-                log.reconnects += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                break;
+            let events = match delivered {
+                Ok(events) => events,
+                Err(Broken::Compacted(why)) => {
+                    log.ended = Some(format!("resume from {next} refused: {why}"));
+                    return log;
+                }
+                Err(Broken::Retry) => {
+                    log.reconnects += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break;
+                }
             };
-            for event in response.events {
-                let kv = event.kv.clone().unwrap_or_default();
+            for event in events {
                 let seen = Seen {
-                    revision: kv.mod_revision,
-                    key: String::from_utf8_lossy(&kv.key).into_owned(),
-                    value: match event.event_type() {
-                        EventType::Put => Some(parse_value(&kv.value)),
-                        EventType::Delete => None,
-                    },
+                    revision: event.revision,
+                    key: String::from_utf8_lossy(&event.key).into_owned(),
+                    value: event.value.as_deref().map(parse_value),
                     at: clock.now(),
                 };
                 if seen.revision != next {
@@ -222,6 +364,13 @@ pub async fn run_until_retired(
                         Millis(seen.at)
                     ) + &status);
                 }
+                if let Some(prev) = &event.prev {
+                    check_prev_kv(node, &mut log, &last_seen, &event.key, seen.revision, prev);
+                }
+                last_seen.insert(
+                    event.key.clone(),
+                    event.value.clone().map(|v| (seen.revision, v)),
+                );
                 next = next.max(seen.revision + 1);
                 if seen.key.starts_with(PREFIX) {
                     log.events.push(seen);
@@ -230,6 +379,36 @@ pub async fn run_until_retired(
                 }
             }
         }
+    }
+}
+
+/// An etcd event's `prev_kv` against what the watcher last saw of the key: its last put
+/// (revision and value), or nothing after a delete. A key the watcher has not seen since it
+/// started (it started after revision 1) cannot be judged.
+fn check_prev_kv(
+    node: u64,
+    log: &mut WatchLog,
+    last_seen: &HashMap<Bytes, Option<(i64, Bytes)>>,
+    key: &Bytes,
+    revision: i64,
+    prev: &Option<(i64, Bytes)>,
+) {
+    let expected = match last_seen.get(key) {
+        Some(last) => last,
+        None if log.from == 1 => &None,
+        None => return,
+    };
+    log.prev_kvs_checked += 1;
+    if prev != expected {
+        log.anomalies.push(format!(
+            "node {node}: the event of {} at revision {revision} says the key was {:?} before, \
+             but this watcher last saw it as {:?}",
+            String::from_utf8_lossy(key),
+            prev.as_ref().map(|(r, v)| (r, String::from_utf8_lossy(v))),
+            expected
+                .as_ref()
+                .map(|(r, v)| (r, String::from_utf8_lossy(v))),
+        ));
     }
 }
 
