@@ -595,3 +595,87 @@ async fn the_leader_compacts_history_older_than_the_retention_period() {
     let now = range_ok(&mut kv, range("k", "")).await;
     assert_eq!(now.kvs[0].value, b"3");
 }
+
+/// A watcher that asks for `fragment` gets a revision larger than the request limit in
+/// several responses, all but the last marked `fragment`, as etcd sends them.
+#[tokio::test]
+async fn a_watcher_asking_for_fragments_gets_a_large_revision_in_parts() {
+    use pb::watch_request::RequestUnion;
+    let cluster = Cluster::start(
+        1,
+        &[
+            "--max-request-bytes",
+            "2048",
+            "--max-key-bytes",
+            "64",
+            "--max-value-bytes",
+            "1024",
+        ],
+    )
+    .await;
+    let node = &cluster.nodes[0];
+    let mut kv = node.etcd_kv();
+    let value = "v".repeat(300);
+    for key in ["f/a", "f/b", "f/c", "f/d", "f/e"] {
+        put(&mut kv, key, &value).await;
+    }
+    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
+    let mut answers = pb::watch_client::WatchClient::new(node.etcd_channel())
+        .watch(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+        .unwrap()
+        .into_inner();
+    requests
+        .send(watch_request(RequestUnion::CreateRequest(
+            pb::WatchCreateRequest {
+                prev_kv: true,
+                fragment: true,
+                ..create("f/", "f0", 0)
+            },
+        )))
+        .await
+        .unwrap();
+    assert!(next(&mut answers).await.created);
+
+    // One txn rewrites all five: one revision whose events, with their previous values, are
+    // over the 2 KiB limit.
+    let rewrite = |key: &str| pb::RequestOp {
+        request: Some(Op::RequestPut(pb::PutRequest {
+            key: key.into(),
+            value: "w".repeat(300).into(),
+            ..Default::default()
+        })),
+    };
+    let txn = pb::TxnRequest {
+        success: ["f/a", "f/b", "f/c", "f/d", "f/e"].map(rewrite).to_vec(),
+        ..Default::default()
+    };
+    let revision = kv
+        .txn(txn)
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision;
+    let mut parts = Vec::new();
+    loop {
+        let part = next(&mut answers).await;
+        let more = part.fragment;
+        parts.push(part);
+        if !more {
+            break;
+        }
+    }
+    assert!(
+        parts.len() > 1,
+        "one response of {} events",
+        parts[0].events.len()
+    );
+    let events: Vec<_> = parts.iter().flat_map(|p| p.events.clone()).collect();
+    assert_eq!(events.len(), 5);
+    assert!(events
+        .iter()
+        .all(|e| e.kv.as_ref().unwrap().mod_revision == revision));
+    assert!(events.iter().all(|e| e.prev_kv.is_some()));
+}

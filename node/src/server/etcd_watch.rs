@@ -30,9 +30,18 @@ const STREAM_WIDE: i64 = -1;
 /// The Watch service of etcd's v3 API.
 pub struct EtcdWatchService {
     pub api: KvApi,
+    pub settings: WatchSettings,
+}
+
+/// How a node's etcd watchers answer.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchSettings {
     /// How often a watcher that asked for progress notifications gets one when it had no
     /// events (etcd's `--experimental-watch-progress-notify-interval`).
     pub progress_notify: std::time::Duration,
+    /// A watcher that asked for `fragment` gets a response larger than this (the node's
+    /// `max_request_bytes`, as etcd's limit) in several, all but the last marked `fragment`.
+    pub fragment_bytes: usize,
 }
 
 type Out = mpsc::Sender<Result<pb::WatchResponse, Status>>;
@@ -47,12 +56,7 @@ impl pb::watch_server::Watch for EtcdWatchService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let requests = request.into_inner();
         let (out, answers) = mpsc::channel(64);
-        tokio::spawn(serve_stream(
-            self.api.clone(),
-            requests,
-            out,
-            self.progress_notify,
-        ));
+        tokio::spawn(serve_stream(self.api.clone(), requests, out, self.settings));
         Ok(Response::new(ReceiverStream::new(answers)))
     }
 }
@@ -62,7 +66,7 @@ async fn serve_stream(
     api: KvApi,
     mut requests: Streaming<pb::WatchRequest>,
     out: Out,
-    progress_notify: std::time::Duration,
+    settings: WatchSettings,
 ) {
     use pb::watch_request::RequestUnion;
     let mut watchers: HashMap<i64, Watcher> = HashMap::new();
@@ -110,7 +114,7 @@ async fn serve_stream(
                     (id, header, start),
                     create,
                     out.clone(),
-                    (probed, progress_notify),
+                    (probed, settings),
                 ));
                 watchers.insert(id, Watcher { task, probes });
             }
@@ -212,6 +216,8 @@ struct EtcdWatcher {
     skip_puts: bool,
     skip_deletes: bool,
     prev_kv: bool,
+    /// `Some(limit)` when the watcher asked for large responses in fragments.
+    fragment_bytes: Option<usize>,
     out: Out,
     /// The revision every event has been delivered through.
     delivered: i64,
@@ -270,8 +276,14 @@ impl EtcdWatcher {
                 events,
                 ..Default::default()
             });
-            if self.out.send(Ok(response)).await.is_err() {
-                return Next::End;
+            let parts = match self.fragment_bytes {
+                Some(limit) => fragments(response, limit),
+                None => vec![response],
+            };
+            for part in parts {
+                if self.out.send(Ok(part)).await.is_err() {
+                    return Next::End;
+                }
             }
         }
         self.delivered = self.delivered.max(through);
@@ -285,8 +297,9 @@ async fn run_watcher(
     (id, header, mut start_revision): (i64, pb::ResponseHeader, i64),
     create: pb::WatchCreateRequest,
     out: Out,
-    (mut probes, progress_notify): (mpsc::Receiver<Probe>, std::time::Duration),
+    (mut probes, settings): (mpsc::Receiver<Probe>, WatchSettings),
 ) {
+    let progress_notify = settings.progress_notify;
     use pb::watch_create_request::FilterType;
     let interval = Interval::new(&create.key, &create.range_end);
     let (key, prefix) = followed(&interval);
@@ -297,6 +310,7 @@ async fn run_watcher(
         skip_puts: create.filters.contains(&(FilterType::Noput as i32)),
         skip_deletes: create.filters.contains(&(FilterType::Nodelete as i32)),
         prev_kv: create.prev_kv,
+        fragment_bytes: create.fragment.then_some(settings.fragment_bytes),
         out,
         delivered: start_revision - 1,
     };
@@ -371,6 +385,37 @@ async fn run_watcher(
 
 /// The last answer of a watcher that cannot go on: canceled, with the compaction revision
 /// when its history is gone (etcd's clients read that as "compacted").
+/// `response` in parts of fewer than `limit` bytes where it can be cut (a part holds one event
+/// at least), every part but the last marked `fragment`: etcd's `sendFragments`. A response
+/// under the limit, or of one event, goes whole.
+fn fragments(response: pb::WatchResponse, limit: usize) -> Vec<pb::WatchResponse> {
+    use prost::Message;
+    if response.encoded_len() < limit || response.events.len() < 2 {
+        return vec![response];
+    }
+    let pb::WatchResponse { events, .. } = &response;
+    let empty = || pb::WatchResponse {
+        events: Vec::new(),
+        fragment: true,
+        ..response.clone()
+    };
+    let mut parts = Vec::new();
+    let mut part = empty();
+    for event in events {
+        part.events.push(event.clone());
+        if part.events.len() > 1 && part.encoded_len() >= limit {
+            let over = part.events.pop().expect("just pushed");
+            parts.push(std::mem::replace(&mut part, empty()));
+            part.events.push(over);
+        }
+    }
+    parts.push(part);
+    if let Some(last) = parts.last_mut() {
+        last.fragment = false;
+    }
+    parts
+}
+
 fn ended(api: &KvApi, error: ApiError) -> pb::WatchResponse {
     let compact_revision = match &error {
         ApiError::Compacted {
@@ -406,5 +451,55 @@ fn etcd_event(api: &KvApi, event: WatchEvent, with_prev: bool) -> mvccpb::Event 
         r#type: kind.into(),
         kv: Some(to_etcd(event.kv)),
         prev_kv,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn put(key: &str, value_bytes: usize) -> mvccpb::Event {
+        mvccpb::Event {
+            r#type: mvccpb::event::EventType::Put.into(),
+            kv: Some(mvccpb::KeyValue {
+                key: key.into(),
+                value: vec![b'v'; value_bytes],
+                ..Default::default()
+            }),
+            prev_kv: None,
+        }
+    }
+
+    #[test]
+    fn a_large_response_goes_in_fragments_under_the_limit_as_etcd_sends_them() {
+        let response = pb::WatchResponse {
+            watch_id: 3,
+            events: (0..10).map(|i| put(&format!("k{i}"), 100)).collect(),
+            ..Default::default()
+        };
+        let parts = fragments(response.clone(), 350);
+        assert!(parts.len() > 1, "{} parts", parts.len());
+        // Every part but the last says more follows; each stays under the limit; the events
+        // are all there, in order, and the other fields repeat.
+        for (i, part) in parts.iter().enumerate() {
+            assert_eq!(part.fragment, i + 1 < parts.len());
+            assert!(
+                part.encoded_len() < 350,
+                "part {i}: {} bytes",
+                part.encoded_len()
+            );
+            assert_eq!(part.watch_id, 3);
+        }
+        let events: Vec<_> = parts.into_iter().flat_map(|p| p.events).collect();
+        assert_eq!(events, response.events);
+
+        // Under the limit, or one event however large: one response, not a fragment.
+        assert_eq!(fragments(response.clone(), 100_000), vec![response]);
+        let one = pb::WatchResponse {
+            events: vec![put("big", 1_000)],
+            ..Default::default()
+        };
+        assert_eq!(fragments(one.clone(), 10), vec![one]);
     }
 }

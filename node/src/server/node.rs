@@ -17,7 +17,7 @@ use super::etcd_cluster::EtcdClusterService;
 use super::etcd_concurrency::{EtcdElectionService, EtcdLockService};
 use super::etcd_lease::EtcdLeaseService;
 use super::etcd_service::EtcdKvService;
-use super::etcd_watch::EtcdWatchService;
+use super::etcd_watch::{EtcdWatchService, WatchSettings};
 use super::event_loop::EventLoop;
 use super::frontend::{Frontend, FrontendTiming};
 use super::kv_service::KvService;
@@ -369,7 +369,10 @@ pub async fn start_with(
             },
             etcd_watch: EtcdWatchService {
                 api: api.clone(),
-                progress_notify: Duration::from_millis(config.watch_progress_notify_ms),
+                settings: WatchSettings {
+                    progress_notify: Duration::from_millis(config.watch_progress_notify_ms),
+                    fragment_bytes: limits.max_request_bytes,
+                },
             },
             etcd_auth: EtcdAuthService { api: api.clone() },
         };
