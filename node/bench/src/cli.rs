@@ -127,6 +127,11 @@ pub struct RunArgs {
     /// A label stored in the report (e.g. the script's run name).
     #[arg(long)]
     pub label: Option<String>,
+    /// The system measured, as the report and the table name it (default: the target's
+    /// name). `dengine-etcd` is d-engine measured through its etcd API (`--target etcd`
+    /// against a d-engine node), which the table sets beside etcd.
+    #[arg(long)]
+    pub system: Option<String>,
     /// Per-request deadline, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub request_timeout: f64,

@@ -63,7 +63,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
         version: env!("CARGO_PKG_VERSION").into(),
         label: args.label.clone(),
         started_unix_ms,
-        target: format!("{:?}", args.target).to_lowercase(),
+        target: args
+            .system
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", args.target).to_lowercase()),
         used_endpoints: target.used_endpoints(),
         read_from: format!("{:?}", args.read_from).to_lowercase(),
         params: Params {

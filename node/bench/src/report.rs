@@ -248,7 +248,8 @@ impl Report {
 }
 
 /// A markdown table of reports, in the order given. `ratio` is the throughput of a d-engine
-/// gRPC row over that of the etcd row of the same pair (same `--label`, else same workload),
+/// row, gRPC or etcd API, over that of the etcd row of the same pair (same `--label`, else
+/// same workload),
 /// and of an embedded row over the d-engine gRPC row of the same pair.
 pub fn markdown_table(reports: &[Report]) -> String {
     let throughput = |target: &str| -> BTreeMap<String, f64> {
@@ -281,6 +282,7 @@ pub fn markdown_table(reports: &[Report]) -> String {
         };
         let system = match r.target.as_str() {
             "dengine" => "d-engine gRPC",
+            "dengine-etcd" => "d-engine etcd API",
             "embedded" => "d-engine embedded",
             "etcd" => "etcd",
             other => other,
@@ -294,7 +296,7 @@ pub fn markdown_table(reports: &[Report]) -> String {
             continue;
         };
         let base = match r.target.as_str() {
-            "dengine" => etcd.get(&r.pair_key()).map(|b| (*b, "etcd")),
+            "dengine" | "dengine-etcd" => etcd.get(&r.pair_key()).map(|b| (*b, "etcd")),
             "embedded" => grpc.get(&r.pair_key()).map(|b| (*b, "gRPC")),
             _ => None,
         };
@@ -436,24 +438,30 @@ mod tests {
             preload,
             sample("dengine", "write", 300.0),
             sample("etcd", "write", 200.0),
+            sample("dengine-etcd", "write", 250.0),
             sample("dengine", "lease", 900.0),
             unsupported,
             labelled("dengine", 100.0),
             labelled("embedded", 250.0),
         ]);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 8, "a preload has no row: {table}");
+        assert_eq!(lines.len(), 9, "a preload has no row: {table}");
         assert!(lines[2].contains("| 300 | 1.50× etcd |"), "{table}");
         assert!(lines[2].contains("| 1.00 | 2.00 | 3.00 |"), "{table}");
         assert!(lines[2].contains("| 2 | 20 |"), "{table}");
         assert!(lines[3].contains("| etcd | 200 |  |"), "{table}");
-        assert!(lines[4].contains("| 900 |  |"), "no etcd row: {table}");
-        assert!(lines[5].contains("unsupported"), "{table}");
+        // d-engine through its etcd API, against the same etcd row.
         assert!(
-            lines[6].contains("| 100 |  |"),
+            lines[4].contains("| d-engine etcd API | 250 | 1.25× etcd |"),
+            "{table}"
+        );
+        assert!(lines[5].contains("| 900 |  |"), "no etcd row: {table}");
+        assert!(lines[6].contains("unsupported"), "{table}");
+        assert!(
+            lines[7].contains("| 100 |  |"),
             "another pair's etcd: {table}"
         );
-        assert!(lines[7].contains("| 250 | 2.50× gRPC |"), "{table}");
+        assert!(lines[8].contains("| 250 | 2.50× gRPC |"), "{table}");
         let human = sample("dengine", "write", 300.0).human();
         assert!(human.contains("300 ops/s"), "{human}");
     }
