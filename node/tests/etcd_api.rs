@@ -14,7 +14,7 @@ use pb::response_op::Response as Answer;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use common::{get, Cluster};
+use common::{assert_etcd_error, get, Cluster};
 
 async fn put(kv: &mut KvClient<Channel>, key: &str, value: &str) -> pb::PutResponse {
     kv.put(pb::PutRequest {
@@ -49,16 +49,6 @@ fn keys(response: &pb::RangeResponse) -> Vec<String> {
         .iter()
         .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
         .collect()
-}
-
-/// The status of a call that must fail, checked for etcd's code and message.
-fn assert_etcd_error<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    code: Code,
-    message: &str,
-) {
-    let status = result.expect_err("the call must fail");
-    assert_eq!((status.code(), status.message()), (code, message));
 }
 
 #[tokio::test]

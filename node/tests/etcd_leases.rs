@@ -18,7 +18,7 @@ use dengine_proto::etcd::v3lockpb::lock_client::LockClient;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use common::{wait_for, Cluster, Node, DEADLINE};
+use common::{assert_etcd_error, wait_for, Cluster, Node, DEADLINE};
 
 fn lease(node: &Node) -> LeaseClient<Channel> {
     LeaseClient::new(node.etcd_channel())
@@ -65,15 +65,6 @@ async fn time_to_live(leases: &mut LeaseClient<Channel>, id: i64) -> pb::LeaseTi
         .await
         .unwrap_or_else(|status| panic!("time to live of lease {id}: {status}"))
         .into_inner()
-}
-
-fn assert_etcd_error<T: std::fmt::Debug>(
-    result: Result<T, tonic::Status>,
-    code: Code,
-    message: &str,
-) {
-    let status = result.expect_err("the call must fail");
-    assert_eq!((status.code(), status.message()), (code, message));
 }
 
 /// A keepalive stream: one request in, one answer out.

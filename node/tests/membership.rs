@@ -4,33 +4,15 @@
 
 mod common;
 
-use common::{free_ports, get, put, wait_for, Cluster, Node, NodeSpec};
+use common::{get, put, wait_for, Cluster};
 use dengine::proto::{
     AddLearnerRequest, MemberListRequest, MemberRole, PromoteLearnerRequest, ReadPolicy,
     RemoveMemberRequest,
 };
 use tonic::Code;
 
-/// A node in join mode, in the cluster's directory, not started.
-fn joining_node(cluster: &Cluster, id: u64, extra: &[&str]) -> Node {
-    let ports = free_ports(2);
-    let mut extra_args: Vec<String> = vec!["--join".into()];
-    extra_args.extend(extra.iter().map(|s| s.to_string()));
-    Node::new(NodeSpec {
-        id,
-        client_port: ports[0],
-        peer_port: ports[1],
-        data_dir: cluster.dir().join(format!("node-{id}")),
-        log_path: cluster.dir().join(format!("node-{id}.log")),
-        initial_cluster: None,
-        cluster_token: None,
-        config_file: None,
-        extra_args,
-    })
-}
-
 async fn add_and_promote(cluster: &mut Cluster, leader: usize, id: u64, extra: &[&str]) {
-    let mut node = joining_node(cluster, id, extra);
+    let mut node = cluster.joining_node(id, extra);
     node.start().await;
     let peer_address = node.spec.peer_endpoint();
     cluster.nodes.push(node);

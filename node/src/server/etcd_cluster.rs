@@ -87,6 +87,51 @@ impl EtcdClusterService {
     }
 }
 
+/// How long a member added as a voter may take to catch up before this node stops trying to
+/// promote it (it stays a learner; `member promote` it then).
+const VOTER_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Promotes the learner `promote` names as soon as the leader finds it caught up (the Admin
+/// API's rule: within `promote_max_lag` entries and heard from lately), trying every second
+/// for [`VOTER_CATCH_UP`]; stops if it is removed or promoted meanwhile.
+async fn promote_once_caught_up(
+    admin: Arc<AdminService>,
+    status: watch::Receiver<NodeStatus>,
+    promote: Request<PromoteLearnerRequest>,
+) {
+    let id = promote.get_ref().node_id;
+    let deadline = tokio::time::Instant::now() + VOTER_CATCH_UP;
+    while tokio::time::Instant::now() < deadline {
+        let still_learner = status
+            .borrow()
+            .members
+            .iter()
+            .any(|member| member.id == id && !member.voter);
+        if !still_learner {
+            return;
+        }
+        let attempt = as_admin(&promote, *promote.get_ref());
+        match admin.promote_learner(attempt).await {
+            Ok(_) => {
+                tracing::info!(
+                    member = id,
+                    "promoted the member added as a voter, now caught up"
+                );
+                return;
+            }
+            Err(status) => {
+                tracing::debug!(member = id, %status, "member added as a voter is not promoted yet")
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    tracing::warn!(
+        member = id,
+        "the member added as a voter did not catch up within {VOTER_CATCH_UP:?}; it stays a \
+         learner until `member promote`"
+    );
+}
+
 /// The `host:port` of an etcd peer URL (`http://host:port`).
 fn peer_address(url: &str) -> Result<String, ApiError> {
     let address = url
@@ -111,14 +156,6 @@ impl pb::cluster_server::Cluster for EtcdClusterService {
         request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
         let add = request.get_ref();
-        if !add.is_learner {
-            return Err(ApiError::FailedPrecondition(
-                "d-engine admits a voter only as a learner that caught up: add it with \
-                 `member add --learner`, then `member promote` it"
-                    .into(),
-            )
-            .into());
-        }
         let [url] = add.peer_ur_ls.as_slice() else {
             return Err(ApiError::invalid("member add takes exactly one peer URL").into());
         };
@@ -130,6 +167,19 @@ impl pb::cluster_server::Cluster for EtcdClusterService {
             peer_address: address,
         };
         self.admin.add_learner(as_admin(&request, learner)).await?;
+        if !add.is_learner {
+            // d-engine admits a voter only as a learner that caught up: this one is promoted
+            // once it has, by this node, as `member promote` would.
+            let promote = PromoteLearnerRequest {
+                node_id: id,
+                max_lag: 0,
+            };
+            tokio::spawn(promote_once_caught_up(
+                self.admin.clone(),
+                self.status.clone(),
+                as_admin(&request, promote),
+            ));
+        }
         let member = self.member(id);
         Ok(Response::new(pb::MemberAddResponse {
             header: Some(self.header()),

@@ -254,3 +254,14 @@ impl ClusterClients {
         }
     }
 }
+
+/// The status of a call that must fail, checked for etcd's code and message (etcd's clients
+/// match on the text).
+pub fn assert_etcd_error<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: tonic::Code,
+    message: &str,
+) {
+    let status = result.expect_err("the call must fail");
+    assert_eq!((status.code(), status.message()), (code, message));
+}

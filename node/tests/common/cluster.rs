@@ -73,6 +73,25 @@ impl Cluster {
         futures::future::join_all(starts).await;
     }
 
+    /// A node in join mode (waiting to be added by a leader), in the cluster's directory, not
+    /// started.
+    pub fn joining_node(&self, id: u64, extra: &[&str]) -> Node {
+        let ports = free_ports(2);
+        let mut extra_args: Vec<String> = vec!["--join".into()];
+        extra_args.extend(extra.iter().map(|s| s.to_string()));
+        Node::new(NodeSpec {
+            id,
+            client_port: ports[0],
+            peer_port: ports[1],
+            data_dir: self.dir().join(format!("node-{id}")),
+            log_path: self.dir().join(format!("node-{id}.log")),
+            initial_cluster: None,
+            cluster_token: None,
+            config_file: None,
+            extra_args,
+        })
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -18,8 +18,8 @@ mod wait;
 
 pub use cli::{cli_binary, dengine, CliRun};
 pub use client::{
-    assert_same_state, b, eventual_state, get, is_retryable, key_value_map, now_unix_ms, put,
-    revision_of, scan_all, store_revision, ClusterClients, Keys,
+    assert_etcd_error, assert_same_state, b, eventual_state, get, is_retryable, key_value_map,
+    now_unix_ms, put, revision_of, scan_all, store_revision, ClusterClients, Keys,
 };
 pub use cluster::{agreed_leader, Cluster};
 pub use http::{http, metric_value, metrics_address};
