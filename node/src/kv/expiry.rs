@@ -6,9 +6,6 @@
 use std::collections::BTreeMap;
 
 use crate::proto::KeyValue;
-use crate::storage::{Engine, StorageResult};
-
-use super::record;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct ExpiryIndex {
@@ -18,12 +15,6 @@ pub(super) struct ExpiryIndex {
 }
 
 impl ExpiryIndex {
-    pub fn rebuild(engine: &dyn Engine) -> StorageResult<Self> {
-        let mut index = Self::default();
-        record::for_each(engine, |kv| index.track(&kv))?;
-        Ok(index)
-    }
-
     /// Adds `kv` if it has a TTL.
     pub fn track(&mut self, kv: &KeyValue) {
         if kv.expires_at_unix_ms > 0 {

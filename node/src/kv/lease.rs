@@ -19,8 +19,6 @@ use prost::Message;
 use crate::proto::KeyValue;
 use crate::storage::{Reader, Space, StorageError, StorageResult, WriteBatch};
 
-use super::record;
-
 /// A lease as the state machine stores it.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct LeaseRecord {
@@ -89,13 +87,6 @@ pub struct Leases {
 }
 
 impl Leases {
-    /// The leases stored in `reader`, with the keys its records attach to them.
-    pub(super) fn rebuild(reader: &dyn Reader) -> StorageResult<Self> {
-        let mut leases = Self::from_records(load(reader)?);
-        record::for_each(reader, |kv| leases.attach(&kv))?;
-        Ok(leases)
-    }
-
     pub fn from_records(records: impl IntoIterator<Item = LeaseRecord>) -> Self {
         let mut leases = Self::default();
         for record in records {

@@ -55,8 +55,13 @@ impl KvStore {
     pub fn open(engine: Arc<dyn Engine>, history_retention: u64) -> StorageResult<Self> {
         index_versions(engine.as_ref())?;
         let meta = Meta::load(engine.as_ref())?;
-        let expiry = ExpiryIndex::rebuild(engine.as_ref())?;
-        let leases = Leases::rebuild(engine.as_ref())?;
+        // The in-memory indexes, from one pass over every key.
+        let mut expiry = ExpiryIndex::default();
+        let mut leases = Leases::from_records(lease::load(engine.as_ref())?);
+        record::for_each(engine.as_ref(), |kv| {
+            expiry.track(&kv);
+            leases.attach(&kv);
+        })?;
         Ok(Self {
             engine,
             history_retention,

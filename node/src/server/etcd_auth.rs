@@ -8,7 +8,7 @@ use dengine_proto::etcd::etcdserverpb as pb;
 use tonic::{Code, Request, Response, Status};
 
 use super::api::{ApiError, KvApi};
-use super::etcd_service::{etcd, etcd_header};
+use super::etcd_service::{etcd, etcd_header_now};
 
 /// The Auth service of etcd's v3 API.
 pub struct EtcdAuthService {
@@ -34,7 +34,7 @@ fn no_users() -> Status {
 
 impl EtcdAuthService {
     fn header(&self) -> Option<pb::ResponseHeader> {
-        Some(etcd_header(self.api.header_now()))
+        Some(etcd_header_now(&self.api))
     }
 }
 

@@ -413,8 +413,9 @@ impl election::election_server::Election for EtcdElectionService {
         request: Request<election::LeaderRequest>,
     ) -> Result<Response<LeaderStream>, Status> {
         let name = request.into_inner().name;
-        let api = self.api.clone();
-        let service = EtcdElectionService { api: api.clone() };
+        let service = EtcdElectionService {
+            api: self.api.clone(),
+        };
         let (sender, answers) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             let observed = observe(&service, &name, &sender).await;

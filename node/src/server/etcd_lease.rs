@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::api::{KvApi, LeaseQuery};
-use super::etcd_service::etcd_header;
+use super::etcd_service::{etcd_header, etcd_header_now};
 
 /// The Lease service of etcd's v3 API.
 pub struct EtcdLeaseService {
@@ -17,10 +17,6 @@ pub struct EtcdLeaseService {
 }
 
 type Answer<T> = Result<Response<T>, Status>;
-
-fn header_now(api: &KvApi) -> Option<pb::ResponseHeader> {
-    Some(etcd_header(api.header_now()))
-}
 
 #[tonic::async_trait]
 impl pb::lease_server::Lease for EtcdLeaseService {
@@ -72,7 +68,7 @@ impl pb::lease_server::Lease for EtcdLeaseService {
                     .await?
                     .map_or(0, |lease| lease.remaining_ttl);
                 Ok(pb::LeaseKeepAliveResponse {
-                    header: header_now(&api),
+                    header: Some(etcd_header_now(&api)),
                     id,
                     ttl,
                 })
@@ -101,14 +97,14 @@ impl pb::lease_server::Lease for EtcdLeaseService {
         };
         let answer = match self.api.lease_query(query).await? {
             Some(lease) => pb::LeaseTimeToLiveResponse {
-                header: header_now(&self.api),
+                header: Some(etcd_header_now(&self.api)),
                 id: request.id,
                 ttl: lease.remaining_ttl,
                 granted_ttl: lease.granted_ttl,
                 keys: lease.keys.into_iter().map(|key| key.to_vec()).collect(),
             },
             None => pb::LeaseTimeToLiveResponse {
-                header: header_now(&self.api),
+                header: Some(etcd_header_now(&self.api)),
                 id: request.id,
                 ttl: -1,
                 ..Default::default()

@@ -43,6 +43,11 @@ fn duplicate_key() -> ApiError {
     )
 }
 
+/// etcd's response header of this node's state now.
+pub fn etcd_header_now(api: &KvApi) -> pb::ResponseHeader {
+    etcd_header(api.header_now())
+}
+
 /// etcd's response header from the node's.
 pub fn etcd_header(header: Header) -> pb::ResponseHeader {
     pb::ResponseHeader {

@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::api::{
     ApiError, EventKind, KvApi, WatchEvent, WatchRequest, WatchResponse, WatchStream,
 };
-use super::etcd_service::etcd_header;
+use super::etcd_service::{etcd_header, etcd_header_now};
 use crate::kv::etcd::{to_etcd, Interval};
 
 /// The watch id etcd answers progress requests with: the whole stream, not one watcher.
@@ -89,7 +89,7 @@ async fn serve_stream(
                 };
                 if watchers.contains_key(&id) {
                     let refused = pb::WatchResponse {
-                        header: Some(header_now(&api)),
+                        header: Some(etcd_header_now(&api)),
                         watch_id: id,
                         created: true,
                         canceled: true,
@@ -103,7 +103,7 @@ async fn serve_stream(
                 }
                 // From now: from the revision after the one the creation answer names, so that
                 // no event between that answer and the watch taking hold is missed.
-                let header = header_now(&api);
+                let header = etcd_header_now(&api);
                 let start = match create.start_revision {
                     start if start > 0 => start,
                     _ => header.revision + 1,
@@ -122,7 +122,7 @@ async fn serve_stream(
                 if let Some(watcher) = watchers.remove(&cancel.watch_id) {
                     watcher.task.abort();
                     let canceled = pb::WatchResponse {
-                        header: Some(header_now(&api)),
+                        header: Some(etcd_header_now(&api)),
                         watch_id: cancel.watch_id,
                         canceled: true,
                         ..Default::default()
@@ -137,7 +137,7 @@ async fn serve_stream(
             // consistent reads from its watch cache do). Each watcher forwards what is
             // waiting before it answers.
             Some(RequestUnion::ProgressRequest(_)) => {
-                let mut header = header_now(&api);
+                let mut header = etcd_header_now(&api);
                 let mut answers = Vec::new();
                 for watcher in watchers.values() {
                     let (reply, answer) = oneshot::channel();
@@ -177,10 +177,6 @@ struct Watcher {
 /// A question to a watcher: the revision it has delivered every event through, once it has
 /// forwarded what is waiting.
 type Probe = oneshot::Sender<i64>;
-
-fn header_now(api: &KvApi) -> pb::ResponseHeader {
-    etcd_header(api.header_now())
-}
 
 /// The key the node's watch follows for an interval, and whether as a prefix: the key itself,
 /// or the longest prefix every key of the interval starts with.
@@ -359,7 +355,7 @@ async fn run_watcher(
                     let was_quiet = std::mem::replace(&mut quiet, true);
                     let next = watcher.catch_up(&mut stream).await;
                     if was_quiet && matches!(next, Next::GoOn) {
-                        let mut header = header_now(&watcher.api);
+                        let mut header = etcd_header_now(&watcher.api);
                         header.revision = watcher.delivered;
                         let progress = watcher.answer(pb::WatchResponse {
                             header: Some(header),
@@ -424,7 +420,7 @@ fn ended(api: &KvApi, error: ApiError) -> pb::WatchResponse {
         _ => 0,
     };
     pb::WatchResponse {
-        header: Some(header_now(api)),
+        header: Some(etcd_header_now(api)),
         canceled: true,
         compact_revision,
         cancel_reason: match compact_revision {
