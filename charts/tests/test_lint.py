@@ -17,6 +17,12 @@ VALUE_SETS = {
         "replicas": 1,
         "leaderElection": {"enabled": False},
     },
+    "monitoring": {
+        "watchNamespaces": ["shop"],
+        "metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}},
+        "dashboards": {"enabled": True, "annotations": {"grafana_folder": "d-engine"}},
+        "alerts": {"enabled": True, "additionalRuleLabels": {"team": "storage"}},
+    },
     "no rbac, existing service account": {
         "rbac": {"create": False},
         "serviceAccount": {"create": False, "name": "ops"},

@@ -25,6 +25,70 @@ REJECTED = {
         "/metrics/serviceMonitor/interval",
     ),
     "rbac.create as string": ({"rbac": {"create": "yes"}}, "/rbac/create"),
+    "misspelt pod monitor key": (
+        {"metrics": {"podMonitor": {"enable": True}}},
+        "'enable' not allowed",
+    ),
+    "bad pod monitor interval": (
+        {"metrics": {"podMonitor": {"interval": "30"}}},
+        "/metrics/podMonitor/interval",
+    ),
+    "misspelt dashboards key": ({"dashboards": {"folder": "d-engine"}}, "'folder' not allowed"),
+    "numeric dashboard label value": (
+        {"dashboards": {"labelValue": 1}},
+        "/dashboards/labelValue",
+    ),
+    "empty dashboard label": ({"dashboards": {"label": ""}}, "/dashboards/label"),
+    "invalid dashboard namespace": (
+        {"dashboards": {"namespace": "Monitoring"}},
+        "/dashboards/namespace",
+    ),
+    "misspelt alerts key": ({"alerts": {"maxLagEntry": 10}}, "'maxLagEntry' not allowed"),
+    "lag threshold as string": ({"alerts": {"maxLagEntries": "1000"}}, "/alerts/maxLagEntries"),
+    "zero fsync threshold": ({"alerts": {"fsyncP99Seconds": 0}}, "/alerts/fsyncP99Seconds"),
+    "negative backup age": ({"alerts": {"backupMaxAgeHours": -1}}, "/alerts/backupMaxAgeHours"),
+    "fractional leader changes": (
+        {"alerts": {"maxLeaderChangesPerHour": 2.5}},
+        "/alerts/maxLeaderChangesPerHour",
+    ),
+    "severity in additional rule labels": (
+        {"alerts": {"additionalRuleLabels": {"severity": "page"}}},
+        "/alerts/additionalRuleLabels/severity",
+    ),
+}
+
+ACCEPTED = {
+    "pod monitor": {
+        "metrics": {
+            "podMonitor": {
+                "enabled": True,
+                "interval": "15s",
+                "scrapeTimeout": "10s",
+                "labels": {"release": "prom"},
+            }
+        }
+    },
+    "dashboards": {
+        "dashboards": {
+            "enabled": True,
+            "label": "grafana_dashboard",
+            "labelValue": "1",
+            "namespace": "monitoring",
+            "labels": {"team": "storage"},
+            "annotations": {"grafana_folder": "d-engine"},
+        }
+    },
+    "alerts": {
+        "alerts": {
+            "enabled": True,
+            "labels": {"release": "prom"},
+            "additionalRuleLabels": {"team": "storage"},
+            "maxLeaderChangesPerHour": 0,
+            "maxLagEntries": 5000,
+            "fsyncP99Seconds": 0.25,
+            "backupMaxAgeHours": 1.5,
+        }
+    },
 }
 
 
@@ -33,6 +97,11 @@ def test_schema_rejects(chart, values, where):
     with pytest.raises(helm.HelmValuesError) as failure:
         chart.render(values=values, name="dengine-operator", namespace="dengine-system")
     assert where in str(failure.value)
+
+
+@pytest.mark.parametrize("values", ACCEPTED.values(), ids=ACCEPTED.keys())
+def test_schema_accepts(chart, values):
+    chart.validate_schema(values)
 
 
 def test_log_format_message_lists_the_choices(chart):
@@ -55,6 +124,9 @@ def test_defaults(chart):
     assert values["leaderElection"]["enabled"] is True
     assert values["rbac"]["create"] is True
     assert values["metrics"]["serviceMonitor"]["enabled"] is False
+    assert values["metrics"]["podMonitor"]["enabled"] is False
+    assert values["dashboards"]["enabled"] is False
+    assert values["alerts"]["enabled"] is False
 
 
 def test_several_replicas_need_leader_election(chart):

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use dengine_operator::crd::{
-    AppTemplate, Auth, DEngineCluster, DEngineClusterSpec, Ports, ReadPolicy, Scheduling,
-    SecretKeyRef, Storage,
+    AppTemplate, Auth, DEngineCluster, DEngineClusterSpec, ImagePullPolicy, Ports, ReadPolicy,
+    Scheduling, SecretKeyRef, Storage,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
@@ -73,6 +73,8 @@ pub fn cluster(options: &SpecOptions, replicas: i32) -> DEngineCluster {
         replicas,
         image: options.node_image.clone(),
         version: options.node_tag.clone(),
+        // The images are loaded onto the nodes (kind) or pushed under a tag the run made.
+        image_pull_policy: Some(ImagePullPolicy::IfNotPresent),
         storage: Storage {
             size: options.storage_size.clone(),
             storage_class_name: options.storage_class.clone(),

@@ -124,7 +124,7 @@ fn run_help_documents_every_option_and_setting() {
         "helm upgrade --install",
         "scripts/build-images",
         "e2e/build-app-image",
-        "cargo run --release",
+        "cargo build --release --locked -p dengine -p dengine-cli -p dengine-operator -p dengine-e2e --bins",
     ] {
         assert!(
             script.contains(command),
@@ -204,4 +204,42 @@ fn the_ci_workflow_runs_the_ci_script() {
             .any(|l| l.trim() == ".ci/run" || l.trim() == "bash .ci/run"),
         "{runs}"
     );
+}
+
+/// The Kubernetes floor is decided once, in `dengine_operator::KUBERNETES_FLOOR_MINOR`; the
+/// chart's `kubeVersion` and the operations guide say the same.
+#[test]
+fn the_kubernetes_floor_is_the_same_everywhere_it_is_stated() {
+    let floor = dengine_operator::KUBERNETES_FLOOR_MINOR;
+    let sidecars = dengine_operator::SIDECARS_ON_BY_DEFAULT_MINOR;
+    let chart = read("charts/dengine-operator/Chart.yaml");
+    assert!(
+        chart.contains(&format!("kubeVersion: \">=1.{floor}.0-0\"")),
+        "Chart.yaml's kubeVersion is not >=1.{floor}.0-0"
+    );
+    let guide = read("docs/operator.md");
+    assert!(
+        guide.contains(&format!(
+            "Kubernetes 1.{sidecars} or newer, or 1.{floor} with the `SidecarContainers` feature gate on"
+        )),
+        "docs/operator.md does not state the floor"
+    );
+    // Nowhere else names a version of its own.
+    for path in [
+        "e2e/kind.yaml",
+        "charts/dengine-operator/README.md",
+        "README.md",
+        "e2e/README.md",
+    ] {
+        let text = read(path);
+        for minor in (floor - 4)..(floor + 12) {
+            if minor == floor || minor == sidecars {
+                continue;
+            }
+            assert!(
+                !text.contains(&format!("Kubernetes 1.{minor}")),
+                "{path} states Kubernetes 1.{minor}"
+            );
+        }
+    }
 }

@@ -38,9 +38,16 @@ async fn a_backup_founds_a_new_cluster_with_the_same_data() {
     dengine(&["--endpoints", &endpoint, "snapshot", "save", &file_arg])
         .await
         .expect_success("snapshot save");
-    dengine(&["snapshot", "status", &file_arg])
-        .await
-        .expect_success("snapshot status");
+    let status = dengine(&["snapshot", "status", &file_arg]).await;
+    status.expect_success("snapshot status");
+    // The header records the key-value revision the backup holds.
+    assert!(
+        status
+            .stdout
+            .contains(&format!("revision {last_revision},")),
+        "{}",
+        status.stdout
+    );
 
     // Damage is refused before anything is restored.
     let damaged = source.dir().join("damaged.backup");

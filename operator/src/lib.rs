@@ -11,9 +11,11 @@
 //!   (pods, volumes, objects) and the membership (the leader's Admin API, [`admin`]);
 //! - [`objects`]: the Kubernetes objects a cluster owns, built from its spec;
 //! - [`kubernetes`]: the workload as Kubernetes objects, and the controller;
+//! - [`backup`]: scheduled backups to object storage, taken from the leader;
 //! - [`leader_election`], [`metrics`], [`http`]: the operator process.
 
 pub mod admin;
+pub mod backup;
 pub mod crd;
 pub mod crdgen;
 pub mod decide;
@@ -29,3 +31,14 @@ pub mod observed;
 pub mod status;
 
 pub use error::Error;
+
+/// The oldest Kubernetes (1.x) the operator and its CRD run on: 1.28, with the
+/// `SidecarContainers` feature gate on there, since the node runs as a native sidecar (an init
+/// container with `restartPolicy: Always`). What else the project uses is older: the CRD's CEL
+/// rules are at the 1.27 library level, Services target ports by number. The chart's
+/// `kubeVersion`, docs/operator.md and the e2e runner's check follow this; a test in
+/// `e2e/tests/scripts.rs` keeps them in step.
+pub const KUBERNETES_FLOOR_MINOR: u32 = 28;
+
+/// From this Kubernetes (1.x) on, native sidecars need no feature gate (beta, on by default).
+pub const SIDECARS_ON_BY_DEFAULT_MINOR: u32 = 29;

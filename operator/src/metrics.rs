@@ -21,12 +21,34 @@ struct ErrorLabel {
     error: &'static str,
 }
 
+/// One DEngineCluster. The names are `namespace` and `cluster`, as on the nodes' series
+/// (whose scrape relabels `app.kubernetes.io/instance` to `cluster`), so that the dashboard
+/// and the alerts join them; the operator's ServiceMonitor keeps them (`honorLabels`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub namespace: String,
+    pub cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackupLabels {
+    namespace: String,
+    cluster: String,
+    result: &'static str,
+}
+
 /// What the operator counts.
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ActionLabel, Counter>,
     failures: Family<ErrorLabel, Counter>,
     duration: Histogram,
+    cluster_degraded: Family<ClusterLabels, Gauge>,
+    cluster_ready_members: Family<ClusterLabels, Gauge>,
+    cluster_desired_members: Family<ClusterLabels, Gauge>,
+    backups: Family<BackupLabels, Counter>,
+    backup_last_success: Family<ClusterLabels, Gauge>,
+    backup_last_size: Family<ClusterLabels, Gauge>,
     /// Status writes: one per change, so a steady cluster adds none.
     pub status_writes: Counter,
     /// 1 while this replica holds the leader-election Lease.
@@ -47,6 +69,42 @@ impl Metrics {
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
         let status_writes = Counter::default();
         let leader = Gauge::default();
+        let cluster_degraded = Family::<ClusterLabels, Gauge>::default();
+        let cluster_ready_members = Family::<ClusterLabels, Gauge>::default();
+        let cluster_desired_members = Family::<ClusterLabels, Gauge>::default();
+        let backups = Family::<BackupLabels, Counter>::default();
+        let backup_last_success = Family::<ClusterLabels, Gauge>::default();
+        let backup_last_size = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "cluster_degraded",
+            "1 while the cluster's Degraded condition is True",
+            cluster_degraded.clone(),
+        );
+        registry.register(
+            "cluster_ready_members",
+            "Members whose pod is ready",
+            cluster_ready_members.clone(),
+        );
+        registry.register(
+            "cluster_desired_members",
+            "Members the spec asks for (spec.replicas)",
+            cluster_desired_members.clone(),
+        );
+        registry.register(
+            "backups",
+            "Backups taken, by result (succeeded or failed)",
+            backups.clone(),
+        );
+        registry.register(
+            "backup_last_success_timestamp_seconds",
+            "When the last successful backup finished, in seconds since the Unix epoch",
+            backup_last_success.clone(),
+        );
+        registry.register(
+            "backup_last_size_bytes",
+            "The size of the last successful backup",
+            backup_last_size.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles, by the step taken",
@@ -79,6 +137,76 @@ impl Metrics {
             duration,
             status_writes,
             leader,
+            cluster_degraded,
+            cluster_ready_members,
+            cluster_desired_members,
+            backups,
+            backup_last_success,
+            backup_last_size,
+        }
+    }
+
+    /// The gauges of one cluster, from the status just reported.
+    pub fn observe_cluster(
+        &self,
+        cluster: &ClusterLabels,
+        degraded: bool,
+        ready: i64,
+        desired: i64,
+    ) {
+        self.cluster_degraded
+            .get_or_create(cluster)
+            .set(i64::from(degraded));
+        self.cluster_ready_members.get_or_create(cluster).set(ready);
+        self.cluster_desired_members
+            .get_or_create(cluster)
+            .set(desired);
+    }
+
+    /// A backup of `cluster` succeeded: `bytes` long, finished at `unix_seconds`.
+    pub fn backup_succeeded(&self, cluster: &ClusterLabels, bytes: u64, unix_seconds: i64) {
+        self.backups
+            .get_or_create(&backup_labels(cluster, "succeeded"))
+            .inc();
+        self.last_backup(cluster, bytes, unix_seconds);
+    }
+
+    /// `cluster` takes backups: its counters exist from 0, so that the first failure is an
+    /// increase an alert sees, not a series that appears at 1.
+    pub fn backups_configured(&self, cluster: &ClusterLabels) {
+        for result in ["succeeded", "failed"] {
+            // Creating the series is the point; the guard it returns is not needed.
+            drop(self.backups.get_or_create(&backup_labels(cluster, result)));
+        }
+    }
+
+    /// The last successful backup, as the status records it: a new operator (a restart, a
+    /// standby taking over) reports its age from the first reconcile.
+    pub fn last_backup(&self, cluster: &ClusterLabels, bytes: u64, unix_seconds: i64) {
+        self.backup_last_success
+            .get_or_create(cluster)
+            .set(unix_seconds);
+        self.backup_last_size
+            .get_or_create(cluster)
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A backup of `cluster` failed.
+    pub fn backup_failed(&self, cluster: &ClusterLabels) {
+        self.backups
+            .get_or_create(&backup_labels(cluster, "failed"))
+            .inc();
+    }
+
+    /// `cluster` is gone: its series go too, so that no alert fires for it.
+    pub fn forget_cluster(&self, cluster: &ClusterLabels) {
+        self.cluster_degraded.remove(cluster);
+        self.cluster_ready_members.remove(cluster);
+        self.cluster_desired_members.remove(cluster);
+        self.backup_last_success.remove(cluster);
+        self.backup_last_size.remove(cluster);
+        for result in ["succeeded", "failed"] {
+            self.backups.remove(&backup_labels(cluster, result));
         }
     }
 
@@ -102,5 +230,13 @@ impl Metrics {
             text.clear();
         }
         text
+    }
+}
+
+fn backup_labels(cluster: &ClusterLabels, result: &'static str) -> BackupLabels {
+    BackupLabels {
+        namespace: cluster.namespace.clone(),
+        cluster: cluster.cluster.clone(),
+        result,
     }
 }

@@ -191,6 +191,9 @@ pub struct MemberView {
     /// How long since the leader last heard from it; `None` when the view does not come from
     /// the leader, which alone knows.
     pub last_contact: Option<Duration>,
+    /// Why the leader's last attempt to reach it failed, while it cannot (a name that does not
+    /// resolve, a refused connection).
+    pub connection_error: Option<String>,
 }
 
 impl Observed {

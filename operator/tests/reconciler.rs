@@ -273,9 +273,43 @@ async fn a_rolling_upgrade_restarts_one_pod_at_a_time_and_the_leader_last() {
 }
 
 #[tokio::test]
-async fn a_missing_admin_token_is_reported_and_nothing_is_applied() {
+async fn a_missing_admin_token_secret_is_made_by_the_operator_and_owned_by_the_cluster() {
     let mut world = World::new(DEngineClusterSpec::example(1));
     world.store.lock().unwrap().remove("secrets", NS, "admin");
+    world.run_until(30, |w| w.running_with(1)).await;
+
+    let secret = object(&world, "secrets", "admin");
+    let decoded: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(secret.clone()).expect("a Secret");
+    let token = decoded.data.unwrap_or_default()["token"].0.clone();
+    let token = String::from_utf8(token).expect("text");
+    assert_eq!(token.len(), 64, "256 random bits, hex: {token}");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    let owner = &secret["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "DEngineCluster");
+    assert_eq!(owner["name"], NAME);
+    assert_eq!(world.events_with("CreatedAdminToken"), 1);
+    // Membership changes carry the token the operator made.
+    world.set_spec(&DEngineClusterSpec::example(3));
+    world.run_until(60, |w| w.running_with(3)).await;
+    let tokens: Vec<String> = world.group.lock().unwrap().tokens.iter().cloned().collect();
+    assert_eq!(tokens, vec![token]);
+}
+
+#[tokio::test]
+async fn a_user_secret_without_the_token_key_is_reported_and_left_untouched() {
+    let mut world = World::new(DEngineClusterSpec::example(1));
+    let theirs = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "admin" },
+        "data": { "password": "aHVudGVyMg==" },
+    });
+    {
+        let mut store = world.store.lock().unwrap();
+        store.remove("secrets", NS, "admin");
+        store.create("secrets", NS, theirs);
+    }
+    let before = object(&world, "secrets", "admin");
     let _ = world.reconcile().await;
     let status = world.status();
     assert_eq!(status["phase"], "Degraded");
@@ -285,9 +319,40 @@ async fn a_missing_admin_token_is_reported_and_nothing_is_applied() {
     assert!(degraded["message"]
         .as_str()
         .unwrap()
-        .contains("Secret shop/admin does not exist"));
-    assert!(!has_stateful_set(&world), "no pods without the Secret");
+        .contains("Secret shop/admin has no key `token`"));
+    assert!(!has_stateful_set(&world), "no pods without the token");
     assert_eq!(world.events_with("AdminTokenMissing"), 1);
+    assert_eq!(
+        object(&world, "secrets", "admin"),
+        before,
+        "their Secret is theirs"
+    );
+    assert!(world.store.lock().unwrap().writes_to("secrets").is_empty());
+}
+
+#[tokio::test]
+async fn a_cluster_being_deleted_is_left_to_the_garbage_collector() {
+    let mut world = bootstrapped(DEngineClusterSpec::example(1)).await;
+    world
+        .store
+        .lock()
+        .unwrap()
+        .get_mut("dengineclusters", NS, NAME)
+        .expect("the cluster")["metadata"]["deletionTimestamp"] = json!("2026-12-06T10:00:00Z");
+    // Even a spec change seen during deletion makes no step.
+    let mut spec = DEngineClusterSpec::example(3);
+    spec.version = "0.2.0".into();
+    world.set_spec(&spec);
+    let writes_after_spec = world.store.lock().unwrap().writes.len();
+    for _ in 0..3 {
+        world.reconcile().await.expect("a reconcile");
+    }
+    let store = world.store.lock().unwrap();
+    let new: Vec<_> = store.writes[writes_after_spec..]
+        .iter()
+        .map(|w| &w.target)
+        .collect();
+    assert!(new.is_empty(), "a deleted cluster got writes: {new:?}");
 }
 
 #[tokio::test]

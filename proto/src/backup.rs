@@ -181,6 +181,7 @@ mod tests {
             metadata: None,
             data_bytes: data.len() as u64,
             checksum,
+            revision: 0,
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use dengine_operator::crd::{DEngineCluster, NODE_CONTAINER_NAME};
 use dengine_operator::status::{DEngineClusterStatus, MemberRole, Phase};
+use dengine_operator::{KUBERNETES_FLOOR_MINOR, SIDECARS_ON_BY_DEFAULT_MINOR};
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{AttachParams, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -101,16 +102,19 @@ impl Env {
             .parse()
             .unwrap_or(0);
         println!("cluster: {cluster_url}, Kubernetes {}", version.git_version);
-        if version.major == "1" && minor < 29 {
+        let (floor, sidecars) = (KUBERNETES_FLOOR_MINOR, SIDECARS_ON_BY_DEFAULT_MINOR);
+        if version.major == "1" && minor < floor {
             bail!(
-                "Kubernetes {} is too old: the node runs as a native sidecar (1.29 and later; \
-                 the operator supports 1.33 and later)",
+                "Kubernetes {} is too old: the node runs as a native sidecar, which needs 1.{floor} \
+                 (with the SidecarContainers feature gate) or 1.{sidecars} and later \
+                 (docs/operator.md, Requirements)",
                 version.git_version
             );
         }
-        if version.major == "1" && minor < 33 {
+        if version.major == "1" && minor < sidecars {
             println!(
-                "warning: the operator supports Kubernetes 1.33 and later; this is {}",
+                "note: Kubernetes {} runs native sidecars only with the SidecarContainers feature \
+                 gate on (from 1.{sidecars} it is on by default); pods stay Pending without it",
                 version.git_version
             );
         }
@@ -910,10 +914,12 @@ mod tests {
                     role: MemberRole::Voter,
                     ready: true,
                     lag: 0,
+                    connection_error: None,
                 })
                 .collect(),
             current_version: Some("e2e".into()),
             target_version: Some("e2e".into()),
+            backup: None,
             conditions: vec![Condition {
                 type_: "Available".into(),
                 status: "True".into(),

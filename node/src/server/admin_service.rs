@@ -8,6 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::frontend::Frontend;
+use super::peer_links::PeerLinks;
 use super::requests::{CapturedSnapshot, ClientRequest, MembershipRequest};
 use super::status::NodeStatus;
 use super::vocabulary::ApiError;
@@ -69,6 +70,8 @@ pub struct AdminService {
     pub promote_max_lag: u64,
     /// How long a leadership transfer may take before the call reports failure.
     pub transfer_timeout: Duration,
+    /// How reaching each peer fares: the members' connection errors.
+    pub links: Arc<PeerLinks>,
 }
 
 /// Backup data goes out in pieces of this size.
@@ -78,16 +81,28 @@ impl AdminService {
     /// The state machine as it is now, encoded (off the event loop); with `compact`, the log
     /// it covers is dropped.
     async fn capture_snapshot(&self, compact: bool) -> Result<(SnapshotMetadata, Vec<u8>), Status> {
+        self.capture_snapshot_at_revision(compact)
+            .await
+            .map(|(metadata, data, _)| (metadata, data))
+    }
+
+    /// [`Self::capture_snapshot`], with the key-value revision the state is at.
+    async fn capture_snapshot_at_revision(
+        &self,
+        compact: bool,
+    ) -> Result<(SnapshotMetadata, Vec<u8>, i64), Status> {
         let captured: CapturedSnapshot = self
             .frontend
             .event_loop
             .ask(|reply| ClientRequest::Snapshot { compact, reply })
             .await
             .map_err(Status::from)?;
-        captured
+        let revision = captured.state.revision();
+        let (metadata, data) = captured
             .encode()
             .await
-            .map_err(|e| Status::internal(e.to_string()))
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok((metadata, data, revision))
     }
 
     async fn change(
@@ -108,7 +123,7 @@ impl AdminService {
         };
         Ok(Response::new(MembershipResponse {
             index,
-            members: members(&status),
+            members: members(&status, &self.links),
         }))
     }
 }
@@ -129,7 +144,7 @@ fn check_id(id: NodeId) -> Result<(), Status> {
     }
 }
 
-fn members(status: &NodeStatus) -> Vec<Member> {
+fn members(status: &NodeStatus, links: &PeerLinks) -> Vec<Member> {
     status
         .members
         .iter()
@@ -148,6 +163,7 @@ fn members(status: &NodeStatus) -> Vec<Member> {
                 Role::Leader => status.last_index.saturating_sub(m.matched),
                 _ => 0,
             },
+            connection_error: links.last_error(m.id).unwrap_or_default(),
         })
         .collect()
 }
@@ -178,7 +194,7 @@ impl Admin for AdminService {
             revision: status.revision,
             snapshot_index: status.snapshot_index,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            members: members(&status),
+            members: members(&status, &self.links),
             awaiting_admission: status.awaiting_admission,
         }))
     }
@@ -191,7 +207,7 @@ impl Admin for AdminService {
         Ok(Response::new(MemberListResponse {
             cluster_id: status.cluster_id,
             leader_id: status.leader,
-            members: members(&status),
+            members: members(&status, &self.links),
         }))
     }
 
@@ -300,13 +316,14 @@ impl Admin for AdminService {
     ) -> Result<Response<Self::BackupStream>, Status> {
         self.auth.check(&request)?;
         // The state as this node has applied it now.
-        let (metadata, data) = self.capture_snapshot(false).await?;
+        let (metadata, data, revision) = self.capture_snapshot_at_revision(false).await?;
         let header = BackupHeader {
             format: dengine_proto::backup::FORMAT,
             cluster_id: self.status.borrow().cluster_id,
             metadata: Some(metadata),
             data_bytes: data.len() as u64,
             checksum: dengine_proto::backup::checksum(&data),
+            revision,
         };
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {

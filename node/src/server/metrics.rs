@@ -25,6 +25,10 @@ pub struct Metrics {
     registry: Registry,
     pub term: Gauge,
     pub is_leader: Gauge,
+    pub has_leader: Gauge,
+    /// Times this node saw a new leader (from none or from another), as etcd's
+    /// `etcd_server_leader_changes_seen_total`.
+    pub leader_changes_seen: Counter,
     pub commit_index: Gauge,
     pub applied_index: Gauge,
     pub proposals: Counter,
@@ -70,6 +74,8 @@ impl Metrics {
         let metrics = Self {
             term: Gauge::default(),
             is_leader: Gauge::default(),
+            has_leader: Gauge::default(),
+            leader_changes_seen: Counter::default(),
             commit_index: Gauge::default(),
             applied_index: Gauge::default(),
             proposals: Counter::default(),
@@ -93,6 +99,16 @@ impl Metrics {
             "raft_is_leader",
             "1 if this node leads",
             metrics.is_leader.clone(),
+        );
+        registry.register(
+            "raft_has_leader",
+            "1 if this node knows a leader",
+            metrics.has_leader.clone(),
+        );
+        registry.register(
+            "raft_leader_changes_seen",
+            "Times this node saw a new leader",
+            metrics.leader_changes_seen.clone(),
         );
         registry.register(
             "raft_commit_index",
@@ -184,6 +200,7 @@ impl Metrics {
     pub fn observe_status(&self, status: &NodeStatus) {
         self.term.set(status.term as i64);
         self.is_leader.set(i64::from(status.role == Role::Leader));
+        self.has_leader.set(i64::from(status.leader != 0));
         self.commit_index.set(status.commit as i64);
         self.applied_index.set(status.applied as i64);
         if status.role == Role::Leader {

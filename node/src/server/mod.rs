@@ -20,6 +20,7 @@ mod limits;
 mod listeners;
 pub mod metrics;
 mod node;
+mod peer_links;
 mod peer_service;
 mod persist;
 pub mod probes;

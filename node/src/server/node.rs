@@ -336,6 +336,7 @@ pub async fn start_with(
         shutdown_rx.clone(),
     );
     let admin_token = config.admin_token()?;
+    let peer_links = transport.links();
     let admin_service = |bound: &Bound| AdminService {
         status: status_rx.clone(),
         frontend: frontend.clone(),
@@ -345,6 +346,7 @@ pub async fn start_with(
         },
         promote_max_lag: config.promote_max_lag,
         transfer_timeout: election_timeout * 2,
+        links: peer_links.clone(),
     };
     let admin = |bound: &Bound| AdminServer::new(admin_service(bound));
 

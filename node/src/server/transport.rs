@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::peer_links::PeerLinks;
 use super::requests::CapturedSnapshot;
 use super::tls::{peer_endpoint, Tls};
 use crate::proto::raft_client::RaftClient;
@@ -91,6 +92,8 @@ struct Inner {
     members: Mutex<BTreeMap<NodeId, String>>,
     /// Mutual TLS to peers, when configured.
     tls: Option<Tls>,
+    /// How reaching each peer fares.
+    links: Arc<PeerLinks>,
 }
 
 impl Transport {
@@ -111,8 +114,14 @@ impl Transport {
                 peers: Mutex::new(BTreeMap::new()),
                 members: Mutex::new(BTreeMap::new()),
                 tls,
+                links: Arc::default(),
             }),
         }
+    }
+
+    /// How reaching each peer fares, for the admin API.
+    pub fn links(&self) -> Arc<PeerLinks> {
+        self.inner.links.clone()
     }
 
     fn peers(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Peer>> {
@@ -128,6 +137,7 @@ impl Transport {
             let keep = membership.address(*id) == Some(peer.address.as_str());
             if !keep {
                 peer.task.abort();
+                self.inner.links.forget(*id);
             }
             keep
         });
@@ -228,6 +238,19 @@ async fn connect(
     Ok(RaftClient::new(endpoint.connect().await?))
 }
 
+/// A connection error with its causes: tonic's own message is only "transport error", the
+/// cause (a DNS name that does not resolve, a refused connection) is below it.
+fn connect_error(error: &tonic::transport::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 async fn peer_stream(
     inner: Arc<Inner>,
     to: NodeId,
@@ -237,6 +260,7 @@ async fn peer_stream(
     loop {
         match connect(&address, inner.tls.as_ref()).await {
             Ok(mut client) => {
+                inner.links.connected(to, &address);
                 let (tx, rx) = mpsc::channel::<PeerEnvelope>(1024);
                 let mut call = inner
                     .runtime
@@ -260,10 +284,10 @@ async fn peer_stream(
                         outcome = &mut call => {
                             match outcome {
                                 Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {
-                                    tracing::warn!(peer = to, %address, message = status.message(), "peer refused our messages");
+                                    inner.links.failed(to, &address, format!("the peer refused our messages: {}", status.message()));
                                 }
                                 Ok(Err(status)) => {
-                                    tracing::debug!(peer = to, %address, %status, "lost the stream to a peer");
+                                    inner.links.failed(to, &address, format!("lost the stream: {}", status.message()));
                                 }
                                 _ => {}
                             }
@@ -272,7 +296,7 @@ async fn peer_stream(
                     }
                 }
             }
-            Err(e) => tracing::debug!(peer = to, %address, error = %e, "cannot reach peer"),
+            Err(e) => inner.links.failed(to, &address, connect_error(&e)),
         }
         let _ = inner.inputs.try_send(PeerInput::Unreachable(to));
         tokio::time::sleep(RECONNECT_BACKOFF).await;

@@ -11,8 +11,8 @@ use tonic::Request;
 use super::channels::{tls_fingerprint, AdminChannels, ChannelKey};
 use super::proto::admin_client::AdminClient;
 use super::proto::{
-    AddLearnerRequest, PromoteLearnerRequest, RemoveMemberRequest, StatusRequest,
-    TransferLeadershipRequest,
+    AddLearnerRequest, BackupChunk, BackupRequest, PromoteLearnerRequest, RemoveMemberRequest,
+    StatusRequest, TransferLeadershipRequest,
 };
 use super::view::cluster_view;
 use crate::driver::{Membership, MembershipChange};
@@ -136,6 +136,27 @@ impl GrpcMembership {
 
     fn request<T>(&self, endpoint: &str, message: T) -> Result<Request<T>, Error> {
         Ok(self.dial(endpoint)?.request(message))
+    }
+
+    /// Asks node `id` at `endpoint` for a backup: its header, then its data, as the node
+    /// streams them. The stream may run for `limit` (a large state takes a while to send);
+    /// connecting is bounded by the usual timeout.
+    pub async fn backup(
+        &self,
+        id: NodeId,
+        endpoint: &str,
+        limit: Duration,
+    ) -> Result<tonic::Streaming<BackupChunk>, Error> {
+        let mut client = self.client(id, endpoint).await?;
+        let mut request = self.request(endpoint, BackupRequest {})?;
+        request.set_timeout(limit);
+        match client.backup(request).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => {
+                self.after_failure(id, endpoint, &status);
+                Err(status_error(endpoint, status))
+            }
+        }
     }
 
     async fn status(&self, id: NodeId, endpoint: &str) -> Option<super::proto::StatusResponse> {

@@ -27,6 +27,7 @@ pub fn cluster_view(status: &StatusResponse) -> Option<ClusterView> {
             } else {
                 Some(Duration::from_millis(m.last_contact_ms))
             },
+            connection_error: Some(m.connection_error.clone()).filter(|e| !e.is_empty()),
         })
         .collect();
     Some(ClusterView {

@@ -7,6 +7,7 @@
 
 mod app;
 mod auth;
+mod backup;
 mod ports;
 mod read_policy;
 mod scheduling;
@@ -17,9 +18,10 @@ mod tls;
 
 pub use app::{AppTemplate, NODE_CONTAINER_NAME};
 pub use auth::{Auth, SecretKeyRef};
+pub use backup::{BackupSpec, S3Destination, BACKUP_REQUEST_ANNOTATION};
 pub use ports::Ports;
 pub use read_policy::ReadPolicy;
-pub use scheduling::Scheduling;
+pub use scheduling::{Scheduling, ZoneSpread};
 pub use storage::Storage;
 pub use tls::Tls;
 
@@ -101,6 +103,12 @@ pub struct DEngineClusterSpec {
     #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))]
     pub version: String,
 
+    /// When the kubelet pulls the node's image: `Always`, `IfNotPresent` or `Never`. Unset,
+    /// Kubernetes decides (`Always` for a `latest` tag, `IfNotPresent` otherwise). `Never` or
+    /// `IfNotPresent` run an image loaded onto the nodes without a registry (`kind load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+
     /// Each member's persistent volume.
     pub storage: Storage,
 
@@ -133,9 +141,36 @@ pub struct DEngineClusterSpec {
     #[serde(default)]
     pub scheduling: Scheduling,
 
+    /// Scheduled backups to object storage; none when unset. A backup on demand: the
+    /// `dengine.io/backup-requested` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+
     /// Stops the operator from changing anything in this cluster until set back to false.
     #[serde(default)]
     pub paused: bool,
+}
+
+/// When the kubelet pulls an image (a container's `imagePullPolicy`).
+#[derive(Serialize, Deserialize, schemars::JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagePullPolicy {
+    /// Before every container start.
+    Always,
+    /// Only when the node does not hold the image.
+    IfNotPresent,
+    /// Never: the image must already be on the node.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The value of a container's `imagePullPolicy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImagePullPolicy::Always => "Always",
+            ImagePullPolicy::IfNotPresent => "IfNotPresent",
+            ImagePullPolicy::Never => "Never",
+        }
+    }
 }
 
 impl DEngineClusterSpec {
@@ -157,6 +192,7 @@ impl DEngineClusterSpec {
             replicas,
             image: "ghcr.io/d-engine/dengine".to_string(),
             version: "0.1.0".to_string(),
+            image_pull_policy: None,
             storage: Storage {
                 size: "1Gi".to_string(),
                 storage_class_name: None,
@@ -175,6 +211,7 @@ impl DEngineClusterSpec {
             },
             tls: None,
             scheduling: Scheduling::default(),
+            backup: None,
             paused: false,
         }
     }

@@ -21,8 +21,13 @@ use serde::{Deserialize, Serialize};
 )]
 pub struct Storage {
     /// The volume's size, as a Kubernetes quantity (for example `10Gi`).
-    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))")
-        .message("must be a positive quantity such as 10Gi"))]
+    // A regular expression rather than CEL's quantity library: Kubernetes 1.28 compiles new
+    // CRD rules at the 1.27 library level, which has no `quantity()`, and 1.28 (with the
+    // SidecarContainers gate) is supported.
+    #[x_kube(validation = Rule::new(
+        "self.matches('^(0*[1-9][0-9]*([.][0-9]+)?|0*[.][0-9]*[1-9][0-9]*)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$')"
+    )
+    .message("must be a positive size such as 10Gi or 500M: a number and an optional suffix k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei"))]
     #[schemars(length(min = 1, max = 64))]
     pub size: String,
 

@@ -89,6 +89,24 @@ impl DegradedReason {
             DegradedReason::NoTransferTarget { .. } => "NoTransferTarget",
         }
     }
+
+    /// The same as `Display` without the durations, for an Event: the API server folds
+    /// repeated Events into a series that keeps its first message, so a number that grows
+    /// belongs in the condition (whose message is rewritten) and not here.
+    pub fn without_durations(&self) -> String {
+        match self {
+            DegradedReason::NoLeader { .. } => "no member knows a leader".to_string(),
+            DegradedReason::PodNotReady { ordinal, .. } => {
+                format!("pod {ordinal} is not ready; see its events and logs")
+            }
+            DegradedReason::MemberUnhealthy { id, .. } => {
+                format!("member {id} is unhealthy; the operator waits for it and removes nothing")
+            }
+            DegradedReason::QuorumAtRisk { .. } | DegradedReason::NoTransferTarget { .. } => {
+                self.to_string()
+            }
+        }
+    }
 }
 
 impl fmt::Display for DegradedReason {

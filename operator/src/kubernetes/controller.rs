@@ -22,12 +22,14 @@ use kube::runtime::{predicates, reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::{admin_tls, admin_token, event_for, KubeWorkload};
+use super::backups::{self, s3_destinations, Backups, DestinationFactory};
+use super::{admin_tls, admin_token, ensure_admin_token, event_for, KubeWorkload};
 use crate::admin::{AdminChannels, AdminTls, GrpcMembership};
-use crate::crd::DEngineCluster;
+use crate::backup::BackupSource;
+use crate::crd::{DEngineCluster, BACKUP_REQUEST_ANNOTATION};
 use crate::decide::NextAction;
 use crate::driver::{self, Membership};
-use crate::metrics::Metrics;
+use crate::metrics::{ClusterLabels, Metrics};
 use crate::objects::{Names, MANAGER};
 use crate::observed::Limits;
 use crate::status::{report, report_error, DEngineClusterStatus};
@@ -54,6 +56,10 @@ pub struct Context {
     pub config: ControllerConfig,
     /// Channels to the nodes' Admin API, kept across reconciles.
     pub admin_channels: AdminChannels,
+    /// The backups in progress.
+    pub backups: Backups,
+    /// Makes the object store a backup spec names.
+    pub backup_destinations: DestinationFactory,
 }
 
 impl Context {
@@ -68,7 +74,15 @@ impl Context {
             metrics,
             config,
             admin_channels: AdminChannels::default(),
+            backups: Backups::default(),
+            backup_destinations: s3_destinations(),
         }
+    }
+
+    /// Backups go to the stores `destinations` makes instead of S3 (tests).
+    pub fn with_backup_destinations(mut self, destinations: DestinationFactory) -> Self {
+        self.backup_destinations = destinations;
+        self
     }
 }
 
@@ -115,7 +129,7 @@ async fn run_scope(
     .default_backoff()
     .reflect(writer)
     .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
+    .predicate_filter(spec_or_backup_request, Default::default());
     let pods_config = watcher::Config::default().labels("app.kubernetes.io/name=dengine");
     Controller::for_stream(clusters, reader)
         .owns(api::<StatefulSet>(client, ns), watcher::Config::default())
@@ -132,6 +146,19 @@ async fn run_scope(
             }
         })
         .await;
+}
+
+/// What wakes the reconciler: a spec change (the generation) or a new value of the backup
+/// request annotation; not the status the operator writes itself.
+fn spec_or_backup_request(cluster: &DEngineCluster) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    predicates::generation(cluster).hash(&mut hasher);
+    cluster
+        .annotations()
+        .get(BACKUP_REQUEST_ANNOTATION)
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// How soon to look again after `action`.
@@ -161,30 +188,48 @@ pub async fn reconcile(cluster: Arc<DEngineCluster>, ctx: Arc<Context>) -> Resul
 
 /// One step for one cluster, through the [`Membership`] that `membership` makes from the
 /// cluster's admin token and TLS material (tests give a simulated one).
-pub async fn reconcile_with<M: Membership>(
+pub async fn reconcile_with<M>(
     cluster: Arc<DEngineCluster>,
     ctx: Arc<Context>,
     membership: impl FnOnce(String, Option<AdminTls>) -> M,
-) -> Result<Action, Error> {
+) -> Result<Action, Error>
+where
+    M: Membership + BackupSource,
+{
+    if cluster.metadata.deletion_timestamp.is_some() {
+        // Being deleted: the garbage collector removes what the cluster owns. A step now would
+        // re-create objects in a terminating namespace or patch the status of an object about
+        // to vanish, and fail at it.
+        ctx.metrics.observe_reconcile("deleting", Duration::ZERO);
+        ctx.metrics.forget_cluster(&cluster_labels(&cluster));
+        ctx.backups.forget(&cluster_labels(&cluster));
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
     let result = step(&cluster, &ctx, membership).await;
     let action_label = match &result {
-        Ok(Reconciled::Took(action)) => action_name(action),
+        Ok(Reconciled::Took(action, _)) => action_name(action),
         Ok(Reconciled::SecretsMissing) => "secrets_missing",
         Err(_) => "error",
     };
     ctx.metrics
         .observe_reconcile(action_label, started.elapsed());
     match result? {
-        Reconciled::Took(action) => Ok(Action::requeue(requeue_after(&action))),
+        Reconciled::Took(action, backups_wake) => {
+            let after = requeue_after(&action);
+            Ok(Action::requeue(
+                backups_wake.map_or(after, |wake| wake.min(after)),
+            ))
+        }
         Reconciled::SecretsMissing => Ok(Action::requeue(SECRETS_RECHECK)),
     }
 }
 
 /// How one reconcile ended, when it did not fail.
 enum Reconciled {
-    /// The driver took this step (waiting is a step too).
-    Took(NextAction),
+    /// The driver took this step (waiting is a step too); backups want another look this
+    /// soon, if they do.
+    Took(NextAction, Option<Duration>),
     /// No step could be taken: the admin token or the TLS Secret the spec names is missing
     /// or unusable. The status and an Event say which; nothing was changed.
     SecretsMissing,
@@ -195,7 +240,7 @@ enum Reconciled {
 const SECRETS_RECHECK: Duration = Duration::from_secs(15);
 
 /// Takes one step.
-async fn step<M: Membership>(
+async fn step<M: Membership + BackupSource>(
     cluster: &Arc<DEngineCluster>,
     ctx: &Context,
     membership: impl FnOnce(String, Option<AdminTls>) -> M,
@@ -207,6 +252,25 @@ async fn step<M: Membership>(
         .ok_or_else(|| Error::Invalid(format!("{name} has no namespace")))?;
     let names = Names::new(&name, &namespace);
     let generation = cluster.metadata.generation;
+    if !cluster.spec.paused && ensure_admin_token(&ctx.client, cluster).await? {
+        let secret = &cluster.spec.auth.admin_token_secret;
+        publish(
+            ctx,
+            cluster,
+            Event {
+                type_: EventType::Normal,
+                reason: "CreatedAdminToken".into(),
+                note: Some(format!(
+                    "Secret {} did not exist: made it with a random token under `{}`, owned by \
+                     the cluster",
+                    secret.name, secret.key
+                )),
+                action: "CreateSecret".into(),
+                secondary: None,
+            },
+        )
+        .await;
+    }
     let credentials = async {
         let token = admin_token(&ctx.client, cluster).await?;
         let tls = admin_tls(&ctx.client, cluster).await?;
@@ -226,6 +290,7 @@ async fn step<M: Membership>(
                 generation,
                 Time(now),
             );
+            observe_cluster(ctx, cluster, &status);
             write_status(ctx, cluster, status).await?;
             publish(
                 ctx,
@@ -250,18 +315,58 @@ async fn step<M: Membership>(
     if let Some(event) = event_for(&step.action) {
         publish(ctx, cluster, event).await;
     }
-    let status = report(
+    let mut status = report(
         cluster.status.as_ref(),
         &step,
         &names,
         generation,
         Time(now),
     );
+    let backups_wake = if step.action == NextAction::Paused {
+        None
+    } else {
+        backups::look(ctx, cluster, &step, &membership, &mut status, now).await
+    };
+    observe_cluster(ctx, cluster, &status);
     write_status(ctx, cluster, status).await?;
-    Ok(Reconciled::Took(step.action))
+    Ok(Reconciled::Took(step.action, backups_wake))
 }
 
-async fn publish(ctx: &Context, cluster: &DEngineCluster, event: Event) {
+/// The metric labels of `cluster`.
+fn cluster_labels(cluster: &DEngineCluster) -> ClusterLabels {
+    ClusterLabels {
+        namespace: cluster.namespace().unwrap_or_default(),
+        cluster: cluster.name_any(),
+    }
+}
+
+/// The cluster's gauges, from the status about to be written.
+fn observe_cluster(ctx: &Context, cluster: &DEngineCluster, status: &DEngineClusterStatus) {
+    let degraded = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Degraded" && c.status == "True");
+    let labels = cluster_labels(cluster);
+    ctx.metrics.observe_cluster(
+        &labels,
+        degraded,
+        i64::from(status.ready_members),
+        i64::from(cluster.spec.replicas),
+    );
+    if cluster.spec.backup.is_some() {
+        ctx.metrics.backups_configured(&labels);
+    }
+    if let Some(last) = status
+        .backup
+        .as_ref()
+        .and_then(|b| b.last_successful.as_ref())
+    {
+        ctx.metrics
+            .last_backup(&labels, last.size_bytes, last.finished.0.as_second());
+    }
+}
+
+pub(super) async fn publish(ctx: &Context, cluster: &DEngineCluster, event: Event) {
     if let Err(error) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
         tracing::warn!(%error, reason = %event.reason, "recording an Event failed");
     }

@@ -96,7 +96,7 @@ pub fn event_for(action: &NextAction) -> Option<Event> {
             Warning,
             reason.reason(),
             "Wait".to_string(),
-            reason.to_string(),
+            reason.without_durations(),
         ),
     };
     Some(Event {
@@ -106,4 +106,42 @@ pub fn event_for(action: &NextAction) -> Option<Event> {
         action,
         secondary: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::decide::DegradedReason;
+
+    /// The API server folds a repeated Event into a series that keeps its first message: an
+    /// Event saying "303s" while the condition says "348s" misleads. The growing number lives
+    /// in the condition; the Event says the same thing whenever it repeats.
+    #[test]
+    fn a_repeated_degraded_event_says_the_same_whatever_the_duration() {
+        let reasons = |for_| {
+            [
+                DegradedReason::NoLeader { for_ },
+                DegradedReason::PodNotReady { ordinal: 2, for_ },
+                DegradedReason::MemberUnhealthy {
+                    id: crate::observed::NodeId(3),
+                    for_,
+                },
+            ]
+        };
+        for (early, late) in reasons(Duration::from_secs(303))
+            .into_iter()
+            .zip(reasons(Duration::from_secs(348)))
+        {
+            let note = |reason| event_for(&NextAction::ReportDegraded { reason })?.note;
+            assert_eq!(note(early.clone()), note(late.clone()));
+            assert_ne!(
+                early.to_string(),
+                late.to_string(),
+                "the condition keeps the number"
+            );
+            assert!(!note(late).unwrap_or_default().contains("348"));
+        }
+    }
 }

@@ -2,17 +2,19 @@
 //! DEngineCluster owns, the controller that runs one driver step per reconcile, the Events it
 //! records and the status it writes.
 
+mod backups;
 mod controller;
 mod events;
 mod observe;
 mod token;
 mod workload;
 
+pub use backups::{s3_destinations, DestinationFactory};
 pub use controller::{
     action_name, reconcile, reconcile_with, requeue_after, run_controller, Context,
     ControllerConfig,
 };
 pub use events::event_for;
 pub use observe::{pod_state, pod_version};
-pub use token::{admin_tls, admin_token};
+pub use token::{admin_tls, admin_token, ensure_admin_token};
 pub use workload::KubeWorkload;

@@ -1,10 +1,61 @@
-//! The cluster's admin token, read from the Secret the spec names.
+//! The cluster's admin token, read from the Secret the spec names, which the operator makes
+//! itself when nobody else did.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kube::api::PostParams;
 use kube::{Api, Client};
 
 use crate::crd::DEngineCluster;
+use crate::objects::{owned_meta, MANAGER};
 use crate::Error;
+
+/// Random bytes in a token the operator makes: 256 bits, as many as an HMAC-SHA-256 key.
+const GENERATED_TOKEN_BYTES: usize = 32;
+
+/// Makes the admin token Secret `spec.auth.adminTokenSecret` names if it does not exist, with a
+/// random token under the named key, owned by the cluster (deleting the cluster deletes it), so
+/// that applying a DEngineCluster alone is enough. A Secret that exists is never touched, even
+/// one that lacks the key: it is the user's, and [`admin_token`] reports what is wrong with
+/// it. Returns whether it made one.
+pub async fn ensure_admin_token(client: &Client, cluster: &DEngineCluster) -> Result<bool, Error> {
+    let namespace = cluster.metadata.namespace.as_deref().unwrap_or("default");
+    let reference = &cluster.spec.auth.admin_token_secret;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    if secrets.get_opt(&reference.name).await?.is_some() {
+        return Ok(false);
+    }
+    let secret = Secret {
+        metadata: owned_meta(cluster, reference.name.clone()),
+        type_: Some("Opaque".to_string()),
+        data: Some(BTreeMap::from([(
+            reference.key.clone(),
+            ByteString(random_token()?.into_bytes()),
+        )])),
+        ..Secret::default()
+    };
+    let params = PostParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    match secrets.create(&params, &secret).await {
+        Ok(_) => Ok(true),
+        // Made by someone else between the read and the create: theirs stands.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A fresh random token, hex-encoded (the node trims its token file, so it must be text).
+fn random_token() -> Result<String, Error> {
+    let mut bytes = [0u8; GENERATED_TOKEN_BYTES];
+    getrandom::fill(&mut bytes).map_err(|error| {
+        Error::AdminToken(format!("no randomness to make a token from: {error}"))
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
 
 /// The admin token: the key `spec.auth.adminTokenSecret` names, trimmed of surrounding
 /// whitespace (as the node trims its token file).

@@ -7,11 +7,14 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::{owned_meta, selector_labels, with_spec_hash, Names};
 use crate::crd::DEngineCluster;
 
+/// A Service port whose target is the container port by number, not by name: the node runs as a
+/// native sidecar (an init container), and the Endpoints controller of Kubernetes 1.28 resolves
+/// named target ports against regular containers only, leaving the Endpoints object empty.
 fn port(name: &str, port: i32) -> ServicePort {
     ServicePort {
         name: Some(name.to_string()),
         port,
-        target_port: Some(IntOrString::String(name.to_string())),
+        target_port: Some(IntOrString::Int(port)),
         protocol: Some("TCP".to_string()),
         ..ServicePort::default()
     }

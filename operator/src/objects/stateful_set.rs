@@ -19,8 +19,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
-    VolumeMount, VolumeResourceRequirements,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -160,6 +160,17 @@ fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
         .get_or_insert_with(PodSecurityContext::default);
     security.fs_group.get_or_insert(NODE_USER);
     pod.affinity = affinity(cluster);
+    let mut spread = pod.topology_spread_constraints.take().unwrap_or_default();
+    spread.extend(zone_spread(cluster));
+    spread.extend(
+        cluster
+            .spec
+            .scheduling
+            .topology_spread_constraints
+            .iter()
+            .cloned(),
+    );
+    pod.topology_spread_constraints = (!spread.is_empty()).then_some(spread);
     if !cluster.spec.scheduling.tolerations.is_empty() {
         let mut tolerations = pod.tolerations.take().unwrap_or_default();
         tolerations.extend(cluster.spec.scheduling.tolerations.iter().cloned());
@@ -194,6 +205,25 @@ fn affinity(cluster: &DEngineCluster) -> Option<Affinity> {
             .push(term);
     }
     affinity
+}
+
+/// The topology spread constraint that balances the members across zones, unless turned off.
+fn zone_spread(cluster: &DEngineCluster) -> Option<TopologySpreadConstraint> {
+    let when = cluster
+        .spec
+        .scheduling
+        .spread_across_zones
+        .when_unsatisfiable()?;
+    Some(TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "topology.kubernetes.io/zone".to_string(),
+        when_unsatisfiable: when.to_string(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(selector_labels(cluster)),
+            ..LabelSelector::default()
+        }),
+        ..TopologySpreadConstraint::default()
+    })
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
@@ -271,6 +301,7 @@ fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
     Container {
         name: NODE_CONTAINER_NAME.to_string(),
         image: Some(spec.node_image()),
+        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
         env: Some(
             vec![
                 env_from_field("POD_NAME", "metadata.name"),

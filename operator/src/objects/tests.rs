@@ -1,6 +1,6 @@
 //! The built objects: what a user relies on in each.
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, TopologySpreadConstraint};
 use kube::api::ObjectMeta;
 
 use super::*;
@@ -149,6 +149,91 @@ fn members_are_spread_across_nodes_unless_turned_off() {
     assert!(pod_spec(&packed)
         .and_then(|p| p.affinity.as_ref())
         .is_none());
+}
+
+#[test]
+fn members_are_spread_across_zones_where_the_scheduler_can_unless_told_otherwise() {
+    let zone_spread = |spread| {
+        let mut spec = DEngineClusterSpec::example(3);
+        spec.scheduling.spread_across_zones = spread;
+        let set = stateful_set(&cluster(spec), 1);
+        pod_spec(&set)
+            .and_then(|p| p.topology_spread_constraints.clone())
+            .unwrap_or_default()
+    };
+    let preferred = zone_spread(crate::crd::ZoneSpread::Preferred);
+    assert_eq!(preferred.len(), 1);
+    assert_eq!(preferred[0].topology_key, "topology.kubernetes.io/zone");
+    assert_eq!(preferred[0].when_unsatisfiable, "ScheduleAnyway");
+    assert_eq!(preferred[0].max_skew, 1);
+    assert_eq!(
+        preferred[0]
+            .label_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone()),
+        Some(selector_labels(&cluster(DEngineClusterSpec::example(3))))
+    );
+    assert_eq!(
+        zone_spread(crate::crd::ZoneSpread::Required)[0].when_unsatisfiable,
+        "DoNotSchedule"
+    );
+    assert!(zone_spread(crate::crd::ZoneSpread::Off).is_empty());
+
+    // The user's own constraints are kept beside it.
+    let mut spec = DEngineClusterSpec::example(3);
+    spec.scheduling.topology_spread_constraints = vec![TopologySpreadConstraint {
+        max_skew: 2,
+        topology_key: "example.com/rack".into(),
+        when_unsatisfiable: "DoNotSchedule".into(),
+        ..TopologySpreadConstraint::default()
+    }];
+    let set = stateful_set(&cluster(spec), 1);
+    let keys: Vec<_> = pod_spec(&set)
+        .and_then(|p| p.topology_spread_constraints.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.topology_key)
+        .collect();
+    assert_eq!(keys, ["topology.kubernetes.io/zone", "example.com/rack"]);
+}
+
+/// The node runs as a native sidecar (an init container); the Endpoints controller of
+/// Kubernetes 1.28 resolves named target ports against regular containers only, so a named
+/// target left the peers' Endpoints empty there.
+#[test]
+fn services_target_the_node_ports_by_number() {
+    let mut spec = with_app(DEngineClusterSpec::example(3));
+    spec.ports.peer = 12380;
+    let peers = peer_service(&cluster(spec));
+    for port in peers.spec.and_then(|s| s.ports).expect("ports") {
+        assert_eq!(
+            port.target_port,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port.port)),
+            "{:?}",
+            port.name
+        );
+    }
+    let client =
+        client_service(&cluster(DEngineClusterSpec::example(3))).expect("a client service");
+    let ports = client.spec.and_then(|s| s.ports).expect("ports");
+    assert_eq!(
+        ports[0].target_port,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2379))
+    );
+}
+
+#[test]
+fn the_image_pull_policy_is_the_specs_or_kubernetes_default() {
+    let node = |spec: &DEngineClusterSpec| {
+        let set = stateful_set(&cluster(spec.clone()), 1);
+        pod_spec(&set).expect("a pod spec").containers[0]
+            .image_pull_policy
+            .clone()
+    };
+    let mut spec = DEngineClusterSpec::example(3);
+    assert_eq!(node(&spec), None, "unset: Kubernetes decides by the tag");
+    spec.image_pull_policy = Some(crate::crd::ImagePullPolicy::Never);
+    assert_eq!(node(&spec).as_deref(), Some("Never"));
 }
 
 #[test]

@@ -11,6 +11,8 @@ pub enum ConditionType {
     Progressing,
     /// Something has been wrong for longer than the operator waits.
     Degraded,
+    /// The last backup failed (only on clusters with `spec.backup`); the message says why.
+    BackupFailed,
 }
 
 impl ConditionType {
@@ -20,6 +22,7 @@ impl ConditionType {
             ConditionType::Available => "Available",
             ConditionType::Progressing => "Progressing",
             ConditionType::Degraded => "Degraded",
+            ConditionType::BackupFailed => "BackupFailed",
         }
     }
 }

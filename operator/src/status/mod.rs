@@ -1,9 +1,11 @@
 //! What the operator reports in a DEngineCluster's status: the phase, the leader, each member,
 //! the versions, and the `Available`, `Progressing` and `Degraded` conditions.
 
+mod backup;
 mod conditions;
 mod report;
 
+pub use backup::{BackupStatus, CompletedBackup, FailedBackup, RunningBackup};
 pub use conditions::{set_condition, ConditionType};
 pub use report::{report, report_error};
 
@@ -44,7 +46,13 @@ pub struct DEngineClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_version: Option<String>,
 
-    /// `Available`, `Progressing` and `Degraded`, each with a reason and a message.
+    /// Backups: the last one taken and the last failure, when `spec.backup` is set or a
+    /// backup was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+
+    /// `Available`, `Progressing` and `Degraded`, each with a reason and a message, and
+    /// `BackupFailed` on clusters that take backups.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -94,6 +102,10 @@ pub struct MemberStatus {
     pub ready: bool,
     /// How many committed log entries it lacks, as the leader sees it.
     pub lag: u64,
+    /// Why the leader cannot reach it, while it cannot: the leader's last connection error
+    /// (for example a name that does not resolve yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_error: Option<String>,
 }
 
 /// A member's part in the Raft group.

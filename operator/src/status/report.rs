@@ -43,6 +43,7 @@ pub fn report(
                         role: m.role,
                         ready,
                         lag,
+                        connection_error: m.connection_error.clone(),
                     })
                 })
                 .collect()
@@ -74,6 +75,8 @@ pub fn report(
         members,
         current_version: current_version.cloned(),
         target_version: Some(observed.spec.version.clone()),
+        // Backups are recorded after the step (kubernetes::backups), over what was.
+        backup: previous.and_then(|p| p.backup.clone()),
         conditions: previous.map(|p| p.conditions.clone()).unwrap_or_default(),
     };
 

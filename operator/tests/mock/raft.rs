@@ -7,9 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dengine_operator::backup::{BackupFailure, BackupSource, ChunkStream};
 use dengine_operator::driver::{Membership, MembershipChange};
 use dengine_operator::observed::{ClusterView, MemberRole, MemberView, NodeId};
 use dengine_operator::Error;
+use dengine_proto::v1::{BackupChunk, BackupHeader, SnapshotMetadata};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 
 #[derive(Default, Debug)]
 pub struct Group {
@@ -26,6 +30,10 @@ pub struct Group {
     pub changes: Vec<MembershipChange>,
     /// Admin tokens the operator called with.
     pub tokens: BTreeSet<String>,
+    /// Backups asked of a node, by node id.
+    pub backups_from: Vec<u64>,
+    /// Backup streams break off after half their data.
+    pub backups_break: bool,
 }
 
 impl Group {
@@ -98,6 +106,12 @@ impl Membership for SimulatedMembership {
                     } else {
                         Duration::from_secs(60)
                     }),
+                    connection_error: (!up).then(|| {
+                        format!(
+                            "transport error: dns error: no record for orders-{}",
+                            id - 1
+                        )
+                    }),
                 }
             })
             .collect();
@@ -148,5 +162,50 @@ impl Membership for SimulatedMembership {
             }
         }
         Ok(())
+    }
+}
+
+/// The state a simulated node backs up: a few bytes naming the commit index.
+pub fn simulated_state(commit: u64) -> Vec<u8> {
+    format!("the simulated group's state at commit {commit}").into_bytes()
+}
+
+impl BackupSource for SimulatedMembership {
+    fn open(
+        &self,
+        id: NodeId,
+        _endpoint: &str,
+    ) -> BoxFuture<'static, Result<ChunkStream, BackupFailure>> {
+        let mut group = self.group.lock().expect("group lock");
+        group.backups_from.push(id.0);
+        let data = simulated_state(group.commit);
+        let header = BackupHeader {
+            format: dengine_proto::backup::FORMAT,
+            cluster_id: 7,
+            metadata: Some(SnapshotMetadata {
+                index: group.commit,
+                term: 1,
+                ..SnapshotMetadata::default()
+            }),
+            data_bytes: data.len() as u64,
+            checksum: dengine_proto::backup::checksum(&data),
+            revision: group.commit as i64,
+        };
+        let sent = if group.backups_break {
+            data.len() / 2
+        } else {
+            data.len()
+        };
+        let chunks = vec![
+            Ok(BackupChunk {
+                header: Some(header),
+                data: Default::default(),
+            }),
+            Ok(BackupChunk {
+                header: None,
+                data: data[..sent].to_vec().into(),
+            }),
+        ];
+        futures::future::ready(Ok(futures::stream::iter(chunks).boxed())).boxed()
     }
 }

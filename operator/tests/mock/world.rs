@@ -4,11 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dengine_operator::backup::Destination;
 use dengine_operator::crd::{DEngineCluster, DEngineClusterSpec};
-use dengine_operator::kubernetes::{reconcile_with, Context, ControllerConfig};
+use dengine_operator::kubernetes::{reconcile_with, Context, ControllerConfig, DestinationFactory};
 use dengine_operator::metrics::Metrics;
 use dengine_operator::observed::Limits;
 use kube::Client;
+use object_store::memory::InMemory;
 use serde_json::{json, Value};
 
 use super::api_server::{self, Store};
@@ -20,6 +22,8 @@ pub const TOKEN: &str = "s3cret";
 
 pub struct World {
     pub client: Client,
+    /// Where the cluster's backups go: any `spec.backup.s3` bucket, in memory.
+    pub backups: Arc<InMemory>,
     pub store: Arc<Mutex<Store>>,
     pub group: Arc<Mutex<Group>>,
     pub ctx: Arc<Context>,
@@ -62,8 +66,10 @@ impl World {
             );
         }
         let client = api_server::client(store.clone());
-        let ctx = Self::operator(&client);
+        let backups = Arc::new(InMemory::new());
+        let ctx = Self::operator_storing(&client, backups.clone());
         World {
+            backups,
             store,
             group: Arc::new(Mutex::new(Group::default())),
             client,
@@ -72,27 +78,37 @@ impl World {
         }
     }
 
-    /// A new operator: what a restarted process would build.
-    pub fn operator(client: &Client) -> Arc<Context> {
-        Arc::new(Context::new(
-            client.clone(),
-            Arc::new(Metrics::new()),
-            ControllerConfig {
-                namespaces: vec![NS.into()],
-                limits: Limits {
-                    degraded_after: Duration::from_secs(300),
-                    ..Limits::default()
+    /// A new operator: what a restarted process would build, its backups going to `backups`.
+    pub fn operator_storing(client: &Client, backups: Arc<InMemory>) -> Arc<Context> {
+        let destinations: DestinationFactory = Arc::new(move |spec, prefix, _credentials| {
+            Ok(Destination::new(
+                backups.clone(),
+                format!("s3://{}", spec.bucket),
+                prefix,
+            ))
+        });
+        Arc::new(
+            Context::new(
+                client.clone(),
+                Arc::new(Metrics::new()),
+                ControllerConfig {
+                    namespaces: vec![NS.into()],
+                    limits: Limits {
+                        degraded_after: Duration::from_secs(300),
+                        ..Limits::default()
+                    },
+                    admin_timeout: Duration::from_secs(1),
+                    instance: Some("test".into()),
                 },
-                admin_timeout: Duration::from_secs(1),
-                instance: Some("test".into()),
-            },
-        ))
+            )
+            .with_backup_destinations(destinations),
+        )
     }
 
     /// A new operator for this world, after the last one died.
     #[allow(dead_code)]
     pub fn operator_for(world: &World) -> Arc<Context> {
-        Self::operator(&world.client)
+        Self::operator_storing(&world.client, world.backups.clone())
     }
 
     pub fn cluster(&self) -> DEngineCluster {

@@ -357,6 +357,7 @@ impl World {
                             .get(id)
                             .map_or(Duration::from_secs(100_000), |h| self.clock - *h)
                     }),
+                    connection_error: None,
                 })
                 .collect(),
         })

@@ -46,6 +46,9 @@ struct MemberView {
     last_contact_ms: u64,
     /// Known only when the answering node is the leader; 0 otherwise.
     lag: u64,
+    /// The answering node's last error reaching this member, while it cannot.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    connection_error: String,
 }
 
 fn render(format: OutputFormat, response: &MemberListResponse) -> String {
@@ -77,6 +80,7 @@ fn render(format: OutputFormat, response: &MemberListResponse) -> String {
                     match_index: member.match_index,
                     last_contact_ms: member.last_contact_ms,
                     lag: member.lag,
+                    connection_error: member.connection_error.clone(),
                 })
                 .collect(),
         }),
@@ -95,6 +99,7 @@ mod tests {
             match_index: 0,
             last_contact_ms: 0,
             lag: 0,
+            connection_error: String::new(),
         };
         MemberListResponse {
             cluster_id: 9,

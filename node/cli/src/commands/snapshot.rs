@@ -18,6 +18,8 @@ struct BackupView {
     cluster_id: String,
     index: u64,
     term: u64,
+    /// The key-value revision the backup holds; 0 for backups written before it was recorded.
+    revision: i64,
     bytes: u64,
 }
 
@@ -28,6 +30,7 @@ fn view(file: &std::path::Path, header: &BackupHeader) -> BackupView {
         cluster_id: format!("{:x}", header.cluster_id),
         index: meta.index,
         term: meta.term,
+        revision: header.revision,
         bytes: header.data_bytes,
     }
 }
@@ -36,8 +39,8 @@ fn render(format: OutputFormat, what: &str, view: &BackupView) -> String {
     match format {
         OutputFormat::Json => json_line(view),
         OutputFormat::Table => format!(
-            "{what} {}: cluster {}, index {}, term {}, {} bytes\n",
-            view.file, view.cluster_id, view.index, view.term, view.bytes
+            "{what} {}: cluster {}, index {}, term {}, revision {}, {} bytes\n",
+            view.file, view.cluster_id, view.index, view.term, view.revision, view.bytes
         ),
     }
 }

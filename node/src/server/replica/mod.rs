@@ -668,6 +668,9 @@ impl Replica {
         );
         self.status.send_if_modified(|current| {
             let changed = *current != status;
+            if status.leader != 0 && status.leader != current.leader {
+                self.metrics.leader_changes_seen.inc();
+            }
             if changed {
                 *current = status;
             }

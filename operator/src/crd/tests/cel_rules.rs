@@ -84,15 +84,15 @@ fn the_node_container_name_is_reserved() {
 
 #[test]
 fn storage_size_must_be_a_positive_quantity() {
-    for bad in ["ten gigabytes", "0", "-1Gi"] {
+    for bad in ["ten gigabytes", "0", "0Gi", "-1Gi", "10gi", "1.Gi", "10 Gi"] {
         let manifest = with(manifest(), "spec/storage/size", json!(bad));
         assert_refused(
             broken_rules(&manifest, None),
             "spec.storage.size",
-            "positive quantity",
+            "positive size",
         );
     }
-    for good in ["10Gi", "500M", "1"] {
+    for good in ["10Gi", "500M", "1", "0.5Gi", "1.5T", "2048Ki"] {
         let manifest = with(manifest(), "spec/storage/size", json!(good));
         assert_eq!(
             broken_rules(&manifest, None),

@@ -72,6 +72,7 @@ fn caught_up(id: NodeId, role: MemberRole) -> MemberView {
         role,
         match_index: COMMIT,
         last_contact: Some(Duration::from_millis(100)),
+        connection_error: None,
     }
 }
 

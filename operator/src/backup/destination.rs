@@ -1,0 +1,276 @@
+//! Where backups are written: a bucket and a prefix, the names backups get there, and the
+//! retention that deletes the oldest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use k8s_openapi::jiff::Timestamp;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+use super::BackupFailure;
+use crate::crd::S3Destination;
+
+/// What every backup object's name ends with.
+const SUFFIX: &str = ".dengine-backup";
+
+/// Static credentials for an S3-compatible store.
+#[derive(Clone)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+/// A bucket and a prefix within it.
+#[derive(Clone)]
+pub struct Destination {
+    store: Arc<dyn ObjectStore>,
+    /// `s3://<bucket>`, the start of every location.
+    scheme_and_bucket: String,
+    /// Every object name starts with this; empty or ending in `/`.
+    prefix: String,
+}
+
+impl Destination {
+    /// The bucket `spec` names. Requests fail over after a few quick retries rather than the
+    /// store client's default minutes, so that a bucket that cannot be reached is reported
+    /// while the reason is fresh; the next schedule tries again.
+    pub fn s3(
+        spec: &S3Destination,
+        prefix: String,
+        credentials: Option<S3Credentials>,
+    ) -> Result<Destination, BackupFailure> {
+        let mut builder = match &credentials {
+            // The operator's environment: a web identity token, an instance profile.
+            None => AmazonS3Builder::from_env(),
+            Some(_) => AmazonS3Builder::new(),
+        }
+        .with_bucket_name(&spec.bucket)
+        .with_region(&spec.region)
+        .with_virtual_hosted_style_request(spec.virtual_hosted_style)
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(30),
+        })
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(120)),
+        );
+        if let Some(endpoint) = &spec.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(credentials) = credentials {
+            builder = builder
+                .with_access_key_id(credentials.access_key_id)
+                .with_secret_access_key(credentials.secret_access_key);
+            if let Some(token) = credentials.session_token {
+                builder = builder.with_token(token);
+            }
+        }
+        let store = builder.build().map_err(|error| BackupFailure {
+            reason: "DestinationInvalid",
+            message: format!("bucket {}: {error}", spec.bucket),
+        })?;
+        Ok(Destination::new(
+            Arc::new(store),
+            format!("s3://{}", spec.bucket),
+            prefix,
+        ))
+    }
+
+    /// Any store, named `scheme_and_bucket` in locations (tests use an in-memory one).
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        scheme_and_bucket: String,
+        prefix: String,
+    ) -> Destination {
+        Destination {
+            store,
+            scheme_and_bucket,
+            prefix,
+        }
+    }
+
+    /// The store itself.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// The name of `cluster`'s backup started at `time`: names sort as times do, so the
+    /// oldest backups are the first names.
+    pub fn object_for(&self, cluster: &str, time: Timestamp) -> Path {
+        // Milliseconds too: a backup asked for just after a scheduled one gets a name of its own.
+        let stamp = format!(
+            "{}{:03}Z",
+            time.strftime("%Y%m%dT%H%M%S."),
+            time.subsec_millisecond()
+        );
+        Path::from(format!("{}{cluster}-{stamp}{SUFFIX}", self.prefix))
+    }
+
+    /// Where `path` is, as the status and Events say it.
+    pub fn location(&self, path: &Path) -> String {
+        format!("{}/{path}", self.scheme_and_bucket)
+    }
+
+    /// `cluster`'s backups here, oldest first. Objects under the prefix named otherwise (the
+    /// user's own, another cluster's) are not counted.
+    pub async fn backups_of(&self, cluster: &str) -> Result<Vec<Path>, BackupFailure> {
+        let prefix = Path::from(self.prefix.trim_end_matches('/'));
+        let listing = self.store.list(Some(&prefix));
+        let objects: Vec<_> = listing
+            .try_collect()
+            .await
+            .map_err(|error| upload_failed("listing the backups", &error))?;
+        let mut names: Vec<Path> = objects
+            .into_iter()
+            .map(|meta| meta.location)
+            .filter(|path| self.is_backup_of(cluster, path))
+            .collect();
+        names.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+        Ok(names)
+    }
+
+    /// Deletes `cluster`'s oldest backups beyond the newest `keep`; returns what it deleted.
+    pub async fn prune(&self, cluster: &str, keep: usize) -> Result<Vec<Path>, BackupFailure> {
+        let backups = self.backups_of(cluster).await?;
+        let excess = backups.len().saturating_sub(keep.max(1));
+        let mut deleted = Vec::new();
+        for path in backups.into_iter().take(excess) {
+            self.store
+                .delete(&path)
+                .await
+                .map_err(|error| upload_failed(&format!("deleting {path}"), &error))?;
+            deleted.push(path);
+        }
+        Ok(deleted)
+    }
+
+    /// Whether `path` is named as one of `cluster`'s backups directly under the prefix.
+    fn is_backup_of(&self, cluster: &str, path: &Path) -> bool {
+        let Some(name) = path.as_ref().strip_prefix(&self.prefix) else {
+            return false;
+        };
+        let Some(stamp) = name
+            .strip_prefix(cluster)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.strip_suffix(SUFFIX))
+        else {
+            return false;
+        };
+        // YYYYMMDDTHHMMSS.mmmZ
+        let bytes = stamp.as_bytes();
+        bytes.len() == 20
+            && bytes[8] == b'T'
+            && bytes[15] == b'.'
+            && bytes[19] == b'Z'
+            && bytes[..8]
+                .iter()
+                .chain(&bytes[9..15])
+                .chain(&bytes[16..19])
+                .all(u8::is_ascii_digit)
+    }
+}
+
+/// A failure of the store, with what was being done.
+pub(super) fn upload_failed(doing: &str, error: &object_store::Error) -> BackupFailure {
+    BackupFailure {
+        reason: "UploadFailed",
+        message: format!("{doing}: {}", error_chain(error)),
+    }
+}
+
+/// An error and its causes: the store's errors put the useful part (the service's code, a
+/// refused connection) below the top.
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+    use object_store::PutPayload;
+
+    use super::*;
+
+    fn destination(prefix: &str) -> Destination {
+        Destination::new(
+            Arc::new(InMemory::new()),
+            "s3://backups".into(),
+            prefix.into(),
+        )
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn names_sort_as_times_and_locations_name_the_bucket() {
+        let d = destination("shop/orders/");
+        let early = d.object_for("orders", at("2026-12-06T09:05:00Z"));
+        let late = d.object_for("orders", at("2026-12-06T10:00:00Z"));
+        assert_eq!(
+            early.as_ref(),
+            "shop/orders/orders-20261206T090500.000Z.dengine-backup"
+        );
+        assert!(early.as_ref() < late.as_ref());
+        assert_eq!(
+            d.location(&early),
+            "s3://backups/shop/orders/orders-20261206T090500.000Z.dengine-backup"
+        );
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_the_oldest_of_this_clusters_backups_only() {
+        let d = destination("team/");
+        let store = d.store();
+        let mut ours = Vec::new();
+        for hour in 10..15 {
+            let path = d.object_for("orders", at(&format!("2026-12-06T{hour}:00:00Z")));
+            store
+                .put(&path, PutPayload::from_static(b"x"))
+                .await
+                .unwrap();
+            ours.push(path);
+        }
+        // Not ours: another cluster whose name starts the same, a user's file, a deeper path.
+        let others = [
+            d.object_for("orders-eu", at("2026-12-06T01:00:00Z")),
+            Path::from("team/orders-notes.txt"),
+            Path::from("team/old/orders-20200101T000000.000Z.dengine-backup"),
+        ];
+        for path in &others {
+            store
+                .put(path, PutPayload::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(d.backups_of("orders").await.unwrap(), ours);
+
+        let deleted = d.prune("orders", 3).await.unwrap();
+        assert_eq!(deleted, ours[..2].to_vec());
+        assert_eq!(d.backups_of("orders").await.unwrap(), ours[2..].to_vec());
+        for path in &others {
+            assert!(store.head(path).await.is_ok(), "{path} was kept");
+        }
+        assert!(d.prune("orders", 3).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,100 @@
+//! Scheduled backups to object storage.
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// The annotation that asks for a backup now: set it to any new value (a timestamp, say) and
+/// the operator takes one backup, then records the value it served in
+/// `status.backup.lastRequest`.
+///
+/// ```sh
+/// kubectl annotate denginecluster orders dengine.io/backup-requested="$(date +%s)" --overwrite
+/// ```
+pub const BACKUP_REQUEST_ANNOTATION: &str = "dengine.io/backup-requested";
+
+/// Backups of the cluster, taken by the operator from the leader's admin `Backup` API and
+/// written to object storage as they stream in, each checked against the checksum the node
+/// computed before it is kept.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// When to take a backup: a cron expression of five fields (minute, hour, day of month,
+    /// month, day of week), in UTC; for example `0 */6 * * *` for every six hours. A backup
+    /// missed while the operator was down is taken once when it is back, not once per miss.
+    #[schemars(length(min = 9, max = 128), pattern(r"^\S+( \S+){4}$"))]
+    pub schedule: String,
+
+    /// How many backups to keep: after each successful one, the oldest beyond this count are
+    /// deleted from the destination (only objects this cluster's backups are named as).
+    #[serde(default = "default_keep")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub keep: u32,
+
+    /// Where the backups go.
+    pub s3: S3Destination,
+}
+
+fn default_keep() -> u32 {
+    7
+}
+
+/// An S3 bucket, or a bucket of any S3-compatible store (MinIO, Ceph, and others) at
+/// `endpoint`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.endpoint) || self.endpoint.startsWith('https://') || self.endpoint.startsWith('http://')")
+    .message("endpoint must be a URL starting with https:// or http://")
+    .field_path(".endpoint"))]
+pub struct S3Destination {
+    /// The bucket, which must exist.
+    #[schemars(length(min = 3, max = 63), pattern(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"))]
+    pub bucket: String,
+
+    /// Where in the bucket: object names start with this. Defaults to
+    /// `<namespace>/<cluster>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub prefix: Option<String>,
+
+    /// The store's URL, for a store other than AWS S3 (for example `http://minio.storage:9000`);
+    /// AWS's endpoint for `region` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 8, max = 512))]
+    pub endpoint: Option<String>,
+
+    /// The bucket's region.
+    #[serde(default = "default_region")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: String,
+
+    /// Address the bucket as `<bucket>.<endpoint host>` instead of `<endpoint>/<bucket>`. AWS
+    /// supports both; many S3-compatible stores only the path style, the default.
+    #[serde(default)]
+    pub virtual_hosted_style: bool,
+
+    /// The Secret, in the cluster's namespace, holding the keys `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN` for temporary credentials). Unset, the
+    /// operator uses the credentials of its own environment (an IAM role for its service
+    /// account, an instance profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub credentials_secret: Option<String>,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+
+impl S3Destination {
+    /// The prefix object names start with, ending in `/` unless empty.
+    pub fn prefix_for(&self, namespace: &str, cluster: &str) -> String {
+        let prefix = self
+            .prefix
+            .clone()
+            .unwrap_or_else(|| format!("{namespace}/{cluster}/"));
+        match prefix.is_empty() || prefix.ends_with('/') {
+            true => prefix,
+            false => format!("{prefix}/"),
+        }
+    }
+}

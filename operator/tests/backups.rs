@@ -1,0 +1,253 @@
+//! Backups through the reconciler, against the mocked Kubernetes API and an in-memory bucket:
+//! a backup asked for with the annotation is written whole, checked and reported (status,
+//! condition, Event); retention keeps the newest; a broken stream, missing credentials, a
+//! request without a destination and a bad schedule each leave nothing behind and say why.
+
+mod mock;
+
+use dengine_operator::crd::{BackupSpec, DEngineClusterSpec, S3Destination};
+use futures::TryStreamExt;
+use mock::raft::simulated_state;
+use mock::world::{World, NAME, NS};
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use serde_json::{json, Value};
+
+fn backed_up(schedule: &str, keep: u32) -> DEngineClusterSpec {
+    let mut spec = DEngineClusterSpec::example(1);
+    spec.backup = Some(BackupSpec {
+        schedule: schedule.into(),
+        keep,
+        s3: S3Destination {
+            bucket: "backups".into(),
+            prefix: None,
+            endpoint: Some("http://127.0.0.1:9".into()),
+            region: "us-east-1".into(),
+            virtual_hosted_style: false,
+            credentials_secret: Some("s3".into()),
+        },
+    });
+    spec
+}
+
+/// A founded cluster with the credentials Secret its backups name.
+async fn running(spec: DEngineClusterSpec) -> World {
+    let mut world = World::new(spec);
+    world.store.lock().unwrap().create(
+        "secrets",
+        NS,
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "s3" },
+            "data": {
+                "AWS_ACCESS_KEY_ID": "a2V5",
+                "AWS_SECRET_ACCESS_KEY": "c2VjcmV0",
+            },
+        }),
+    );
+    world.run_until(30, |w| w.running_with(1)).await;
+    world
+}
+
+/// A user asks for a backup now.
+fn request_backup(world: &World, value: &str) {
+    world
+        .store
+        .lock()
+        .unwrap()
+        .get_mut("dengineclusters", NS, NAME)
+        .expect("the cluster")["metadata"]["annotations"]["dengine.io/backup-requested"] =
+        json!(value);
+}
+
+/// Reconciles, letting the backup task run between reconciles, until `done` holds.
+async fn reconcile_until(world: &mut World, done: impl Fn(&Value) -> bool) {
+    for _ in 0..50 {
+        let _ = world.reconcile().await;
+        if done(&world.status()) {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!(
+        "not done after 50 reconciles; events: {:?}; status: {}",
+        world.event_reasons(),
+        serde_json::to_string_pretty(&world.status()).unwrap()
+    );
+}
+
+fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == type_))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+async fn objects(world: &World) -> Vec<String> {
+    let mut names: Vec<String> = world
+        .backups
+        .list(None)
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_requested_backup_is_written_whole_checked_and_reported() {
+    let mut world = running(backed_up("0 0 1 1 *", 7)).await;
+    request_backup(&world, "first");
+    reconcile_until(&mut world, |s| !s["backup"]["lastSuccessful"].is_null()).await;
+
+    let status = world.status();
+    let last = &status["backup"]["lastSuccessful"];
+    let stored = objects(&world).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(
+        stored[0].starts_with("shop/orders/orders-") && stored[0].ends_with(".dengine-backup"),
+        "{stored:?}"
+    );
+    assert_eq!(last["location"], format!("s3://backups/{}", stored[0]));
+    let commit = world.group.lock().unwrap().commit;
+    assert_eq!(last["revision"], json!(commit));
+    assert_eq!(last["index"], json!(commit));
+    assert_eq!(status["backup"]["lastRequest"], "first");
+    assert!(status["backup"]["running"].is_null());
+    let ok = condition(&status, "BackupFailed");
+    assert_eq!(ok["status"], "False");
+    assert_eq!(ok["reason"], "BackupSucceeded");
+    assert_eq!(world.events_with("BackupSucceeded"), 1);
+
+    // The object is the file `dengine snapshot save` writes: every restore path reads it.
+    let bytes = world
+        .backups
+        .get(&Path::from(stored[0].as_str()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(last["sizeBytes"], json!(bytes.len()));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &bytes).unwrap();
+    let (_, data) = dengine_proto::backup::read(file.path()).expect("a valid backup");
+    assert_eq!(data, simulated_state(commit));
+    assert_eq!(
+        world.group.lock().unwrap().backups_from,
+        vec![1],
+        "from the leader"
+    );
+
+    // The request is served once.
+    for _ in 0..3 {
+        world.reconcile().await.expect("a reconcile");
+    }
+    assert_eq!(world.group.lock().unwrap().backups_from.len(), 1);
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_backups_of_this_cluster() {
+    let mut world = running(backed_up("0 0 1 1 *", 2)).await;
+    let old = [
+        "shop/orders/orders-20250101T000000.000Z.dengine-backup",
+        "shop/orders/orders-20250102T000000.000Z.dengine-backup",
+        "shop/orders/orders-20250103T000000.000Z.dengine-backup",
+    ];
+    let theirs = "shop/orders/notes.txt";
+    for name in old.iter().chain([&theirs]) {
+        world
+            .backups
+            .put(&Path::from(*name), PutPayload::from_static(b"old"))
+            .await
+            .unwrap();
+    }
+    request_backup(&world, "now");
+    reconcile_until(&mut world, |s| !s["backup"]["lastSuccessful"].is_null()).await;
+
+    let stored = objects(&world).await;
+    let location = world.status()["backup"]["lastSuccessful"]["location"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("s3://backups/")
+        .to_string();
+    let mut expected = vec![theirs.to_string(), old[2].to_string(), location];
+    expected.sort();
+    assert_eq!(stored, expected);
+}
+
+#[tokio::test]
+async fn a_broken_backup_stream_fails_and_leaves_nothing_behind() {
+    let mut world = running(backed_up("0 0 1 1 *", 7)).await;
+    world.group.lock().unwrap().backups_break = true;
+    request_backup(&world, "1");
+    reconcile_until(&mut world, |s| !s["backup"]["lastFailed"].is_null()).await;
+
+    let status = world.status();
+    assert_eq!(status["backup"]["lastFailed"]["reason"], "BackupCorrupt");
+    let failed = condition(&status, "BackupFailed");
+    assert_eq!(failed["status"], "True");
+    assert_eq!(failed["reason"], "BackupCorrupt");
+    assert!(failed["message"].as_str().unwrap().contains("ended after"));
+    assert_eq!(world.events_with("BackupFailed"), 1);
+    assert!(objects(&world).await.is_empty());
+
+    // The next one that works clears the condition.
+    world.group.lock().unwrap().backups_break = false;
+    request_backup(&world, "2");
+    reconcile_until(&mut world, |s| !s["backup"]["lastSuccessful"].is_null()).await;
+    assert_eq!(
+        condition(&world.status(), "BackupFailed")["status"],
+        "False"
+    );
+}
+
+#[tokio::test]
+async fn missing_credentials_are_reported_and_nothing_is_taken() {
+    let mut world = running(backed_up("0 0 1 1 *", 7)).await;
+    world.store.lock().unwrap().remove("secrets", NS, "s3");
+    request_backup(&world, "1");
+    reconcile_until(&mut world, |s| !s["backup"]["lastFailed"].is_null()).await;
+    let failed = condition(&world.status(), "BackupFailed");
+    assert_eq!(failed["reason"], "CredentialsInvalid");
+    assert!(failed["message"]
+        .as_str()
+        .unwrap()
+        .contains("Secret shop/s3 does not exist"));
+    assert!(world.group.lock().unwrap().backups_from.is_empty());
+}
+
+#[tokio::test]
+async fn a_request_without_a_destination_says_so() {
+    let mut world = running(DEngineClusterSpec::example(1)).await;
+    request_backup(&world, "1");
+    reconcile_until(&mut world, |s| !s["backup"]["lastFailed"].is_null()).await;
+    let failed = condition(&world.status(), "BackupFailed");
+    assert_eq!(failed["reason"], "NotConfigured");
+    assert!(failed["message"].as_str().unwrap().contains("spec.backup"));
+    assert_eq!(world.events_with("BackupFailed"), 1);
+}
+
+#[tokio::test]
+async fn a_schedule_that_does_not_parse_is_reported_once() {
+    let mut world = running(backed_up("61 * * * *", 7)).await;
+    reconcile_until(&mut world, |s| {
+        s["conditions"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|c| c["reason"] == "InvalidSchedule"))
+    })
+    .await;
+    for _ in 0..3 {
+        world.reconcile().await.expect("a reconcile");
+    }
+    let failed = condition(&world.status(), "BackupFailed");
+    assert_eq!(failed["status"], "True");
+    assert!(failed["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a cron expression of five fields"));
+    assert_eq!(world.events_with("BackupFailed"), 1);
+    assert!(world.group.lock().unwrap().backups_from.is_empty());
+}
