@@ -4,6 +4,10 @@
 //! new cluster holding the same keys; retention over real listings and deletes; and the bad
 //! inputs a user meets (wrong credentials, a bucket that does not exist, a store nobody
 //! answers at), each a failure that says why and leaves no object behind.
+//!
+//! And the way back, as a DEngineCluster's `spec.restoreFrom` runs it: `dengine snapshot fetch`
+//! (pod 0's restore container) downloads and checks the backup, then the node founds a cluster
+//! from it; a missing or damaged object is refused and leaves no file to restore from.
 
 mod common;
 
@@ -11,7 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::{get, put, Cluster};
+use common::{dengine_with_env, get, put, Cluster};
 use dengine::proto::ReadPolicy;
 use dengine_operator::admin::GrpcMembership;
 use dengine_operator::backup::{write_backup, BackupSource, Destination, S3Credentials};
@@ -19,7 +23,7 @@ use dengine_operator::crd::S3Destination;
 use dengine_operator::observed::NodeId;
 use futures::TryStreamExt;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use object_store::ObjectStore;
+use object_store::{ObjectStore, PutPayload};
 
 /// A moto server running for as long as this lives.
 struct S3Server {
@@ -228,4 +232,130 @@ async fn wrong_credentials_a_missing_bucket_and_an_unreachable_store_fail_clearl
         objects(&s3.destination()).await.is_empty(),
         "nothing was left behind"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_container_fetches_a_backup_a_new_cluster_is_founded_from() {
+    let s3 = S3Server::start();
+    let source = Cluster::start(1, &[]).await;
+    let mut kv = source.nodes[0].kv();
+    let mut revision = 0;
+    for i in 0..20 {
+        revision = put(&mut kv, &format!("orders/{i:02}"), &format!("o{i}"))
+            .await
+            .header
+            .expect("a header")
+            .revision;
+    }
+    let admin = GrpcMembership::new(None, std::time::Duration::from_secs(5));
+    let destination = s3.destination();
+    let chunks = admin
+        .open(NodeId(1), &source.nodes[0].spec.peer_endpoint())
+        .await
+        .expect("a stream");
+    let path = destination.object_for("orders", Timestamp::now());
+    let written = write_backup(chunks, &destination, path)
+        .await
+        .expect("backed up");
+    let location = destination.location(&written.path);
+    // A damaged copy beside it: the data's last byte flipped.
+    let mut damaged = destination
+        .store()
+        .get(&written.path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    *damaged.last_mut().unwrap() ^= 1;
+    let damaged_path = object_store::path::Path::from("shop/orders/damaged.dengine-backup");
+    destination
+        .store()
+        .put(&damaged_path, PutPayload::from(damaged))
+        .await
+        .unwrap();
+
+    // The restore container's environment, as the operator builds it.
+    let env = |join: &'static str| {
+        vec![
+            ("AWS_ACCESS_KEY_ID", s3.credentials.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                s3.credentials.secret_access_key.clone(),
+            ),
+            ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("DENGINE_JOIN", join.to_string()),
+        ]
+    };
+    let fetch = |location: String, file: std::path::PathBuf, join: &'static str| {
+        let env = env(join);
+        async move {
+            let report = file.with_extension("report");
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let run = dengine_with_env(
+                &[
+                    "snapshot",
+                    "fetch",
+                    &location,
+                    &file.display().to_string(),
+                    "--report-to",
+                    &report.display().to_string(),
+                ],
+                &env,
+            )
+            .await;
+            (run, std::fs::read_to_string(report).unwrap_or_default())
+        }
+    };
+    let dir = source.dir().to_path_buf();
+
+    // Founding: fetched, checked, reported.
+    let file = dir.join("restore.dengine-backup");
+    let (run, report) = fetch(location.clone(), file.clone(), "false").await;
+    run.expect_success("fetch");
+    let report: serde_json::Value = serde_json::from_str(&report).expect("a JSON report");
+    assert_eq!(report["fetched"], true);
+    assert_eq!(report["revision"], revision);
+    assert_eq!(report["file_bytes"], written.size_bytes);
+
+    // A key that is not there, and a damaged object: refused, nothing left to restore from.
+    let missing = format!("s3://{}/shop/orders/no-such.dengine-backup", s3.bucket);
+    let bad = dir.join("bad.dengine-backup");
+    for (what, location, expected) in [
+        ("a missing object", missing, "not found"),
+        (
+            "a damaged object",
+            destination.location(&damaged_path),
+            "checksum",
+        ),
+    ] {
+        let (run, _) = fetch(location, bad.clone(), "false").await;
+        run.expect_code(1, what);
+        assert!(run.stderr.contains(expected), "{what}: {}", run.stderr);
+        assert!(!bad.exists(), "{what}: no file");
+        assert!(
+            !dir.join("bad.dengine-backup.partial").exists(),
+            "{what}: no partial file"
+        );
+    }
+
+    // The node founds a cluster from the fetched file, with the backup's keys and revisions.
+    let restored = Cluster::start(1, &["--restore-from", &file.display().to_string()]).await;
+    let mut kv = restored.nodes[0].kv();
+    let found = get(&mut kv, "orders/13", ReadPolicy::Linearizable).await;
+    assert_eq!(found.kv.expect("orders/13").value.as_ref(), b"o13");
+    let next = put(&mut kv, "orders/new", "x")
+        .await
+        .header
+        .expect("a header");
+    assert_eq!(next.revision, revision + 1);
+
+    // Once founded, the container in a restarted pod 0 (or any member that joins) fetches
+    // nothing and removes what the founding left.
+    let (run, report) = fetch(location, file.clone(), "true").await;
+    run.expect_success("joining");
+    assert!(!file.exists(), "the founding's file is removed");
+    assert!(report.contains("\"fetched\":false"), "{report}");
 }

@@ -2,10 +2,13 @@
 //! a backup asked for with the annotation is written whole, checked and reported (status,
 //! condition, Event); retention keeps the newest; a broken stream, missing credentials, a
 //! request without a destination and a bad schedule each leave nothing behind and say why.
+//! And a cluster founded from a backup: pod 0's restore container, the ConfigMap that points
+//! the founding node at the file and no later member, and the status of the fetch.
 
 mod mock;
 
-use dengine_operator::crd::{BackupSpec, DEngineClusterSpec, S3Destination};
+use dengine_operator::crd::{BackupSpec, DEngineClusterSpec, RestoreFrom, S3Destination};
+use dengine_operator::objects::RESTORE_FILE;
 use futures::TryStreamExt;
 use mock::raft::simulated_state;
 use mock::world::{World, NAME, NS};
@@ -250,4 +253,116 @@ async fn a_schedule_that_does_not_parse_is_reported_once() {
         .contains("not a cron expression of five fields"));
     assert_eq!(world.events_with("BackupFailed"), 1);
     assert!(world.group.lock().unwrap().backups_from.is_empty());
+}
+
+const BACKUP: &str = "s3://backups/shop/orders/orders-20261206T120003.412Z.dengine-backup";
+
+fn restoring() -> DEngineClusterSpec {
+    let mut spec = DEngineClusterSpec::example(1);
+    spec.restore_from = Some(RestoreFrom {
+        location: BACKUP.into(),
+        endpoint: Some("http://minio.storage:9000".into()),
+        region: "us-east-1".into(),
+        virtual_hosted_style: false,
+        credentials_secret: Some("s3".into()),
+    });
+    spec
+}
+
+fn pod_exists(world: &World) -> bool {
+    world
+        .store
+        .lock()
+        .unwrap()
+        .get("pods", NS, "orders-0")
+        .is_some()
+}
+
+/// What the kubelet reports of pod 0's restore container.
+fn restore_container_status(world: &World, state: Value, last_state: Value) {
+    let mut store = world.store.lock().unwrap();
+    let pod = store.get_mut("pods", NS, "orders-0").expect("pod 0");
+    pod["status"]["initContainerStatuses"] = json!([{
+        "name": "restore", "image": "ghcr.io/d-engine/dengine:0.1.0", "imageID": "",
+        "ready": false, "restartCount": 1, "state": state, "lastState": last_state,
+    }]);
+}
+
+fn restore_key(world: &World) -> Value {
+    world
+        .store
+        .lock()
+        .unwrap()
+        .get("configmaps", NS, "orders-config")
+        .expect("the ConfigMap")["data"]["restore-from"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_cluster_founded_from_a_backup_fetches_it_in_pod_0_then_never_again() {
+    let mut world = World::new(restoring());
+    world.run_until(10, pod_exists).await;
+    // Until the founding is recorded the founding node is pointed at the file.
+    assert_eq!(restore_key(&world), json!(RESTORE_FILE));
+    let report = json!({
+        "location": BACKUP, "fetched": true, "file": RESTORE_FILE, "cluster_id": "2a",
+        "index": 96330, "term": 4, "revision": 48211, "bytes": 7340000, "file_bytes": 7340211,
+    });
+    restore_container_status(
+        &world,
+        json!({ "terminated": {
+            "exitCode": 0, "reason": "Completed", "message": report.to_string(),
+            "finishedAt": "2026-12-06T12:10:00Z",
+        } }),
+        json!({}),
+    );
+    world.run_until(30, |w| w.running_with(1)).await;
+    let status = world.status();
+    let restore = &status["restore"];
+    assert_eq!(restore["location"], BACKUP);
+    assert_eq!(restore["fetched"], "2026-12-06T12:10:00Z");
+    assert_eq!(restore["revision"], 48211);
+    assert_eq!(restore["index"], 96330);
+    assert_eq!(restore["sizeBytes"], 7340211);
+    let restored = condition(&status, "RestoreFailed");
+    assert_eq!(restored["status"], "False");
+    assert_eq!(restored["reason"], "Restored");
+    assert_eq!(world.events_with("RestoreFetched"), 1);
+    // Founded: members added from now on join, and none restores.
+    assert_eq!(restore_key(&world), json!(""));
+    let set = world
+        .store
+        .lock()
+        .unwrap()
+        .get("statefulsets", NS, NAME)
+        .cloned()
+        .expect("the StatefulSet");
+    let init = set["spec"]["template"]["spec"]["initContainers"][0].clone();
+    assert_eq!(init["name"], "restore");
+    assert!(init["args"].to_string().contains(BACKUP));
+}
+
+#[tokio::test]
+async fn a_backup_pod_0_cannot_fetch_is_reported_once_with_its_error() {
+    let mut world = World::new(restoring());
+    world.run_until(10, pod_exists).await;
+    let error = "Error: fetching s3://backups/x: Object at location x not found: NoSuchKey";
+    restore_container_status(
+        &world,
+        json!({ "waiting": { "reason": "CrashLoopBackOff" } }),
+        json!({ "terminated": { "exitCode": 1, "reason": "Error", "message": error } }),
+    );
+    for _ in 0..3 {
+        let _ = world.reconcile().await;
+    }
+    let status = world.status();
+    let failed = condition(&status, "RestoreFailed");
+    assert_eq!(failed["status"], "True");
+    assert_eq!(failed["reason"], "FetchFailed");
+    assert!(
+        failed["message"].as_str().unwrap().contains("NoSuchKey"),
+        "{failed}"
+    );
+    assert!(status["restore"]["fetched"].is_null());
+    assert_eq!(world.events_with("RestoreFailed"), 1);
 }

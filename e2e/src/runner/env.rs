@@ -920,6 +920,7 @@ mod tests {
             current_version: Some("e2e".into()),
             target_version: Some("e2e".into()),
             backup: None,
+            restore: None,
             conditions: vec![Condition {
                 type_: "Available".into(),
                 status: "True".into(),

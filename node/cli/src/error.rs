@@ -16,6 +16,14 @@ pub enum CliError {
         /// Endpoints asked.
         total: usize,
     },
+    /// A backup could not be fetched from object storage, or what arrived is not one.
+    #[error("fetching {location}: {message}")]
+    Fetch {
+        /// The `s3://` location asked for.
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Standard output could not be written.
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),

@@ -198,8 +198,9 @@ pub struct NodeFlags {
     #[arg(long, env = "DENGINE_JOIN")]
     #[serde(skip_serializing_if = "is_false")]
     pub join: bool,
-    /// Found the new cluster from a backup file (only on an empty data directory).
-    #[arg(long, env = "DENGINE_RESTORE_FROM")]
+    /// Found the new cluster from a backup file (only on an empty data directory). An empty
+    /// value means none, so that a ConfigMap can turn it off once the cluster is founded.
+    #[arg(long, env = "DENGINE_RESTORE_FROM", value_parser = path_or_empty)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restore_from: Option<PathBuf>,
     /// Makes a new cluster's id unique [default: dengine].
@@ -325,6 +326,11 @@ pub enum ConfigError {
     },
 }
 
+/// A path, or the empty string (which the settings then read as none).
+fn path_or_empty(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
+}
+
 fn is_false(value: &bool) -> bool {
     !value
 }
@@ -356,6 +362,10 @@ impl NodeConfig {
         })?;
         settings.extend(given);
         let mut config = Self::from_table(settings, &origin)?;
+        config.restore_from = config
+            .restore_from
+            .take()
+            .filter(|path| !path.as_os_str().is_empty());
         config.resolve_id(std::env::var("POD_NAME").ok().as_deref());
         config.validate()?;
         Ok(config)
@@ -721,5 +731,31 @@ mod tests {
         assert_eq!((config.id, config.tick_ms), (2, 50));
         assert_eq!((config.lease_ticks, config.max_scan_limit), (6, 77));
         assert!(config.join && config.client_tls);
+    }
+
+    /// In Kubernetes the operator points `DENGINE_RESTORE_FROM` at a ConfigMap key that holds
+    /// the backup's path until the cluster is founded and is empty after: the members that
+    /// join then start with an empty value, which is no restore (and no conflict with join).
+    #[test]
+    fn an_empty_restore_from_is_no_restore_and_may_join() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: NodeFlags,
+        }
+        let parse = |restore: &str, join: bool| {
+            let mut args = vec!["node", "--id", "2", "--restore-from", restore];
+            if join {
+                args.push("--join");
+            }
+            let cli = Cli::try_parse_from(args).unwrap();
+            NodeConfig::load(&cli.flags)
+        };
+        let joining = parse("", true).expect("an empty restore_from with join is accepted");
+        assert_eq!(joining.restore_from, None);
+        let error = parse("/var/lib/dengine/restore.dengine-backup", true)
+            .expect_err("a real restore cannot join");
+        assert!(error.to_string().contains("restore_from"), "{error}");
     }
 }

@@ -49,13 +49,22 @@ pub fn cli_binary() -> PathBuf {
 
 /// Runs `dengine ARGS`, isolated from `DENGINE_*` settings in the caller's environment.
 pub async fn dengine(args: &[&str]) -> CliRun {
+    dengine_with_env(args, &[]).await
+}
+
+/// Runs `dengine ARGS` with the environment variables `env` set, and no other `DENGINE_*` or
+/// `AWS_*` settings of the caller's.
+#[allow(dead_code)] // not every test binary passes an environment
+pub async fn dengine_with_env(args: &[&str], env: &[(&str, &str)]) -> CliRun {
     let mut command = tokio::process::Command::new(cli_binary());
     command.args(args);
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("DENGINE_") {
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with("DENGINE_") || name_text.starts_with("AWS_") {
             command.env_remove(name);
         }
     }
+    command.envs(env.iter().copied());
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

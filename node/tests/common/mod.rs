@@ -16,7 +16,7 @@ mod node;
 mod ports;
 mod wait;
 
-pub use cli::{cli_binary, dengine, CliRun};
+pub use cli::{cli_binary, dengine, dengine_with_env, CliRun};
 pub use client::{
     assert_etcd_error, assert_same_state, b, eventual_state, get, is_retryable, key_value_map,
     now_unix_ms, put, revision_of, scan_all, store_revision, ClusterClients, Keys,

@@ -10,6 +10,7 @@ mod auth;
 mod backup;
 mod ports;
 mod read_policy;
+mod restore;
 mod scheduling;
 mod storage;
 #[cfg(test)]
@@ -21,6 +22,7 @@ pub use auth::{Auth, SecretKeyRef};
 pub use backup::{BackupSpec, S3Destination, BACKUP_REQUEST_ANNOTATION};
 pub use ports::Ports;
 pub use read_policy::ReadPolicy;
+pub use restore::RestoreFrom;
 pub use scheduling::{Scheduling, ZoneSpread};
 pub use storage::Storage;
 pub use tls::Tls;
@@ -82,9 +84,14 @@ pub const MAX_REPLICAS: i32 = 7;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.tls) == has(oldSelf.tls)")
-    .message("tls cannot be turned on or off after creation: during the rolling restart, members with and without TLS could not talk to each other")
-    .field_path(".tls"))]
+#[x_kube(
+    validation = Rule::new("has(self.tls) == has(oldSelf.tls)")
+        .message("tls cannot be turned on or off after creation: during the rolling restart, members with and without TLS could not talk to each other")
+        .field_path(".tls"),
+    validation = Rule::new("has(self.restoreFrom) == has(oldSelf.restoreFrom) && (!has(self.restoreFrom) || self.restoreFrom == oldSelf.restoreFrom)")
+        .message("restoreFrom is fixed at creation: it says what the cluster was founded from; to restore again, create a new DEngineCluster")
+        .field_path(".restoreFrom")
+)]
 pub struct DEngineClusterSpec {
     /// How many members the cluster has: one pod and one Raft voter each. The operator adds
     /// and removes members one at a time; an odd number tolerates the most failures for its
@@ -140,6 +147,10 @@ pub struct DEngineClusterSpec {
     /// Where the pods may run.
     #[serde(default)]
     pub scheduling: Scheduling,
+
+    /// Found the cluster from this backup instead of empty. Fixed at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<RestoreFrom>,
 
     /// Scheduled backups to object storage; none when unset. A backup on demand: the
     /// `dengine.io/backup-requested` annotation.
@@ -212,6 +223,7 @@ impl DEngineClusterSpec {
             tls: None,
             scheduling: Scheduling::default(),
             backup: None,
+            restore_from: None,
             paused: false,
         }
     }

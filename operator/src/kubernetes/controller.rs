@@ -23,6 +23,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::backups::{self, s3_destinations, Backups, DestinationFactory};
+use super::restore;
 use super::{admin_tls, admin_token, ensure_admin_token, event_for, KubeWorkload};
 use crate::admin::{AdminChannels, AdminTls, GrpcMembership};
 use crate::backup::BackupSource;
@@ -325,6 +326,7 @@ async fn step<M: Membership + BackupSource>(
     let backups_wake = if step.action == NextAction::Paused {
         None
     } else {
+        restore::look(ctx, cluster, &mut status, now).await?;
         backups::look(ctx, cluster, &step, &membership, &mut status, now).await
     };
     observe_cluster(ctx, cluster, &status);

@@ -6,6 +6,7 @@ mod backups;
 mod controller;
 mod events;
 mod observe;
+mod restore;
 mod token;
 mod workload;
 

@@ -16,7 +16,7 @@ use crate::crd::DEngineCluster;
 use crate::driver::{Workload, WorkloadView};
 use crate::objects::{
     self, ClientService, Component, Decided, DisruptionBudget, FoundingRecord, Members, Names,
-    PeerService, CLAIM_MARK, JOIN_KEY, MANAGER, SPEC_HASH,
+    PeerService, CLAIM_MARK, JOIN_KEY, MANAGER, RESTORE_KEY, SPEC_HASH,
 };
 use crate::observed::{NodeId, ObjectsState, Ordinal, PodPhase, StatefulSetState};
 use crate::Error;
@@ -267,7 +267,11 @@ impl Workload for KubeWorkload {
     }
 
     async fn record_founded(&self) -> Result<(), Error> {
-        let patch = json!({ "data": { (JOIN_KEY): "true" } });
+        let mut patch = json!({ "data": { (JOIN_KEY): "true" } });
+        if self.cluster.spec.restore_from.is_some() {
+            // Founded: no member is to restore from now on (one that joins must not).
+            patch["data"][RESTORE_KEY] = json!("");
+        }
         self.api::<ConfigMap>()
             .patch(
                 &self.names.config_map(),

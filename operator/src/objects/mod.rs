@@ -16,12 +16,12 @@ mod stateful_set;
 pub use component::{
     ClientService, Component, Decided, DisruptionBudget, FoundingRecord, Members, PeerService,
 };
-pub use config_map::{config_map, JOIN_KEY};
+pub use config_map::{config_map, JOIN_KEY, RESTORE_KEY};
 pub use disruption_budget::disruption_budget;
-pub use names::{Names, CLAIM_MARK, DATA_DIR, DATA_VOLUME};
+pub use names::{Names, CLAIM_MARK, DATA_DIR, DATA_VOLUME, RESTORE_FILE};
 pub use services::{client_service, peer_service};
 pub use spec_hash::{spec_hash, with_spec_hash, SPEC_HASH};
-pub use stateful_set::{pod_spec, stateful_set};
+pub use stateful_set::{pod_spec, stateful_set, RESTORE_CONTAINER_NAME};
 
 use std::collections::BTreeMap;
 

@@ -8,6 +8,10 @@ pub const DATA_DIR: &str = "/var/lib/dengine";
 /// The volume claim template's name; each pod's claim is `data-<pod>`.
 pub const DATA_VOLUME: &str = "data";
 
+/// Where pod 0 puts the backup a cluster is founded from (`spec.restoreFrom`), on its data
+/// volume; removed once the cluster is founded.
+pub const RESTORE_FILE: &str = "/var/lib/dengine/restore.dengine-backup";
+
 /// The annotation the operator puts on a pod's claim before its node becomes a member, holding
 /// the node id. A member whose claim lacks it lost its volume (see
 /// [`crate::observed::Volume`]).

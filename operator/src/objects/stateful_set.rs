@@ -19,14 +19,17 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext,
+    PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
     TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{owned_meta, selector_labels, with_spec_hash, Names, DATA_DIR, DATA_VOLUME, JOIN_KEY};
+use super::{
+    owned_meta, selector_labels, with_spec_hash, Names, DATA_DIR, DATA_VOLUME, JOIN_KEY,
+    RESTORE_FILE, RESTORE_KEY,
+};
 use crate::crd::{DEngineCluster, NODE_CONTAINER_NAME};
 
 /// The user the node runs as: the images' non-root user.
@@ -119,14 +122,17 @@ fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
     let has_app = cluster.spec.app.is_some();
     let mut pod = app.spec.unwrap_or_default();
     let mut node = node_container(cluster, has_app);
+    // The restore container runs to completion before the node starts (init containers start
+    // in order, and the node's sidecar is one of them when an application runs beside it).
+    let mut init: Vec<Container> = restore_container(cluster).into_iter().collect();
     if has_app {
         node.restart_policy = Some("Always".to_string());
-        let mut init = vec![node];
-        init.extend(pod.init_containers.take().unwrap_or_default());
-        pod.init_containers = Some(init);
+        init.push(node);
     } else {
         pod.containers = vec![node];
     }
+    init.extend(pod.init_containers.take().unwrap_or_default());
+    pod.init_containers = (!init.is_empty()).then_some(init);
     let mut volumes = pod.volumes.take().unwrap_or_default();
     volumes.push(Volume {
         name: ADMIN_TOKEN_VOLUME.to_string(),
@@ -226,6 +232,96 @@ fn zone_spread(cluster: &DEngineCluster) -> Option<TopologySpreadConstraint> {
     })
 }
 
+/// The name of the container that fetches the backup a cluster is founded from.
+pub const RESTORE_CONTAINER_NAME: &str = "restore";
+
+/// On a cluster founded from a backup: the container that downloads and checks it onto pod 0's
+/// volume before the node starts (`dengine snapshot fetch`, from the node's image). It does
+/// nothing in a pod that joins, and removes the file once the cluster is founded. Its result,
+/// or its error, is its termination message, which the operator reports in the status.
+fn restore_container(cluster: &DEngineCluster) -> Option<Container> {
+    let restore = cluster.spec.restore_from.as_ref()?;
+    let names = Names::of(cluster);
+    let mut args = vec![
+        "snapshot".to_string(),
+        "fetch".to_string(),
+        restore.location.clone(),
+        RESTORE_FILE.to_string(),
+        "--report-to".to_string(),
+        "/dev/termination-log".to_string(),
+    ];
+    if restore.virtual_hosted_style {
+        args.push("--virtual-hosted-style".to_string());
+    }
+    let mut variables = vec![
+        join_from_config_map(&names),
+        env("AWS_REGION", restore.region.clone()),
+    ];
+    if let Some(endpoint) = &restore.endpoint {
+        variables.push(env("AWS_ENDPOINT_URL", endpoint.clone()));
+    }
+    if let Some(secret) = &restore.credentials_secret {
+        for (key, optional) in [
+            ("AWS_ACCESS_KEY_ID", false),
+            ("AWS_SECRET_ACCESS_KEY", false),
+            ("AWS_SESSION_TOKEN", true),
+        ] {
+            variables.push(EnvVar {
+                name: key.to_string(),
+                value: None,
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret.clone(),
+                        key: key.to_string(),
+                        optional: Some(optional),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+            });
+        }
+    }
+    Some(Container {
+        name: RESTORE_CONTAINER_NAME.to_string(),
+        image: Some(cluster.spec.node_image()),
+        image_pull_policy: cluster
+            .spec
+            .image_pull_policy
+            .map(|p| p.as_str().to_string()),
+        command: Some(vec!["/usr/local/bin/dengine".to_string()]),
+        args: Some(args),
+        env: Some(variables),
+        // A failure's message is the last lines it wrote, which say what went wrong.
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: DATA_VOLUME.to_string(),
+            mount_path: DATA_DIR.to_string(),
+            ..VolumeMount::default()
+        }]),
+        security_context: Some(restricted_security_context()),
+        ..Container::default()
+    })
+}
+
+/// `DENGINE_JOIN` from the founding record: whether the pod joins a founded cluster.
+fn join_from_config_map(names: &Names) -> EnvVar {
+    config_map_env("DENGINE_JOIN", names, JOIN_KEY)
+}
+
+fn config_map_env(name: &str, names: &Names, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            config_map_key_ref: Some(ConfigMapKeySelector {
+                name: names.config_map(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar {
         name: name.to_string(),
@@ -322,18 +418,7 @@ fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
                 ),
                 env("DENGINE_INITIAL_CLUSTER", founder),
                 env("DENGINE_CLUSTER_TOKEN", names.cluster_token()),
-                EnvVar {
-                    name: "DENGINE_JOIN".to_string(),
-                    value: None,
-                    value_from: Some(EnvVarSource {
-                        config_map_key_ref: Some(ConfigMapKeySelector {
-                            name: names.config_map(),
-                            key: JOIN_KEY.to_string(),
-                            optional: Some(false),
-                        }),
-                        ..EnvVarSource::default()
-                    }),
-                },
+                join_from_config_map(&names),
                 env(
                     "DENGINE_ADMIN_TOKEN_FILE",
                     format!("{ADMIN_TOKEN_DIR}/token"),
@@ -346,6 +431,11 @@ fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
             ]
             .into_iter()
             .chain(tls_env)
+            .chain(
+                spec.restore_from
+                    .is_some()
+                    .then(|| config_map_env("DENGINE_RESTORE_FROM", &names, RESTORE_KEY)),
+            )
             .collect(),
         ),
         ports: Some(vec![
@@ -376,23 +466,29 @@ fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
             .chain(tls_mounts)
             .collect(),
         ),
-        security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(NODE_USER),
-            run_as_group: Some(NODE_USER),
-            read_only_root_filesystem: Some(true),
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_string()]),
-                add: None,
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_string(),
-                localhost_profile: None,
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(restricted_security_context()),
         ..Container::default()
+    }
+}
+
+/// The node's user, a read-only root filesystem, no privileges: the restricted Pod Security
+/// Standard.
+fn restricted_security_context() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(NODE_USER),
+        run_as_group: Some(NODE_USER),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
+            add: None,
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_string(),
+            localhost_profile: None,
+        }),
+        ..SecurityContext::default()
     }
 }
 

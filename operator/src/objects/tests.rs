@@ -313,3 +313,89 @@ fn tls_mounts_the_secret_and_turns_on_mutual_tls() {
     let node = &pod_spec(&plain).expect("pod").containers[0];
     assert!(env(node, "DENGINE_TLS_CERT_FILE").is_none());
 }
+
+fn restoring(spec: DEngineClusterSpec) -> DEngineClusterSpec {
+    DEngineClusterSpec {
+        restore_from: Some(crate::crd::RestoreFrom {
+            location: "s3://backups/shop/orders/o.dengine-backup".into(),
+            endpoint: None,
+            region: "eu-west-1".into(),
+            virtual_hosted_style: true,
+            credentials_secret: Some("backup-s3".into()),
+        }),
+        ..spec
+    }
+}
+
+#[test]
+fn a_cluster_founded_from_a_backup_fetches_it_before_the_node_starts() {
+    for spec in [
+        restoring(DEngineClusterSpec::example(3)),
+        restoring(with_app(DEngineClusterSpec::example(3))),
+    ] {
+        let c = cluster(spec);
+        let set = stateful_set(&c, 1);
+        let pod = pod_spec(&set).expect("a pod spec");
+        let init = pod.init_containers.as_ref().expect("init containers");
+        let restore = &init[0];
+        assert_eq!(
+            restore.name, RESTORE_CONTAINER_NAME,
+            "first, before the node"
+        );
+        assert_eq!(
+            restore.image.as_deref(),
+            Some("ghcr.io/d-engine/dengine:0.1.0")
+        );
+        let args = restore.args.clone().unwrap_or_default();
+        assert_eq!(
+            args[..4],
+            [
+                "snapshot",
+                "fetch",
+                "s3://backups/shop/orders/o.dengine-backup",
+                RESTORE_FILE
+            ]
+        );
+        assert!(args.contains(&"--virtual-hosted-style".to_string()));
+        assert_eq!(
+            env(restore, "AWS_REGION").and_then(|e| e.value.as_deref()),
+            Some("eu-west-1")
+        );
+        let key = env(restore, "AWS_SECRET_ACCESS_KEY")
+            .and_then(|e| e.value_from.as_ref())
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("credentials from the Secret");
+        assert_eq!(key.name, "backup-s3");
+        assert_eq!(
+            restore.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
+        // The node reads the backup's path from the founding record (empty once founded).
+        let node = pod
+            .containers
+            .iter()
+            .chain(init)
+            .find(|c| c.name == "dengine")
+            .expect("the node");
+        let path = env(node, "DENGINE_RESTORE_FROM")
+            .and_then(|e| e.value_from.as_ref())
+            .and_then(|v| v.config_map_key_ref.as_ref())
+            .expect("from the ConfigMap");
+        assert_eq!(path.key, RESTORE_KEY);
+        assert_eq!(
+            config_map(&c, false).data.unwrap()[RESTORE_KEY],
+            RESTORE_FILE
+        );
+        assert_eq!(config_map(&c, true).data.unwrap()[RESTORE_KEY], "");
+    }
+    // Without restoreFrom, none of it.
+    let plain = cluster(DEngineClusterSpec::example(3));
+    let set = stateful_set(&plain, 1);
+    let pod = pod_spec(&set).expect("a pod spec");
+    assert!(pod.init_containers.is_none());
+    assert!(env(&pod.containers[0], "DENGINE_RESTORE_FROM").is_none());
+    assert!(!config_map(&plain, false)
+        .data
+        .unwrap()
+        .contains_key(RESTORE_KEY));
+}

@@ -69,3 +69,24 @@ pub struct FailedBackup {
     /// What went wrong.
     pub message: String,
 }
+
+/// What a cluster founded from a backup (`spec.restoreFrom`) was founded from.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreStatus {
+    /// The backup.
+    pub location: String,
+    /// When pod 0 had downloaded and checked it; its node then founded the cluster from it.
+    /// Unset while that has not happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<Time>,
+    /// The key-value revision the backup holds: the cluster's revisions carry on from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// The Raft log index the backup holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// The backup file's size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+}

@@ -13,6 +13,9 @@ pub enum ConditionType {
     Degraded,
     /// The last backup failed (only on clusters with `spec.backup`); the message says why.
     BackupFailed,
+    /// Pod 0 could not fetch the backup the cluster is to be founded from (only on clusters
+    /// with `spec.restoreFrom`); the message is its error.
+    RestoreFailed,
 }
 
 impl ConditionType {
@@ -23,6 +26,7 @@ impl ConditionType {
             ConditionType::Progressing => "Progressing",
             ConditionType::Degraded => "Degraded",
             ConditionType::BackupFailed => "BackupFailed",
+            ConditionType::RestoreFailed => "RestoreFailed",
         }
     }
 }

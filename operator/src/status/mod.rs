@@ -5,7 +5,7 @@ mod backup;
 mod conditions;
 mod report;
 
-pub use backup::{BackupStatus, CompletedBackup, FailedBackup, RunningBackup};
+pub use backup::{BackupStatus, CompletedBackup, FailedBackup, RestoreStatus, RunningBackup};
 pub use conditions::{set_condition, ConditionType};
 pub use report::{report, report_error};
 
@@ -51,8 +51,13 @@ pub struct DEngineClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
 
-    /// `Available`, `Progressing` and `Degraded`, each with a reason and a message, and
-    /// `BackupFailed` on clusters that take backups.
+    /// What the cluster was founded from, when `spec.restoreFrom` names a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStatus>,
+
+    /// `Available`, `Progressing` and `Degraded`, each with a reason and a message,
+    /// `BackupFailed` on clusters that take backups and `RestoreFailed` on clusters founded
+    /// from one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

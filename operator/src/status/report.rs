@@ -77,6 +77,7 @@ pub fn report(
         target_version: Some(observed.spec.version.clone()),
         // Backups are recorded after the step (kubernetes::backups), over what was.
         backup: previous.and_then(|p| p.backup.clone()),
+        restore: previous.and_then(|p| p.restore.clone()),
         conditions: previous.map(|p| p.conditions.clone()).unwrap_or_default(),
     };
 

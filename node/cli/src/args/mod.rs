@@ -220,6 +220,36 @@ pub enum SnapshotCommand {
         /// The backup file
         file: std::path::PathBuf,
     },
+    /// Download a backup from S3 or an S3-compatible store into FILE; it takes that name only
+    /// once checked complete and undamaged. Credentials: AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or the environment's role
+    Fetch(FetchArgs),
+}
+
+/// `snapshot fetch LOCATION FILE`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Where the backup is: s3://BUCKET/KEY (as the operator's status.backup reports it)
+    pub location: String,
+    /// Where to write it
+    pub file: std::path::PathBuf,
+    /// The store's URL, for a store other than AWS S3 (e.g. http://minio:9000)
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint: Option<String>,
+    /// The bucket's region
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Address the bucket as BUCKET.HOST instead of HOST/BUCKET
+    #[arg(long)]
+    pub virtual_hosted_style: bool,
+    /// This member joins a founded cluster, so there is nothing to restore: fetch nothing and
+    /// remove FILE if a founding left it (how the operator's restore init container runs)
+    #[arg(long, env = "DENGINE_JOIN")]
+    pub joining: bool,
+    /// Also write the result, as one JSON object, to this file (the operator reads it from
+    /// /dev/termination-log)
+    #[arg(long)]
+    pub report_to: Option<std::path::PathBuf>,
 }
 
 /// `move-leader [ID]`.

@@ -4,6 +4,7 @@ mod admin;
 mod cas;
 mod del;
 mod endpoint;
+mod fetch;
 mod get;
 mod member;
 mod put;

@@ -1,4 +1,4 @@
-//! `snapshot save|status`: backups of a cluster's state. Restoring one into a data directory
+//! `snapshot save|status|fetch`: backups of a cluster's state. Restoring one into a data directory
 //! is the node binary's job (`node restore`, as `etcdutl snapshot restore`): it writes the
 //! node's storage, which this network client does not link.
 
@@ -13,7 +13,7 @@ use crate::proto::{BackupHeader, BackupRequest};
 use dengine_client::Connection;
 
 #[derive(Serialize)]
-struct BackupView {
+pub(super) struct BackupView {
     file: String,
     cluster_id: String,
     index: u64,
@@ -23,7 +23,7 @@ struct BackupView {
     bytes: u64,
 }
 
-fn view(file: &std::path::Path, header: &BackupHeader) -> BackupView {
+pub(super) fn view(file: &std::path::Path, header: &BackupHeader) -> BackupView {
     let meta = header.metadata.clone().unwrap_or_default();
     BackupView {
         file: file.display().to_string(),
@@ -35,7 +35,7 @@ fn view(file: &std::path::Path, header: &BackupHeader) -> BackupView {
     }
 }
 
-fn render(format: OutputFormat, what: &str, view: &BackupView) -> String {
+pub(super) fn render(format: OutputFormat, what: &str, view: &BackupView) -> String {
     match format {
         OutputFormat::Json => json_line(view),
         OutputFormat::Table => format!(
@@ -70,6 +70,7 @@ pub async fn run(global: &GlobalArgs, command: SnapshotCommand) -> Result<Outcom
             dengine_proto::backup::write(&file, &header, &data)?;
             emit(&render(global.output, "saved", &view(&file, &header)))?;
         }
+        SnapshotCommand::Fetch(args) => return super::fetch::run(global, args).await,
         SnapshotCommand::Status { file } => {
             let (header, _) =
                 dengine_proto::backup::read(&file).map_err(|e| invalid(e.to_string()))?;

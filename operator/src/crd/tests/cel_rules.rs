@@ -188,3 +188,62 @@ fn tls_is_chosen_at_creation_and_cannot_be_turned_on_or_off() {
         "cannot be turned on or off",
     );
 }
+
+#[test]
+fn restore_from_is_fixed_at_creation() {
+    let restoring = with(
+        manifest(),
+        "spec/restoreFrom",
+        json!({
+            "location": "s3://backups/shop/orders/orders-20261206T120003.412Z.dengine-backup",
+            "endpoint": "http://minio.storage:9000",
+            "credentialsSecret": "backup-s3"
+        }),
+    );
+    assert_eq!(broken_rules(&restoring, None), Vec::<String>::new());
+    assert_eq!(
+        broken_rules(&restoring, Some(&restoring)),
+        Vec::<String>::new()
+    );
+    let other = with(
+        restoring.clone(),
+        "spec/restoreFrom/location",
+        json!("s3://backups/shop/orders/orders-20261207T000000.000Z.dengine-backup"),
+    );
+    let plain = manifest();
+    for (new, old) in [
+        (&other, &restoring),
+        (&plain, &restoring),
+        (&restoring, &plain),
+    ] {
+        assert_refused(
+            broken_rules(new, Some(old)),
+            "spec.restoreFrom",
+            "fixed at creation",
+        );
+    }
+}
+
+#[test]
+fn backup_and_restore_endpoints_are_urls() {
+    let backed_up = with(
+        manifest(),
+        "spec/backup",
+        json!({ "schedule": "0 * * * *", "s3": { "bucket": "backups", "endpoint": "minio:9000" } }),
+    );
+    assert_refused(
+        broken_rules(&backed_up, None),
+        "spec.backup.s3.endpoint",
+        "must be a URL",
+    );
+    let restoring = with(
+        manifest(),
+        "spec/restoreFrom",
+        json!({ "location": "s3://backups/x.dengine-backup", "endpoint": "minio:9000" }),
+    );
+    assert_refused(
+        broken_rules(&restoring, None),
+        "spec.restoreFrom.endpoint",
+        "must be a URL",
+    );
+}

@@ -1,0 +1,192 @@
+//! `snapshot fetch s3://BUCKET/KEY FILE`: a backup from object storage (what the operator's
+//! scheduled backups write) into a file that `node --restore-from` and `node restore` read.
+//! The download goes to `FILE.partial` and takes the name only once the whole file checks out,
+//! so a restore never starts from a truncated or damaged backup.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+
+use super::super::args::{FetchArgs, GlobalArgs};
+use super::super::output::{emit, json_line};
+use super::super::Outcome;
+use super::snapshot::{render, view, BackupView};
+use crate::error::CliError;
+
+/// What `--report-to` receives.
+#[derive(Serialize)]
+struct Report<'a> {
+    location: &'a str,
+    /// False when the member joins and nothing was fetched.
+    fetched: bool,
+    #[serde(flatten)]
+    backup: Option<BackupView>,
+    file_bytes: Option<u64>,
+}
+
+pub async fn run(global: &GlobalArgs, args: FetchArgs) -> Result<Outcome, CliError> {
+    let failed = |message: String| CliError::Fetch {
+        location: args.location.clone(),
+        message,
+    };
+    if args.joining {
+        // The cluster was founded (from this backup, or before this member existed): a file
+        // left from the founding only takes space.
+        match tokio::fs::remove_file(&args.file).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(failed(format!("removing {}: {error}", args.file.display()))),
+        }
+        report(&args, None, None)?;
+        emit("joining a founded cluster: nothing to fetch\n")?;
+        return Ok(Outcome::Success);
+    }
+    let (bucket, key) = parse_location(&args.location).map_err(failed)?;
+    let store = store(&args, bucket).map_err(failed)?;
+    let partial = partial_name(&args.file);
+    let downloaded = download(&store, key, &partial).await;
+    let checked = downloaded.and_then(|bytes| {
+        let (header, _) =
+            dengine_proto::backup::read(&partial).map_err(|error| error.to_string())?;
+        Ok((header, bytes))
+    });
+    let (header, bytes) = match checked {
+        Ok(checked) => checked,
+        Err(message) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(failed(message));
+        }
+    };
+    std::fs::rename(&partial, &args.file)
+        .map_err(|error| failed(format!("naming {}: {error}", args.file.display())))?;
+    report(&args, Some(&header), Some(bytes))?;
+    emit(&render(
+        global.output,
+        "fetched",
+        &view(&args.file, &header),
+    ))?;
+    Ok(Outcome::Success)
+}
+
+/// `s3://BUCKET/KEY` as its bucket and key.
+fn parse_location(location: &str) -> Result<(&str, &str), String> {
+    location
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
+        .ok_or_else(|| "a location is s3://BUCKET/KEY".to_string())
+}
+
+/// The bucket, with credentials from the environment (static keys or a role).
+fn store(args: &FetchArgs, bucket: &str) -> Result<impl ObjectStore, String> {
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_region(&args.region)
+        .with_virtual_hosted_style_request(args.virtual_hosted_style)
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(60),
+        })
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(600)),
+        );
+    if let Some(endpoint) = &args.endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    builder.build().map_err(|error| chain(&error))
+}
+
+fn partial_name(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Streams the object into `to`, synced; returns its size.
+async fn download(store: &impl ObjectStore, key: &str, to: &Path) -> Result<u64, String> {
+    let object = store
+        .get(&object_store::path::Path::from(key))
+        .await
+        .map_err(|error| chain(&error))?;
+    let mut file = tokio::fs::File::create(to)
+        .await
+        .map_err(|error| format!("creating {}: {error}", to.display()))?;
+    let mut stream = object.into_stream();
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| chain(&error))?;
+        bytes += chunk.len() as u64;
+        file.write_all(&chunk)
+            .await
+            .map_err(|error| format!("writing {}: {error}", to.display()))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|error| format!("syncing {}: {error}", to.display()))?;
+    Ok(bytes)
+}
+
+/// An error and its causes: the store's errors put the useful part (the service's code, a
+/// refused connection) below the top.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn report(
+    args: &FetchArgs,
+    header: Option<&dengine_proto::v1::BackupHeader>,
+    file_bytes: Option<u64>,
+) -> Result<(), CliError> {
+    let Some(path) = &args.report_to else {
+        return Ok(());
+    };
+    let line = json_line(&Report {
+        location: &args.location,
+        fetched: header.is_some(),
+        backup: header.map(|h| view(&args.file, h)),
+        file_bytes,
+    });
+    std::fs::write(path, line).map_err(CliError::Output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_names_a_bucket_and_a_key() {
+        assert_eq!(
+            parse_location("s3://backups/shop/orders/o.dengine-backup"),
+            Ok(("backups", "shop/orders/o.dengine-backup"))
+        );
+        for bad in [
+            "backups/key",
+            "s3://backups",
+            "s3://backups/",
+            "s3:///key",
+            "http://x/y",
+        ] {
+            assert!(parse_location(bad).is_err(), "{bad}");
+        }
+    }
+}
