@@ -3,7 +3,7 @@
 //! streamed from the node's admin `Backup` API into the bucket, read back and restored into a
 //! new cluster holding the same keys; retention over real listings and deletes; and the bad
 //! inputs a user meets (wrong credentials, a bucket that does not exist, a store nobody
-//! answers at), each a failure that says why and leaves no object behind.
+//! answers at), each a failure that says why.
 //!
 //! And the way back, as a DEngineCluster's `spec.restoreFrom` runs it: `dengine snapshot fetch`
 //! (pod 0's restore container) downloads and checks the backup, then the node founds a cluster
@@ -123,6 +123,15 @@ async fn a_backup_in_s3_restores_a_cluster_and_retention_keeps_the_newest() {
             .expect("a header")
             .revision;
     }
+    // Over 10 MB of state: the upload is multipart (8 MiB parts; S3 wants 5 MiB at least).
+    let large = "x".repeat(200 * 1024);
+    for i in 0..52 {
+        revision = put(&mut kv, &format!("blob/{i:02}"), &large)
+            .await
+            .header
+            .expect("a header")
+            .revision;
+    }
     let admin = GrpcMembership::new(None, std::time::Duration::from_secs(5));
     let endpoint = source.nodes[0].spec.peer_endpoint();
     let destination = s3.destination();
@@ -135,13 +144,18 @@ async fn a_backup_in_s3_restores_a_cluster_and_retention_keeps_the_newest() {
             .open(NodeId(1), &endpoint)
             .await
             .expect("the node streams a backup");
-        let path = destination.object_for("orders", start + SignedDuration::from_mins(minute));
+        let path =
+            destination.object_for("shop", "orders", start + SignedDuration::from_mins(minute));
         written.push(
             write_backup(chunks, &destination, path)
                 .await
                 .expect("written to S3"),
         );
-        destination.prune("orders", 2).await.expect("retention");
+        let newest = &written.last().expect("written").path;
+        destination
+            .prune("shop", "orders", 2, newest)
+            .await
+            .expect("retention");
     }
     let kept: Vec<String> = written[1..].iter().map(|w| w.path.to_string()).collect();
     assert_eq!(objects(&destination).await, kept);
@@ -158,6 +172,7 @@ async fn a_backup_in_s3_restores_a_cluster_and_retention_keeps_the_newest() {
         .await
         .expect("its bytes");
     assert_eq!(bytes.len() as u64, newest.size_bytes);
+    assert!(newest.size_bytes > 10 << 20, "{} bytes", newest.size_bytes);
     let file = source.dir().join("from-s3.backup");
     std::fs::write(&file, &bytes).expect("saved");
     let restored = Cluster::start(1, &["--restore-from", &file.display().to_string()]).await;
@@ -217,7 +232,7 @@ async fn wrong_credentials_a_missing_bucket_and_an_unreachable_store_fail_clearl
         ("an unreachable store", &unreachable, "onnect"),
     ] {
         let chunks = admin.open(NodeId(1), &endpoint).await.expect("a stream");
-        let path = destination.object_for("orders", Timestamp::now());
+        let path = destination.object_for("shop", "orders", Timestamp::now());
         let failure = write_backup(chunks, destination, path)
             .await
             .expect_err(what);
@@ -253,7 +268,7 @@ async fn the_restore_container_fetches_a_backup_a_new_cluster_is_founded_from() 
         .open(NodeId(1), &source.nodes[0].spec.peer_endpoint())
         .await
         .expect("a stream");
-    let path = destination.object_for("orders", Timestamp::now());
+    let path = destination.object_for("shop", "orders", Timestamp::now());
     let written = write_backup(chunks, &destination, path)
         .await
         .expect("backed up");

@@ -53,7 +53,7 @@ fn working_operator() -> Metrics {
     metrics.status_writes.inc();
     metrics.leader.set(1);
     metrics.observe_cluster(&cluster, false, 3, 3);
-    metrics.backups_configured(&cluster);
+    metrics.backups_configured(&cluster, false);
     metrics.backup_succeeded(&cluster, 4096, 1_796_558_400);
     metrics.backup_failed(&cluster);
     metrics

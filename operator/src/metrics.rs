@@ -1,5 +1,7 @@
 //! The operator's Prometheus metrics.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,6 +51,9 @@ pub struct Metrics {
     backups: Family<BackupLabels, Counter>,
     backup_last_success: Family<ClusterLabels, Gauge>,
     backup_last_size: Family<ClusterLabels, Gauge>,
+    backup_failing: Family<ClusterLabels, Gauge>,
+    /// The clusters that have series (a family cannot list its own).
+    clusters: Mutex<HashSet<ClusterLabels>>,
     /// Status writes: one per change, so a steady cluster adds none.
     pub status_writes: Counter,
     /// 1 while this replica holds the leader-election Lease.
@@ -75,6 +80,7 @@ impl Metrics {
         let backups = Family::<BackupLabels, Counter>::default();
         let backup_last_success = Family::<ClusterLabels, Gauge>::default();
         let backup_last_size = Family::<ClusterLabels, Gauge>::default();
+        let backup_failing = Family::<ClusterLabels, Gauge>::default();
         registry.register(
             "cluster_degraded",
             "1 while the cluster's Degraded condition is True",
@@ -104,6 +110,11 @@ impl Metrics {
             "backup_last_size_bytes",
             "The size of the last successful backup",
             backup_last_size.clone(),
+        );
+        registry.register(
+            "backup_failing",
+            "1 while the cluster's BackupFailed condition is True: the last backup failed, or the schedule does not parse",
+            backup_failing.clone(),
         );
         registry.register(
             "reconciles",
@@ -143,6 +154,8 @@ impl Metrics {
             backups,
             backup_last_success,
             backup_last_size,
+            backup_failing,
+            clusters: Mutex::default(),
         }
     }
 
@@ -161,6 +174,7 @@ impl Metrics {
         self.cluster_desired_members
             .get_or_create(cluster)
             .set(desired);
+        self.known_clusters().insert(cluster.clone());
     }
 
     /// A backup of `cluster` succeeded: `bytes` long, finished at `unix_seconds`.
@@ -172,11 +186,26 @@ impl Metrics {
     }
 
     /// `cluster` takes backups: its counters exist from 0, so that the first failure is an
-    /// increase an alert sees, not a series that appears at 1.
-    pub fn backups_configured(&self, cluster: &ClusterLabels) {
+    /// increase an alert sees, not a series that appears at 1; `failing` is its BackupFailed
+    /// condition.
+    pub fn backups_configured(&self, cluster: &ClusterLabels, failing: bool) {
         for result in ["succeeded", "failed"] {
             // Creating the series is the point; the guard it returns is not needed.
             drop(self.backups.get_or_create(&backup_labels(cluster, result)));
+        }
+        self.backup_failing
+            .get_or_create(cluster)
+            .set(i64::from(failing));
+    }
+
+    /// `cluster` takes no backups (any more): no series says anything about its backups, so
+    /// that no alert fires for backups nobody asked for.
+    pub fn forget_backups(&self, cluster: &ClusterLabels) {
+        self.backup_last_success.remove(cluster);
+        self.backup_last_size.remove(cluster);
+        self.backup_failing.remove(cluster);
+        for result in ["succeeded", "failed"] {
+            self.backups.remove(&backup_labels(cluster, result));
         }
     }
 
@@ -198,16 +227,31 @@ impl Metrics {
             .inc();
     }
 
+    /// Every cluster of `namespace` (every namespace when `None`) but `present` is gone: their
+    /// series go.
+    pub fn forget_clusters_except(&self, namespace: Option<&str>, present: &[ClusterLabels]) {
+        let gone: Vec<ClusterLabels> = self
+            .known_clusters()
+            .iter()
+            .filter(|c| namespace.is_none_or(|ns| ns == c.namespace) && !present.contains(c))
+            .cloned()
+            .collect();
+        for cluster in gone {
+            self.forget_cluster(&cluster);
+        }
+    }
+
+    fn known_clusters(&self) -> std::sync::MutexGuard<'_, HashSet<ClusterLabels>> {
+        self.clusters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// `cluster` is gone: its series go too, so that no alert fires for it.
     pub fn forget_cluster(&self, cluster: &ClusterLabels) {
+        self.known_clusters().remove(cluster);
         self.cluster_degraded.remove(cluster);
         self.cluster_ready_members.remove(cluster);
         self.cluster_desired_members.remove(cluster);
-        self.backup_last_success.remove(cluster);
-        self.backup_last_size.remove(cluster);
-        for result in ["succeeded", "failed"] {
-            self.backups.remove(&backup_labels(cluster, result));
-        }
+        self.forget_backups(cluster);
     }
 
     pub fn observe_reconcile(&self, action: &'static str, took: Duration) {
@@ -238,5 +282,53 @@ fn backup_labels(cluster: &ClusterLabels, result: &'static str) -> BackupLabels 
         namespace: cluster.namespace.clone(),
         cluster: cluster.cluster.clone(),
         result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(namespace: &str, name: &str) -> ClusterLabels {
+        ClusterLabels {
+            namespace: namespace.into(),
+            cluster: name.into(),
+        }
+    }
+
+    /// A cluster deleted without a last reconcile must not keep reporting (an alert on a
+    /// backup too old would fire for it for ever).
+    #[test]
+    fn series_of_clusters_that_are_gone_are_dropped_in_their_namespace_only() {
+        let metrics = Metrics::new();
+        for c in [
+            cluster("shop", "orders"),
+            cluster("shop", "carts"),
+            cluster("ops", "audit"),
+        ] {
+            metrics.observe_cluster(&c, false, 3, 3);
+            metrics.backups_configured(&c, false);
+            metrics.backup_succeeded(&c, 10, 1_800_000_000);
+        }
+        metrics.forget_clusters_except(Some("shop"), &[cluster("shop", "orders")]);
+        let text = metrics.encode();
+        assert!(text.contains("cluster=\"orders\""), "{text}");
+        assert!(!text.contains("cluster=\"carts\""), "{text}");
+        assert!(
+            text.contains("cluster=\"audit\""),
+            "another namespace's scope: {text}"
+        );
+
+        // Backups turned off: their series go, the cluster's stay.
+        metrics.forget_backups(&cluster("shop", "orders"));
+        let text = metrics.encode();
+        assert!(
+            !text.contains("backup_last_success_timestamp_seconds{namespace=\"shop\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("cluster_ready_members{namespace=\"shop\",cluster=\"orders\"} 3"),
+            "{text}"
+        );
     }
 }

@@ -10,7 +10,7 @@ mod mock;
 use dengine_operator::crd::{BackupSpec, DEngineClusterSpec, RestoreFrom, S3Destination};
 use dengine_operator::objects::RESTORE_FILE;
 use futures::TryStreamExt;
-use mock::raft::simulated_state;
+use mock::raft::{simulated_revision, simulated_state};
 use mock::world::{World, NAME, NS};
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
@@ -110,12 +110,12 @@ async fn a_requested_backup_is_written_whole_checked_and_reported() {
     let stored = objects(&world).await;
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert!(
-        stored[0].starts_with("shop/orders/orders-") && stored[0].ends_with(".dengine-backup"),
+        stored[0].starts_with("shop/orders/shop.orders-") && stored[0].ends_with(".dengine-backup"),
         "{stored:?}"
     );
     assert_eq!(last["location"], format!("s3://backups/{}", stored[0]));
     let commit = world.group.lock().unwrap().commit;
-    assert_eq!(last["revision"], json!(commit));
+    assert_eq!(last["revision"], json!(simulated_revision(commit)));
     assert_eq!(last["index"], json!(commit));
     assert_eq!(status["backup"]["lastRequest"], "first");
     assert!(status["backup"]["running"].is_null());
@@ -151,13 +151,45 @@ async fn a_requested_backup_is_written_whole_checked_and_reported() {
     assert_eq!(world.group.lock().unwrap().backups_from.len(), 1);
 }
 
+/// The outcome of a backup is written until a status holding it lands: a failed status write
+/// and a reconcile reading a status from before it (a cache behind) neither lose it nor take
+/// the backup for one interrupted.
+#[tokio::test]
+async fn an_outcome_survives_a_failed_status_write_and_a_stale_read() {
+    let mut world = running(backed_up("0 0 1 1 *", 7)).await;
+    request_backup(&world, "1");
+    reconcile_until(&mut world, |s| !s["backup"]["running"].is_null()).await;
+    let from_before = world.status();
+    world.store.lock().unwrap().refuse_status_writes = 1;
+    reconcile_until(&mut world, |s| !s["backup"]["lastSuccessful"].is_null()).await;
+    assert!(
+        world.results.iter().any(|r| r.is_err()),
+        "a status write was refused"
+    );
+    let written = world.status()["backup"]["lastSuccessful"].clone();
+
+    world
+        .store
+        .lock()
+        .unwrap()
+        .get_mut("dengineclusters", NS, NAME)
+        .expect("the cluster")["status"] = from_before;
+    world.reconcile().await.expect("a reconcile");
+    let status = world.status();
+    assert_eq!(status["backup"]["lastSuccessful"], written);
+    assert!(status["backup"]["running"].is_null());
+    assert!(status["backup"]["lastFailed"].is_null(), "{status}");
+    assert_eq!(world.events_with("BackupSucceeded"), 1, "announced once");
+    assert_eq!(world.events_with("BackupFailed"), 0);
+}
+
 #[tokio::test]
 async fn retention_keeps_the_newest_backups_of_this_cluster() {
     let mut world = running(backed_up("0 0 1 1 *", 2)).await;
     let old = [
-        "shop/orders/orders-20250101T000000.000Z.dengine-backup",
-        "shop/orders/orders-20250102T000000.000Z.dengine-backup",
-        "shop/orders/orders-20250103T000000.000Z.dengine-backup",
+        "shop/orders/shop.orders-20250101T000000.000Z.dengine-backup",
+        "shop/orders/shop.orders-20250102T000000.000Z.dengine-backup",
+        "shop/orders/shop.orders-20250103T000000.000Z.dengine-backup",
     ];
     let theirs = "shop/orders/notes.txt";
     for name in old.iter().chain([&theirs]) {

@@ -393,6 +393,7 @@ pub async fn start_with(
         let peer = PeerService {
             frontend: frontend.clone(),
             transport,
+            links: peer_links.clone(),
             node_id: config.id,
             cluster_id,
             store: store.clone(),

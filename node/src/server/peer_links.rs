@@ -6,6 +6,7 @@
 //! stuck for minutes on a DNS name that did not resolve left no trace in any log or status.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,17 +20,19 @@ const WARN_EVERY: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct PeerLinks {
     links: Mutex<BTreeMap<NodeId, Link>>,
+    /// Peers with an error recorded.
+    failing: AtomicUsize,
 }
 
 #[derive(Default)]
 struct Link {
-    /// Why the last attempt failed; `None` once a connection worked again.
+    /// Why the last attempt failed; `None` once a message came from it again.
     error: Option<String>,
-    /// Failed attempts since the last one that worked.
+    /// Failed attempts since it was last heard from.
     failures: u64,
     /// When a warning about this peer was last logged.
     last_warning: Option<Instant>,
-    /// A warning was logged since a connection last worked: its recovery is worth a line too.
+    /// A warning was logged since it was last heard from: its recovery is worth a line too.
     warned: bool,
 }
 
@@ -53,30 +56,43 @@ impl PeerLinks {
         } else {
             tracing::debug!(peer, %address, %error, failures = link.failures, "cannot reach peer");
         }
-        link.error = Some(error);
+        if link.error.replace(error).is_none() {
+            self.failing.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    /// A connection to `peer` was established.
-    pub fn connected(&self, peer: NodeId, address: &str) {
+    /// A message came from `peer`: the two can talk, whatever failed before. (A connection
+    /// that opens proves less: a peer that refuses our cluster id accepts the connection and
+    /// then ends the stream.)
+    pub fn heard_from(&self, peer: NodeId) {
+        // The common case, every message, takes no lock.
+        if self.failing.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut links = self.lock();
         let Some(link) = links.get_mut(&peer) else {
             return;
         };
-        if std::mem::take(&mut link.warned) {
-            tracing::info!(peer, %address, failures = link.failures, "reached peer again");
+        if link.error.take().is_none() {
+            return;
         }
-        link.error = None;
+        self.failing.fetch_sub(1, Ordering::Relaxed);
+        if std::mem::take(&mut link.warned) {
+            tracing::info!(peer, failures = link.failures, "reached peer again");
+        }
         link.failures = 0;
     }
 
-    /// Why the last attempt to reach `peer` failed, while no attempt since has worked.
+    /// Why the last attempt to reach `peer` failed, until a message comes from it.
     pub fn last_error(&self, peer: NodeId) -> Option<String> {
         self.lock().get(&peer).and_then(|link| link.error.clone())
     }
 
     /// `peer` left the configuration: what was known about reaching it no longer matters.
     pub fn forget(&self, peer: NodeId) {
-        self.lock().remove(&peer);
+        if let Some(Link { error: Some(_), .. }) = self.lock().remove(&peer) {
+            self.failing.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, Link>> {
@@ -101,8 +117,9 @@ mod tests {
         links.failed(2, "b:2380", "connection refused".into());
         assert_eq!(links.last_error(2).as_deref(), Some("connection refused"));
         assert_eq!(links.last_error(3), None, "another peer is unaffected");
-        links.connected(2, "b:2380");
+        links.heard_from(2);
         assert_eq!(links.last_error(2), None);
+        links.heard_from(2);
         links.failed(2, "b:2380", "connection reset".into());
         links.forget(2);
         assert_eq!(links.last_error(2), None);

@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::write::WriteRequest;
 
 use super::frontend::Frontend;
+use super::peer_links::PeerLinks;
 use super::raft_store::{Identity, RaftStore};
 use super::requests::{LeaseQuery, ReadBarrier};
 use super::transport::{ClusterId, PeerInput, Transport};
@@ -24,6 +25,8 @@ use crate::raft::NodeId;
 pub struct PeerService {
     pub frontend: Arc<Frontend>,
     pub transport: Transport,
+    /// How reaching each peer fares: a message from a peer clears its connection error.
+    pub links: Arc<PeerLinks>,
     pub node_id: NodeId,
     pub cluster_id: ClusterId,
     pub store: RaftStore,
@@ -111,6 +114,7 @@ impl Raft for PeerService {
             if let Some(message) = envelope.message {
                 self.transport
                     .learn_peer(message.from, &envelope.from_address);
+                self.links.heard_from(message.from);
                 self.deliver(message).await?;
             }
         }

@@ -260,7 +260,6 @@ async fn peer_stream(
     loop {
         match connect(&address, inner.tls.as_ref()).await {
             Ok(mut client) => {
-                inner.links.connected(to, &address);
                 let (tx, rx) = mpsc::channel::<PeerEnvelope>(1024);
                 let mut call = inner
                     .runtime

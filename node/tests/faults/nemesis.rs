@@ -149,6 +149,8 @@ pub struct Nemesis {
     /// While a fault strikes the leader, probes read through it and through another member,
     /// under the lease and linearizable policies; their operations join the history.
     probes: Vec<(u64, watch::Sender<bool>, JoinHandle<Vec<Op>>)>,
+    /// Members started with the snapshot-install crash armed that have not crashed yet.
+    armed: std::collections::BTreeSet<u64>,
     keys: Vec<String>,
     seed: u64,
 }
@@ -165,48 +167,54 @@ impl Nemesis {
             log: Vec::new(),
             failures: Vec::new(),
             probes: Vec::new(),
+            armed: Default::default(),
             keys,
             seed,
         }
     }
 
     /// Starts probing reads while the fault on node `id` (at index `index`, the leader)
-    /// lasts: through it, and through another member.
+    /// lasts: through it, and through another member, under each of the lease and
+    /// linearizable policies at once. One loop per policy: a read stuck at a stopped leader
+    /// holds up only its own loop, so a read of each policy is in flight from the strike on.
     fn start_probes(&mut self, cluster: &FaultCluster, index: usize, id: u64) {
         let (stop, stopped) = watch::channel(false);
         let other = (index + 1) % cluster.members.len();
-        let mut clients: Vec<Client> = [index, other]
-            .iter()
+        let base = 3_000 + 4 * self.strikes.len();
+        let mut loops = Vec::new();
+        for (n, policy) in [Policy::Lease, Policy::Linearizable]
+            .into_iter()
             .enumerate()
-            .map(|(k, &i)| {
-                let member = &cluster.members[i];
-                Client::new(
-                    3_000 + 2 * self.strikes.len() + k,
-                    member.id(),
-                    member.spec.client_port,
-                    member.lifetime(),
-                    self.keys.clone(),
-                    self.clock,
-                    self.seed,
-                )
-            })
-            .collect();
-        let keys = self.keys.clone();
+        {
+            let clients: Vec<Client> = [index, other]
+                .iter()
+                .enumerate()
+                .map(|(k, &i)| {
+                    let member = &cluster.members[i];
+                    Client::new(
+                        base + 2 * n + k,
+                        member.id(),
+                        member.spec.client_port,
+                        member.lifetime(),
+                        self.keys.clone(),
+                        self.clock,
+                        self.seed,
+                    )
+                })
+                .collect();
+            loops.push(probe_loop(
+                clients,
+                policy,
+                self.keys.clone(),
+                stopped.clone(),
+            ));
+        }
         let task = tokio::spawn(async move {
-            let mut ops = Vec::new();
-            let mut round = 0usize;
-            while !*stopped.borrow() {
-                let key = &keys[round % keys.len()];
-                let policy = match round % 2 {
-                    0 => Policy::Lease,
-                    _ => Policy::Linearizable,
-                };
-                let client = &mut clients[(round / 2) % 2];
-                ops.push(client.perform(key, Call::Read { policy }).await);
-                round += 1;
-                tokio::time::sleep(PROBE_EVERY).await;
-            }
-            ops
+            futures::future::join_all(loops)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
         });
         self.probes.push((id, stop, task));
     }
@@ -292,6 +300,14 @@ impl Nemesis {
                 continue;
             };
             let id = cluster.members[index].id();
+            if self.armed.remove(&id) {
+                // Restarted with the snapshot-install crash armed; it met a snapshot later.
+                self.note(format!(
+                    "node {id} crashed installing a snapshot ({status}); restarting"
+                ));
+                cluster.members[index].start().await;
+                continue;
+            }
             match self.faulty.get(&id) {
                 Some(Fault::DiskError) => self.note(format!("node {id} stopped: {status}")),
                 _ => {
@@ -451,6 +467,9 @@ impl Nemesis {
             self.start_probes(cluster, index, id);
         }
         self.faulty.insert(id, fault);
+        // Whatever this fault does to it, a crash armed at an earlier restart is no longer
+        // what an exit of this process would mean.
+        self.armed.remove(&id);
         self.strikes.push(Strike {
             fault,
             node: id,
@@ -485,6 +504,9 @@ impl Nemesis {
                             "node {id} crashed installing a snapshot; restarting"
                         ));
                         cluster.members[index].start().await;
+                    } else {
+                        // It may reach the snapshot later: the final heal waits for it.
+                        self.armed.insert(id);
                     }
                 } else {
                     cluster.members[index].start().await;
@@ -721,6 +743,41 @@ impl Nemesis {
         for (id, fault) in faults {
             self.heal(cluster, id, fault).await;
         }
+        self.disarm_snapshot_crashes(cluster).await;
+    }
+
+    /// A member restarted with the snapshot-install crash armed that has not crashed yet may
+    /// still reach a snapshot: each one is waited for until it has applied the leader's commit
+    /// index, and restarted without the failpoint if it crashes meanwhile, so that the final
+    /// checks find every member running.
+    async fn disarm_snapshot_crashes(&mut self, cluster: &mut FaultCluster) {
+        for id in std::mem::take(&mut self.armed) {
+            let Some(index) = cluster.index_of(id) else {
+                continue;
+            };
+            let start = Instant::now();
+            while start.elapsed() < STAGE_DEADLINE {
+                if cluster.members[index].condition() == Condition::Running
+                    && cluster.members[index].exited().is_some()
+                {
+                    self.note(format!(
+                        "node {id} crashed installing a snapshot after the faults; restarting"
+                    ));
+                    cluster.members[index].start().await;
+                    break;
+                }
+                let applied = cluster.members[index]
+                    .status()
+                    .await
+                    .map_or(0, |s| s.applied_index);
+                if let Ok((_, leader)) = leader_status(cluster).await {
+                    if applied >= leader.commit_index {
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 
     /// A member that lost its disk comes back under its id: stopped, its data directory
@@ -737,6 +794,7 @@ impl Nemesis {
         let id = cluster.members[index].id();
         let was_leader = cluster.leader().await == Some(index);
         watchers.retire(id);
+        self.armed.remove(&id);
         cluster.members[index].kill();
         cluster.members[index].lose_data();
         cluster.members[index].start().await;
@@ -883,4 +941,23 @@ async fn leader_call(cluster: &FaultCluster, node: u64, change: Change) -> Resul
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Reads under `policy` in turn through `clients` until `stopped`.
+async fn probe_loop(
+    mut clients: Vec<Client>,
+    policy: Policy,
+    keys: Vec<String>,
+    stopped: watch::Receiver<bool>,
+) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let mut round = 0usize;
+    while !*stopped.borrow() {
+        let key = &keys[round % keys.len()];
+        let client = &mut clients[round % 2];
+        ops.push(client.perform(key, Call::Read { policy }).await);
+        round += 1;
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+    ops
 }

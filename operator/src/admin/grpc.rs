@@ -141,22 +141,42 @@ impl GrpcMembership {
     /// Asks node `id` at `endpoint` for a backup: its header, then its data, as the node
     /// streams them. The stream may run for `limit` (a large state takes a while to send);
     /// connecting is bounded by the usual timeout.
+    ///
+    /// The stream gets a channel of its own: the shared ones give every call the short admin
+    /// timeout, up to the answer's headers, and a node sends those only once it has encoded
+    /// the whole state. HTTP/2 keepalives end a stream whose node went away mid-way.
     pub async fn backup(
         &self,
         id: NodeId,
         endpoint: &str,
         limit: Duration,
     ) -> Result<tonic::Streaming<BackupChunk>, Error> {
-        let mut client = self.client(id, endpoint).await?;
+        let address = EndpointAddr::parse(endpoint).map_err(|e| admin_error(endpoint, e))?;
+        let key = self.channel_key(id, endpoint);
+        let channel_endpoint = self
+            .dial(endpoint)?
+            .endpoint(&address, key.server_name.as_deref())
+            .map_err(|failure| admin_error(endpoint, failure.reason))?
+            .timeout(limit)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .keep_alive_while_idle(true);
+        let channel = tokio::time::timeout(self.timeout, channel_endpoint.connect())
+            .await
+            .map_err(|_| {
+                admin_error(
+                    endpoint,
+                    format!("connecting timed out after {:?}", self.timeout),
+                )
+            })?
+            .map_err(|e| admin_error(endpoint, e))?;
         let mut request = self.request(endpoint, BackupRequest {})?;
         request.set_timeout(limit);
-        match client.backup(request).await {
-            Ok(response) => Ok(response.into_inner()),
-            Err(status) => {
-                self.after_failure(id, endpoint, &status);
-                Err(status_error(endpoint, status))
-            }
-        }
+        AdminClient::new(channel)
+            .backup(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| status_error(endpoint, status))
     }
 
     async fn status(&self, id: NodeId, endpoint: &str) -> Option<super::proto::StatusResponse> {

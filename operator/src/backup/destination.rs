@@ -91,6 +91,12 @@ impl Destination {
         scheme_and_bucket: String,
         prefix: String,
     ) -> Destination {
+        // "a/b" and "a/b/" name the same place; the CRD's pattern keeps out the rest of what
+        // object names cannot hold as written (a leading or doubled slash, odd characters).
+        let prefix = match prefix.is_empty() || prefix.ends_with('/') {
+            true => prefix,
+            false => format!("{prefix}/"),
+        };
         Destination {
             store,
             scheme_and_bucket,
@@ -103,16 +109,22 @@ impl Destination {
         self.store.clone()
     }
 
-    /// The name of `cluster`'s backup started at `time`: names sort as times do, so the
-    /// oldest backups are the first names.
-    pub fn object_for(&self, cluster: &str, time: Timestamp) -> Path {
+    /// The name of the backup of `namespace`/`cluster` started at `time`. The namespace is in
+    /// it (namespaces have no dots, so `<namespace>.<cluster>` names one cluster only): two
+    /// clusters of one name sharing a prefix never take each other's backups for their own.
+    /// Names sort as times do, so the oldest backups are the first names.
+    pub fn object_for(&self, namespace: &str, cluster: &str, time: Timestamp) -> Path {
         // Milliseconds too: a backup asked for just after a scheduled one gets a name of its own.
         let stamp = format!(
             "{}{:03}Z",
             time.strftime("%Y%m%dT%H%M%S."),
             time.subsec_millisecond()
         );
-        Path::from(format!("{}{cluster}-{stamp}{SUFFIX}", self.prefix))
+        Path::from(format!(
+            "{}{}{stamp}{SUFFIX}",
+            self.prefix,
+            name_start(namespace, cluster)
+        ))
     }
 
     /// Where `path` is, as the status and Events say it.
@@ -120,30 +132,48 @@ impl Destination {
         format!("{}/{path}", self.scheme_and_bucket)
     }
 
-    /// `cluster`'s backups here, oldest first. Objects under the prefix named otherwise (the
-    /// user's own, another cluster's) are not counted.
-    pub async fn backups_of(&self, cluster: &str) -> Result<Vec<Path>, BackupFailure> {
+    /// The backups of `namespace`/`cluster` here, oldest first. Objects under the prefix named
+    /// otherwise (the user's own, another cluster's) are not counted.
+    pub async fn backups_of(
+        &self,
+        namespace: &str,
+        cluster: &str,
+    ) -> Result<Vec<Path>, BackupFailure> {
         let prefix = Path::from(self.prefix.trim_end_matches('/'));
         let listing = self.store.list(Some(&prefix));
         let objects: Vec<_> = listing
             .try_collect()
             .await
             .map_err(|error| upload_failed("listing the backups", &error))?;
+        let start = name_start(namespace, cluster);
         let mut names: Vec<Path> = objects
             .into_iter()
             .map(|meta| meta.location)
-            .filter(|path| self.is_backup_of(cluster, path))
+            .filter(|path| self.is_backup_named(&start, path))
             .collect();
         names.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
         Ok(names)
     }
 
-    /// Deletes `cluster`'s oldest backups beyond the newest `keep`; returns what it deleted.
-    pub async fn prune(&self, cluster: &str, keep: usize) -> Result<Vec<Path>, BackupFailure> {
-        let backups = self.backups_of(cluster).await?;
-        let excess = backups.len().saturating_sub(keep.max(1));
+    /// Deletes the oldest backups of `namespace`/`cluster` beyond the newest `keep`, never
+    /// `kept` (the one just written, whatever the clocks say); returns what it deleted.
+    pub async fn prune(
+        &self,
+        namespace: &str,
+        cluster: &str,
+        keep: usize,
+        kept: &Path,
+    ) -> Result<Vec<Path>, BackupFailure> {
+        let others: Vec<Path> = self
+            .backups_of(namespace, cluster)
+            .await?
+            .into_iter()
+            .filter(|path| path != kept)
+            .collect();
+        // `kept` counts as one of the `keep`.
+        let excess = others.len().saturating_sub(keep.max(1) - 1);
         let mut deleted = Vec::new();
-        for path in backups.into_iter().take(excess) {
+        for path in others.into_iter().take(excess) {
             self.store
                 .delete(&path)
                 .await
@@ -153,14 +183,12 @@ impl Destination {
         Ok(deleted)
     }
 
-    /// Whether `path` is named as one of `cluster`'s backups directly under the prefix.
-    fn is_backup_of(&self, cluster: &str, path: &Path) -> bool {
-        let Some(name) = path.as_ref().strip_prefix(&self.prefix) else {
-            return false;
-        };
-        let Some(stamp) = name
-            .strip_prefix(cluster)
-            .and_then(|rest| rest.strip_prefix('-'))
+    /// Whether `path` is a backup whose name starts with `start`, directly under the prefix.
+    fn is_backup_named(&self, start: &str, path: &Path) -> bool {
+        let Some(stamp) = path
+            .as_ref()
+            .strip_prefix(&self.prefix)
+            .and_then(|name| name.strip_prefix(start))
             .and_then(|rest| rest.strip_suffix(SUFFIX))
         else {
             return false;
@@ -177,6 +205,11 @@ impl Destination {
                 .chain(&bytes[16..19])
                 .all(u8::is_ascii_digit)
     }
+}
+
+/// How the names of one cluster's backups start: `<namespace>.<cluster>-`.
+fn name_start(namespace: &str, cluster: &str) -> String {
+    format!("{namespace}.{cluster}-")
 }
 
 /// A failure of the store, with what was being done.
@@ -224,17 +257,17 @@ mod tests {
 
     #[test]
     fn names_sort_as_times_and_locations_name_the_bucket() {
-        let d = destination("shop/orders/");
-        let early = d.object_for("orders", at("2026-12-06T09:05:00Z"));
-        let late = d.object_for("orders", at("2026-12-06T10:00:00Z"));
+        let d = destination("shop/orders");
+        let early = d.object_for("shop", "orders", at("2026-12-06T09:05:00Z"));
+        let late = d.object_for("shop", "orders", at("2026-12-06T10:00:00Z"));
         assert_eq!(
             early.as_ref(),
-            "shop/orders/orders-20261206T090500.000Z.dengine-backup"
+            "shop/orders/shop.orders-20261206T090500.000Z.dengine-backup"
         );
         assert!(early.as_ref() < late.as_ref());
         assert_eq!(
             d.location(&early),
-            "s3://backups/shop/orders/orders-20261206T090500.000Z.dengine-backup"
+            "s3://backups/shop/orders/shop.orders-20261206T090500.000Z.dengine-backup"
         );
     }
 
@@ -244,18 +277,20 @@ mod tests {
         let store = d.store();
         let mut ours = Vec::new();
         for hour in 10..15 {
-            let path = d.object_for("orders", at(&format!("2026-12-06T{hour}:00:00Z")));
+            let path = d.object_for("shop", "orders", at(&format!("2026-12-06T{hour}:00:00Z")));
             store
                 .put(&path, PutPayload::from_static(b"x"))
                 .await
                 .unwrap();
             ours.push(path);
         }
-        // Not ours: another cluster whose name starts the same, a user's file, a deeper path.
+        // Not ours: a cluster whose name starts the same, one of the same name in another
+        // namespace, a user's file, a deeper path.
         let others = [
-            d.object_for("orders-eu", at("2026-12-06T01:00:00Z")),
-            Path::from("team/orders-notes.txt"),
-            Path::from("team/old/orders-20200101T000000.000Z.dengine-backup"),
+            d.object_for("shop", "orders-eu", at("2026-12-06T01:00:00Z")),
+            d.object_for("staging", "orders", at("2026-12-06T01:00:00Z")),
+            Path::from("team/shop.orders-notes.txt"),
+            Path::from("team/old/shop.orders-20200101T000000.000Z.dengine-backup"),
         ];
         for path in &others {
             store
@@ -263,14 +298,27 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert_eq!(d.backups_of("orders").await.unwrap(), ours);
+        assert_eq!(d.backups_of("shop", "orders").await.unwrap(), ours);
 
-        let deleted = d.prune("orders", 3).await.unwrap();
+        let newest = ours.last().unwrap().clone();
+        let deleted = d.prune("shop", "orders", 3, &newest).await.unwrap();
         assert_eq!(deleted, ours[..2].to_vec());
-        assert_eq!(d.backups_of("orders").await.unwrap(), ours[2..].to_vec());
+        assert_eq!(
+            d.backups_of("shop", "orders").await.unwrap(),
+            ours[2..].to_vec()
+        );
         for path in &others {
             assert!(store.head(path).await.is_ok(), "{path} was kept");
         }
-        assert!(d.prune("orders", 3).await.unwrap().is_empty());
+        assert!(d
+            .prune("shop", "orders", 3, &newest)
+            .await
+            .unwrap()
+            .is_empty());
+        // The backup just written is kept even where it sorts first (a clock behind).
+        let oldest = ours[2].clone();
+        let deleted = d.prune("shop", "orders", 1, &oldest).await.unwrap();
+        assert_eq!(deleted, ours[3..].to_vec());
+        assert_eq!(d.backups_of("shop", "orders").await.unwrap(), vec![oldest]);
     }
 }

@@ -18,6 +18,10 @@ use super::BackupFailure;
 /// Parts of a multipart upload; smaller backups go up in one request.
 const PART_BYTES: usize = 8 << 20;
 
+/// Parts uploaded at once: with the part being filled, what one backup holds in memory is
+/// about three parts.
+const PARTS_IN_FLIGHT: usize = 2;
+
 /// A backup written whole and checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Written {
@@ -29,9 +33,22 @@ pub struct Written {
 
 /// Writes the backup `chunks` carry to `path` at `destination`.
 pub async fn write_backup<S>(
+    chunks: S,
+    destination: &Destination,
+    path: Path,
+) -> Result<Written, BackupFailure>
+where
+    S: Stream<Item = Result<BackupChunk, tonic::Status>> + Unpin,
+{
+    write_in_parts(chunks, destination, path, PART_BYTES).await
+}
+
+/// [`write_backup`] with parts of `part_bytes` (tests use small ones).
+async fn write_in_parts<S>(
     mut chunks: S,
     destination: &Destination,
     path: Path,
+    part_bytes: usize,
 ) -> Result<Written, BackupFailure>
 where
     S: Stream<Item = Result<BackupChunk, tonic::Status>> + Unpin,
@@ -59,7 +76,8 @@ where
         });
     }
     let start = Bytes::from(file_start(&header));
-    let mut upload = BufWriter::with_capacity(destination.store(), path.clone(), PART_BYTES);
+    let mut upload = BufWriter::with_capacity(destination.store(), path.clone(), part_bytes)
+        .with_max_concurrency(PARTS_IN_FLIGHT);
     let outcome = stream_data(&mut chunks, &mut upload, &header, start.clone()).await;
     if let Err(failure) = outcome {
         // Nothing was completed; what was uploaded of the parts is discarded.
@@ -252,6 +270,44 @@ mod tests {
                 .await
                 .expect_err(what);
             assert!(failure.message.contains(expected), "{what}: {failure:?}");
+            assert_eq!(stored(&d, &path).await, None, "{what}: nothing stored");
+        }
+    }
+
+    /// Above a part's size the upload is multipart: a stream that breaks after some parts
+    /// went up, or data that does not match, aborts it and nothing appears.
+    #[tokio::test]
+    async fn a_multipart_upload_completes_whole_or_not_at_all() {
+        let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+        let pieces: Vec<&[u8]> = data.chunks(1000).collect();
+        let path = Path::from("big.dengine-backup");
+
+        let d = destination();
+        let written = write_in_parts(
+            stream::iter(chunks(header_for(&data), &pieces)),
+            &d,
+            path.clone(),
+            4096,
+        )
+        .await
+        .expect("written in parts");
+        let bytes = stored(&d, &path).await.expect("stored");
+        assert_eq!(written.size_bytes, bytes.len() as u64);
+        assert!(bytes.ends_with(&data));
+
+        let mut broken = chunks(header_for(&data), &pieces[..40]);
+        broken.push(Err(tonic::Status::unavailable("the leader stopped")));
+        let mut damaged_data = data.clone();
+        damaged_data[60_000] ^= 1;
+        let damaged_pieces: Vec<&[u8]> = damaged_data.chunks(1000).collect();
+        for (what, stream_of) in [
+            ("broken after parts went up", broken),
+            ("damaged", chunks(header_for(&data), &damaged_pieces)),
+        ] {
+            let d = destination();
+            write_in_parts(stream::iter(stream_of), &d, path.clone(), 4096)
+                .await
+                .expect_err(what);
             assert_eq!(stored(&d, &path).await, None, "{what}: nothing stored");
         }
     }

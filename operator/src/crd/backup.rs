@@ -50,10 +50,11 @@ pub struct S3Destination {
     #[schemars(length(min = 3, max = 63), pattern(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"))]
     pub bucket: String,
 
-    /// Where in the bucket: object names start with this. Defaults to
-    /// `<namespace>/<cluster>/`.
+    /// Where in the bucket: object names start with this (then `<namespace>.<cluster>-<time>`).
+    /// Defaults to `<namespace>/<cluster>/`. Path segments of letters, digits, `.`, `_` and
+    /// `-`, separated by single slashes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 512))]
+    #[schemars(length(max = 512), pattern(r"^([A-Za-z0-9._-]+/)*[A-Za-z0-9._-]*$"))]
     pub prefix: Option<String>,
 
     /// The store's URL, for a store other than AWS S3 (for example `http://minio.storage:9000`);

@@ -23,7 +23,8 @@ pub struct Scheduling {
     pub spread_across_zones: ZoneSpread,
 
     /// Further topology spread constraints of the pods, in addition to the spreads above
-    /// (their label selectors are the user's to set).
+    /// (their label selectors are the user's to set). One on `topology.kubernetes.io/zone`
+    /// replaces `spreadAcrossZones`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
 

@@ -1,7 +1,12 @@
 //! Backups from the controller's side: once per reconcile, after the membership step, it
-//! collects the backup that finished (status, condition, Event, metrics), and starts the one
-//! that is due. A backup runs as a task of its own, so a large one never holds a reconcile
-//! up; the next reconcile after it ends records how it went.
+//! carries a backup's outcome into the status (condition, Event, metrics) and starts the one
+//! that is due. A backup runs as a task of its own, so a large one never holds a reconcile up.
+//!
+//! A backup's outcome stays with the operator until a status that holds it has been written:
+//! a status write that fails, or a reconcile that reads a status older than the last write,
+//! leads to the outcome being written again, never to losing it or to reporting the backup as
+//! interrupted. A backup the status shows running that this operator does not hold was lost
+//! with another process (a restart, a standby taking over): that one is interrupted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,8 +18,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, ResourceExt};
 use object_store::path::Path;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::backup::source::BACKUP_TIME_LIMIT;
 use crate::backup::{
     due, write_backup, BackupFailure, BackupSource, Destination, S3Credentials, Schedule, Trigger,
     Written,
@@ -42,40 +49,81 @@ pub fn s3_destinations() -> DestinationFactory {
 }
 
 /// How often a reconcile looks at a backup in progress.
-const RUNNING_RECHECK: Duration = Duration::from_secs(5);
+const RUNNING_RECHECK: Duration = Duration::from_secs(15);
 
-/// The backups in progress, one per cluster at most.
-#[derive(Default)]
+/// Backups streaming through the operator at once, over every cluster: each holds a few
+/// upload parts in memory.
+const CONCURRENT_BACKUPS: usize = 2;
+
+/// The backups this operator process has started, by cluster uid.
 pub struct Backups {
-    running: Mutex<HashMap<ClusterLabels, JoinHandle<Result<Finished, BackupFailure>>>>,
+    jobs: Mutex<HashMap<String, Job>>,
+    /// Taken by each backup while it streams.
+    slots: Arc<Semaphore>,
+}
+
+impl Default for Backups {
+    fn default() -> Self {
+        Backups {
+            jobs: Mutex::default(),
+            slots: Arc::new(Semaphore::new(CONCURRENT_BACKUPS)),
+        }
+    }
+}
+
+/// One cluster's backup, from start until a status holding its outcome was written.
+struct Job {
+    cluster: ClusterLabels,
+    /// When it started: the status's `running.started`, which tells this backup from others.
+    started: Timestamp,
+    trigger: Trigger,
+    state: JobState,
+}
+
+enum JobState {
+    Running(JoinHandle<Result<Finished, BackupFailure>>),
+    /// Ended at `at`; announced (Event, metrics) once, written into every status until one
+    /// lands.
+    Ended {
+        outcome: Box<Result<Finished, BackupFailure>>,
+        at: Timestamp,
+    },
 }
 
 impl Backups {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        HashMap<ClusterLabels, JoinHandle<Result<Finished, BackupFailure>>>,
-    > {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The finished backup of `cluster`, if one finished; `Err(())` while one still runs.
-    fn take_finished(
+    /// Stops and forgets the backups of clusters that no longer exist in `namespace` (every
+    /// namespace when `None`): `present` holds the uids of those that do.
+    pub fn forget_missing(
         &self,
-        cluster: &ClusterLabels,
-    ) -> Result<Option<JoinHandle<Result<Finished, BackupFailure>>>, ()> {
-        let mut running = self.lock();
-        match running.get(cluster) {
-            None => Ok(None),
-            Some(task) if task.is_finished() => Ok(running.remove(cluster)),
-            Some(_) => Err(()),
-        }
+        namespace: Option<&str>,
+        present: &[String],
+    ) -> Vec<ClusterLabels> {
+        let mut gone = Vec::new();
+        self.lock().retain(|uid, job| {
+            let in_scope = namespace.is_none_or(|ns| ns == job.cluster.namespace);
+            let keep = !in_scope || present.contains(uid);
+            if !keep {
+                if let JobState::Running(task) = &job.state {
+                    task.abort();
+                }
+                gone.push(job.cluster.clone());
+            }
+            keep
+        });
+        gone
     }
 
-    /// `cluster` is gone: its backup in progress is stopped.
-    pub fn forget(&self, cluster: &ClusterLabels) {
-        if let Some(task) = self.lock().remove(cluster) {
+    /// `uid`'s cluster is being deleted: its backup in progress is stopped.
+    pub fn forget(&self, uid: &str) {
+        if let Some(Job {
+            state: JobState::Running(task),
+            ..
+        }) = self.lock().remove(uid)
+        {
             task.abort();
         }
     }
@@ -90,8 +138,8 @@ struct Finished {
     pruned: Result<Vec<Path>, BackupFailure>,
 }
 
-/// One look at `cluster`'s backups: records the one that finished into `status`, starts the
-/// one due. Returns how soon to look again for backups' sake.
+/// One look at `cluster`'s backups: records a backup's outcome into `status`, starts the one
+/// due. Returns how soon to look again for backups' sake.
 pub async fn look<S>(
     ctx: &Context,
     cluster: &DEngineCluster,
@@ -103,6 +151,7 @@ pub async fn look<S>(
 where
     S: BackupSource,
 {
+    let uid = cluster.uid().unwrap_or_default();
     let labels = ClusterLabels {
         namespace: cluster.namespace().unwrap_or_default(),
         cluster: cluster.name_any(),
@@ -112,38 +161,15 @@ where
         .get(BACKUP_REQUEST_ANNOTATION)
         .cloned();
     let spec = cluster.spec.backup.as_ref();
-    if spec.is_none() && requested.is_none() && status.backup.is_none() {
+    let mut backup = status.backup.clone().unwrap_or_default();
+    let has_job = ctx.backups.lock().contains_key(&uid);
+    if spec.is_none() && requested.is_none() && status.backup.is_none() && !has_job {
         return None;
     }
-    let mut backup = status.backup.clone().unwrap_or_default();
-    let mut outcome = None;
-    match ctx.backups.take_finished(&labels) {
-        Err(()) => {
-            status.backup = Some(backup);
-            return Some(RUNNING_RECHECK);
-        }
-        Ok(Some(task)) => {
-            outcome = Some(match task.await {
-                Ok(result) => result,
-                Err(error) => Err(BackupFailure {
-                    reason: "Interrupted",
-                    message: format!("the backup task ended: {error}"),
-                }),
-            });
-        }
-        Ok(None) if backup.running.is_some() => {
-            outcome = Some(Err(BackupFailure {
-                reason: "Interrupted",
-                message: "the operator restarted (or another replica took over) while taking it; \
-                          the next one is taken as scheduled"
-                    .to_string(),
-            }));
-        }
-        Ok(None) => {}
-    }
-    if let Some(outcome) = outcome {
-        backup.running = None;
-        record(ctx, cluster, &labels, &mut backup, status, outcome, now).await;
+
+    if let Some(running) = carry_job(ctx, cluster, &uid, &labels, &mut backup, status, now).await {
+        status.backup = Some(backup);
+        return Some(running);
     }
 
     let schedule = spec.map(|spec| {
@@ -152,66 +178,184 @@ where
             message,
         })
     });
-    if let Some(Err(invalid)) = &schedule {
-        let reported = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "BackupFailed" && c.status == "True" && c.reason == invalid.reason);
-        fail_condition(status, invalid, now);
-        if !reported {
-            publish(
-                ctx,
-                cluster,
-                EventType::Warning,
-                "BackupFailed",
-                invalid.reason,
-                invalid.message.clone(),
-            )
-            .await;
-        }
-    }
-    let valid = schedule.as_ref().and_then(|parsed| parsed.as_ref().ok());
-    let (trigger, counted) = due(valid, &backup, requested.as_deref(), now);
+    report_schedule(ctx, cluster, status, schedule.as_ref(), now).await;
+    let valid = spec.zip(schedule.as_ref().and_then(|parsed| parsed.as_ref().ok()));
+    let (trigger, counted) = due(
+        valid.map(|(spec, schedule)| (spec.schedule.as_str(), schedule)),
+        &backup,
+        requested.as_deref(),
+        now,
+    );
     backup = counted;
     if let Some(trigger) = trigger {
-        match &trigger {
-            Trigger::Scheduled(time) => backup.last_schedule_time = Some(Time(*time)),
-            Trigger::Requested(value) => backup.last_request = Some(value.clone()),
-        }
+        apply_trigger(&mut backup, &trigger);
         match start(ctx, cluster, step, source, &labels, now).await {
-            Ok(()) => {
+            Ok(task) => {
+                // Whole seconds, as the status holds times: the status's `running.started`
+                // is how this backup is told from another.
+                let started = Timestamp::from_second(now.as_second()).unwrap_or(now);
                 backup.running = Some(RunningBackup {
-                    started: Time(now),
+                    started: Time(started),
                     reason: trigger.reason().to_string(),
                 });
+                ctx.backups.lock().insert(
+                    uid,
+                    Job {
+                        cluster: labels,
+                        started,
+                        trigger,
+                        state: JobState::Running(task),
+                    },
+                );
             }
             Err(failure) => {
-                record(
+                announce(ctx, cluster, &labels, &Err(failure.clone())).await;
+                apply_outcome(cluster, &mut backup, status, &Err(failure), now);
+            }
+        }
+    }
+    let wake = match (&backup.running, valid) {
+        (Some(_), _) => Some(RUNNING_RECHECK),
+        (None, Some((_, schedule))) => schedule.after(now).map(|next| {
+            let seconds = next.as_second().saturating_sub(now.as_second());
+            Duration::from_secs(u64::try_from(seconds).unwrap_or(0).max(1))
+        }),
+        (None, None) => None,
+    };
+    status.backup = Some(backup);
+    wake
+}
+
+/// Brings the status in line with this operator's backup of the cluster, if it has one, and
+/// records a backup the status shows running that no one holds any more as interrupted.
+/// Returns `Some` while a backup is still running (how soon to look again).
+async fn carry_job(
+    ctx: &Context,
+    cluster: &DEngineCluster,
+    uid: &str,
+    labels: &ClusterLabels,
+    backup: &mut BackupStatus,
+    status: &mut DEngineClusterStatus,
+    now: Timestamp,
+) -> Option<Duration> {
+    // Reconciles of one cluster never run at once, so the job can be taken out while it is
+    // looked at and put back.
+    let taken = ctx.backups.lock().remove(uid);
+    let Some(mut job) = taken else {
+        if let Some(running) = &backup.running {
+            let retry = match running.reason.as_str() {
+                "Requested" => {
+                    "ask again with a new value of the dengine.io/backup-requested annotation"
+                }
+                _ => "the next one is taken at the next schedule time",
+            };
+            let outcome = Err(BackupFailure {
+                reason: "Interrupted",
+                message: format!(
+                    "the operator that was taking it stopped (a restart, or another replica \
+                     took over); {retry}"
+                ),
+            });
+            announce(ctx, cluster, labels, &outcome).await;
+            apply_outcome(cluster, backup, status, &outcome, now);
+        }
+        return None;
+    };
+    let shown = backup.running.as_ref().map(|r| r.started.0);
+    let wake = match job.state {
+        JobState::Running(task) if !task.is_finished() => {
+            // A status written before the start was recorded (or whose write failed) is given
+            // the start again.
+            apply_trigger(backup, &job.trigger);
+            backup.running = Some(RunningBackup {
+                started: Time(job.started),
+                reason: job.trigger.reason().to_string(),
+            });
+            job.state = JobState::Running(task);
+            Some(RUNNING_RECHECK)
+        }
+        JobState::Running(task) => {
+            let outcome = match task.await {
+                Ok(outcome) => outcome,
+                Err(error) => Err(BackupFailure {
+                    reason: "Interrupted",
+                    message: format!("the backup task ended: {error}"),
+                }),
+            };
+            announce(ctx, cluster, labels, &outcome).await;
+            apply_trigger(backup, &job.trigger);
+            apply_outcome(cluster, backup, status, &outcome, now);
+            job.state = JobState::Ended {
+                outcome: Box::new(outcome),
+                at: now,
+            };
+            None
+        }
+        JobState::Ended { .. } if shown != Some(job.started) => {
+            // A status that no longer shows it running was written: the outcome is in it.
+            return None;
+        }
+        JobState::Ended { ref outcome, at } => {
+            apply_trigger(backup, &job.trigger);
+            apply_outcome(cluster, backup, status, outcome, at);
+            None
+        }
+    };
+    ctx.backups.lock().insert(uid.to_string(), job);
+    wake
+}
+
+fn apply_trigger(backup: &mut BackupStatus, trigger: &Trigger) {
+    match trigger {
+        Trigger::Scheduled(time) => backup.last_schedule_time = Some(Time(*time)),
+        Trigger::Requested(value) => backup.last_request = Some(value.clone()),
+    }
+}
+
+/// An invalid schedule is a failure to report once; one that parses again clears it.
+async fn report_schedule(
+    ctx: &Context,
+    cluster: &DEngineCluster,
+    status: &mut DEngineClusterStatus,
+    schedule: Option<&Result<Schedule, BackupFailure>>,
+    now: Timestamp,
+) {
+    let reported_invalid = status.conditions.iter().any(|c| {
+        c.type_ == ConditionType::BackupFailed.as_str()
+            && c.status == "True"
+            && c.reason == "InvalidSchedule"
+    });
+    match schedule {
+        Some(Err(invalid)) => {
+            set_backup_failed(cluster, status, invalid, now);
+            if !reported_invalid {
+                publish(
                     ctx,
                     cluster,
-                    &labels,
-                    &mut backup,
-                    status,
-                    Err(failure),
-                    now,
+                    EventType::Warning,
+                    "BackupFailed",
+                    invalid.reason,
+                    invalid.message.clone(),
                 )
                 .await;
             }
         }
+        Some(Ok(schedule)) if reported_invalid => {
+            let next = schedule
+                .after(now)
+                .map_or_else(String::new, |t| format!("; the next backup is at {t}"));
+            set_condition(
+                &mut status.conditions,
+                ConditionType::BackupFailed,
+                false,
+                "ScheduleValid",
+                &format!("the schedule parses{next}"),
+                cluster.metadata.generation,
+                Time(now),
+            );
+        }
+        _ => {}
     }
-    let wake = match (&backup.running, &schedule) {
-        (Some(_), _) => Some(RUNNING_RECHECK),
-        (None, Some(Ok(schedule))) => schedule.after(now).map(|next| {
-            Duration::from_secs(
-                u64::try_from(next.as_second() - now.as_second())
-                    .unwrap_or(0)
-                    .max(1),
-            )
-        }),
-        _ => None,
-    };
-    status.backup = Some(backup);
-    wake
 }
 
 /// Starts a backup of `cluster` from its leader, or says why it cannot.
@@ -222,7 +366,7 @@ async fn start<S: BackupSource>(
     source: &S,
     labels: &ClusterLabels,
     now: Timestamp,
-) -> Result<(), BackupFailure> {
+) -> Result<JoinHandle<Result<Finished, BackupFailure>>, BackupFailure> {
     let Some(spec) = &cluster.spec.backup else {
         return Err(BackupFailure {
             reason: "NotConfigured",
@@ -256,23 +400,41 @@ async fn start<S: BackupSource>(
     let prefix = spec.s3.prefix_for(&labels.namespace, &labels.cluster);
     let destination = (ctx.backup_destinations)(&spec.s3, prefix, credentials)?;
     let keep = usize::try_from(spec.keep).unwrap_or(usize::MAX);
-    let path = destination.object_for(&labels.cluster, now);
+    let path = destination.object_for(&labels.namespace, &labels.cluster, now);
     let opening = source.open(leader, &endpoint);
-    let cluster_name = labels.cluster.clone();
-    let task = tokio::spawn(async move {
+    let slots = ctx.backups.slots.clone();
+    let labels = labels.clone();
+    let task = async move {
+        let _slot = slots.acquire_owned().await.map_err(|_| BackupFailure {
+            reason: "Interrupted",
+            message: "the operator is stopping".to_string(),
+        })?;
         let chunks = opening.await?;
         let written = write_backup(chunks, &destination, path).await?;
         let location = destination.location(&written.path);
-        let pruned = destination.prune(&cluster_name, keep).await;
+        let pruned = destination
+            .prune(&labels.namespace, &labels.cluster, keep, &written.path)
+            .await;
         Ok(Finished {
             written,
             location,
             finished: Timestamp::now(),
             pruned,
         })
-    });
-    ctx.backups.lock().insert(labels.clone(), task);
-    Ok(())
+    };
+    Ok(tokio::spawn(async move {
+        tokio::time::timeout(BACKUP_TIME_LIMIT, task)
+            .await
+            .unwrap_or_else(|_| {
+                Err(BackupFailure {
+                    reason: "TimedOut",
+                    message: format!(
+                        "the backup did not complete within {} minutes; nothing was kept",
+                        BACKUP_TIME_LIMIT.as_secs() / 60
+                    ),
+                })
+            })
+    }))
 }
 
 /// The credentials in the Secret `name`: `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, and
@@ -290,7 +452,13 @@ async fn s3_credentials(
     let secret = secrets
         .get_opt(name)
         .await
-        .map_err(|error| invalid(format!("reading Secret {namespace}/{name}: {error}")))?
+        .map_err(|error| BackupFailure {
+            reason: "CredentialsUnreadable",
+            message: format!(
+                "the operator could not read Secret {namespace}/{name} (its RBAC, or the API \
+                 server): {error}"
+            ),
+        })?
         .ok_or_else(|| invalid(format!("Secret {namespace}/{name} does not exist")))?;
     let key = |key: &str| {
         secret
@@ -315,39 +483,20 @@ async fn s3_credentials(
     })
 }
 
-/// Records how a backup ended: the status, the condition, an Event and the metrics.
-async fn record(
+/// Says once how a backup ended: an Event, the metrics, and a warning when retention failed.
+async fn announce(
     ctx: &Context,
     cluster: &DEngineCluster,
     labels: &ClusterLabels,
-    backup: &mut BackupStatus,
-    status: &mut DEngineClusterStatus,
-    outcome: Result<Finished, BackupFailure>,
-    now: Timestamp,
+    outcome: &Result<Finished, BackupFailure>,
 ) {
     match outcome {
         Ok(finished) => {
-            let header = &finished.written.header;
-            let completed = CompletedBackup {
-                location: finished.location.clone(),
-                finished: Time(finished.finished),
-                revision: header.revision,
-                index: header.metadata.as_ref().map_or(0, |m| m.index),
-                size_bytes: finished.written.size_bytes,
-            };
+            let completed = completed(finished);
             ctx.metrics.backup_succeeded(
                 labels,
                 completed.size_bytes,
                 finished.finished.as_second(),
-            );
-            set_condition(
-                &mut status.conditions,
-                ConditionType::BackupFailed,
-                false,
-                "BackupSucceeded",
-                &format!("the last backup is {}", completed.location),
-                cluster.metadata.generation,
-                Time(now),
             );
             publish(
                 ctx,
@@ -365,7 +514,7 @@ async fn record(
                 ),
             )
             .await;
-            match finished.pruned {
+            match &finished.pruned {
                 Ok(deleted) if !deleted.is_empty() => tracing::info!(
                     cluster = %labels.cluster,
                     deleted = ?deleted.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -387,11 +536,9 @@ async fn record(
                     .await
                 }
             }
-            backup.last_successful = Some(completed);
         }
         Err(failure) => {
             ctx.metrics.backup_failed(labels);
-            fail_condition(status, &failure, now);
             publish(
                 ctx,
                 cluster,
@@ -401,25 +548,69 @@ async fn record(
                 failure.message.clone(),
             )
             .await;
+        }
+    }
+}
+
+fn completed(finished: &Finished) -> CompletedBackup {
+    let header = &finished.written.header;
+    CompletedBackup {
+        location: finished.location.clone(),
+        finished: Time(finished.finished),
+        revision: header.revision,
+        index: header.metadata.as_ref().map_or(0, |m| m.index),
+        size_bytes: finished.written.size_bytes,
+    }
+}
+
+/// Writes how a backup ended into the status (the same every time it is written again).
+fn apply_outcome(
+    cluster: &DEngineCluster,
+    backup: &mut BackupStatus,
+    status: &mut DEngineClusterStatus,
+    outcome: &Result<Finished, BackupFailure>,
+    at: Timestamp,
+) {
+    backup.running = None;
+    match outcome {
+        Ok(finished) => {
+            let completed = completed(finished);
+            set_condition(
+                &mut status.conditions,
+                ConditionType::BackupFailed,
+                false,
+                "BackupSucceeded",
+                &format!("the last backup is {}", completed.location),
+                cluster.metadata.generation,
+                Time(finished.finished),
+            );
+            backup.last_successful = Some(completed);
+        }
+        Err(failure) => {
+            set_backup_failed(cluster, status, failure, at);
             backup.last_failed = Some(FailedBackup {
-                time: Time(now),
+                time: Time(at),
                 reason: failure.reason.to_string(),
-                message: failure.message,
+                message: failure.message.clone(),
             });
         }
     }
 }
 
-fn fail_condition(status: &mut DEngineClusterStatus, failure: &BackupFailure, now: Timestamp) {
-    let generation = status.observed_generation;
+fn set_backup_failed(
+    cluster: &DEngineCluster,
+    status: &mut DEngineClusterStatus,
+    failure: &BackupFailure,
+    at: Timestamp,
+) {
     set_condition(
         &mut status.conditions,
         ConditionType::BackupFailed,
         true,
         failure.reason,
         &failure.message,
-        generation,
-        Time(now),
+        cluster.metadata.generation,
+        Time(at),
     );
 }
 

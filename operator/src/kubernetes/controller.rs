@@ -132,6 +132,11 @@ async fn run_scope(
     .applied_objects()
     .predicate_filter(spec_or_backup_request, Default::default());
     let pods_config = watcher::Config::default().labels("app.kubernetes.io/name=dengine");
+    let sweeper = tokio::spawn(sweep_deleted(
+        ctx.clone(),
+        namespace.clone(),
+        reader.clone(),
+    ));
     Controller::for_stream(clusters, reader)
         .owns(api::<StatefulSet>(client, ns), watcher::Config::default())
         .watches(api::<Pod>(client, ns), pods_config, |pod| {
@@ -147,6 +152,7 @@ async fn run_scope(
             }
         })
         .await;
+    sweeper.abort();
 }
 
 /// What wakes the reconciler: a spec change (the generation) or a new value of the backup
@@ -203,7 +209,7 @@ where
         // to vanish, and fail at it.
         ctx.metrics.observe_reconcile("deleting", Duration::ZERO);
         ctx.metrics.forget_cluster(&cluster_labels(&cluster));
-        ctx.backups.forget(&cluster_labels(&cluster));
+        ctx.backups.forget(&cluster.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
     let started = Instant::now();
@@ -355,9 +361,15 @@ fn observe_cluster(ctx: &Context, cluster: &DEngineCluster, status: &DEngineClus
         i64::from(status.ready_members),
         i64::from(cluster.spec.replicas),
     );
-    if cluster.spec.backup.is_some() {
-        ctx.metrics.backups_configured(&labels);
+    if cluster.spec.backup.is_none() {
+        ctx.metrics.forget_backups(&labels);
+        return;
     }
+    let failing = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "BackupFailed" && c.status == "True");
+    ctx.metrics.backups_configured(&labels, failing);
     if let Some(last) = status
         .backup
         .as_ref()
@@ -365,6 +377,38 @@ fn observe_cluster(ctx: &Context, cluster: &DEngineCluster, status: &DEngineClus
     {
         ctx.metrics
             .last_backup(&labels, last.size_bytes, last.finished.0.as_second());
+    }
+}
+
+/// How often the operator looks for clusters deleted without it seeing them go (a delete
+/// without a finalizer ends in no reconcile): their metrics and backups are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Drops, every [`SWEEP_EVERY`], what the operator keeps for clusters of `namespace` (every
+/// namespace when `None`) that `store` no longer holds.
+async fn sweep_deleted(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    store: reflector::Store<DEngineCluster>,
+) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        if store.wait_until_ready().await.is_err() {
+            return;
+        }
+        let clusters = store.state();
+        let present: Vec<String> = clusters.iter().filter_map(|c| c.uid()).collect();
+        let names: Vec<ClusterLabels> = clusters.iter().map(|c| cluster_labels(c)).collect();
+        for gone in ctx.backups.forget_missing(namespace.as_deref(), &present) {
+            tracing::info!(
+                cluster = %gone.cluster,
+                namespace = %gone.namespace,
+                "stopped the backup of a deleted cluster"
+            );
+        }
+        ctx.metrics
+            .forget_clusters_except(namespace.as_deref(), &names);
     }
 }
 

@@ -167,7 +167,6 @@ fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
     security.fs_group.get_or_insert(NODE_USER);
     pod.affinity = affinity(cluster);
     let mut spread = pod.topology_spread_constraints.take().unwrap_or_default();
-    spread.extend(zone_spread(cluster));
     spread.extend(
         cluster
             .spec
@@ -176,6 +175,11 @@ fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
             .iter()
             .cloned(),
     );
+    // A zone constraint of the user's own stands instead (Kubernetes refuses two on one key
+    // with the same whenUnsatisfiable).
+    if !spread.iter().any(|c| c.topology_key == ZONE_KEY) {
+        spread.extend(zone_spread(cluster));
+    }
     pod.topology_spread_constraints = (!spread.is_empty()).then_some(spread);
     if !cluster.spec.scheduling.tolerations.is_empty() {
         let mut tolerations = pod.tolerations.take().unwrap_or_default();
@@ -213,6 +217,9 @@ fn affinity(cluster: &DEngineCluster) -> Option<Affinity> {
     affinity
 }
 
+/// The nodes' zone label.
+const ZONE_KEY: &str = "topology.kubernetes.io/zone";
+
 /// The topology spread constraint that balances the members across zones, unless turned off.
 fn zone_spread(cluster: &DEngineCluster) -> Option<TopologySpreadConstraint> {
     let when = cluster
@@ -222,7 +229,7 @@ fn zone_spread(cluster: &DEngineCluster) -> Option<TopologySpreadConstraint> {
         .when_unsatisfiable()?;
     Some(TopologySpreadConstraint {
         max_skew: 1,
-        topology_key: "topology.kubernetes.io/zone".to_string(),
+        topology_key: ZONE_KEY.to_string(),
         when_unsatisfiable: when.to_string(),
         label_selector: Some(LabelSelector {
             match_labels: Some(selector_labels(cluster)),

@@ -194,7 +194,21 @@ fn members_are_spread_across_zones_where_the_scheduler_can_unless_told_otherwise
         .into_iter()
         .map(|c| c.topology_key)
         .collect();
-    assert_eq!(keys, ["topology.kubernetes.io/zone", "example.com/rack"]);
+    assert_eq!(keys, ["example.com/rack", "topology.kubernetes.io/zone"]);
+
+    // A zone constraint of the user's own replaces the generated one.
+    let mut spec = DEngineClusterSpec::example(3);
+    spec.scheduling.topology_spread_constraints = vec![TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "topology.kubernetes.io/zone".into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        ..TopologySpreadConstraint::default()
+    }];
+    let set = stateful_set(&cluster(spec.clone()), 1);
+    let constraints = pod_spec(&set)
+        .and_then(|p| p.topology_spread_constraints.clone())
+        .unwrap_or_default();
+    assert_eq!(constraints, spec.scheduling.topology_spread_constraints);
 }
 
 /// The node runs as a native sidecar (an init container); the Endpoints controller of

@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupStatus {
-    /// The schedule time the latest scheduled backup was started for. The next one is due at
-    /// the schedule's first time after it.
+    /// The schedule `lastScheduleTime` counts by: a changed schedule counts afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+
+    /// The schedule time the latest scheduled backup was started for (or when the schedule
+    /// was first seen). The next one is due at the schedule's first time after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<Time>,
 

@@ -11,7 +11,8 @@ pub enum ConditionType {
     Progressing,
     /// Something has been wrong for longer than the operator waits.
     Degraded,
-    /// The last backup failed (only on clusters with `spec.backup`); the message says why.
+    /// The last backup failed, or the schedule does not parse (on clusters with `spec.backup`
+    /// or asked for a backup); the message says why.
     BackupFailed,
     /// Pod 0 could not fetch the backup the cluster is to be founded from (only on clusters
     /// with `spec.restoreFrom`); the message is its error.

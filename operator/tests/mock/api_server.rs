@@ -28,6 +28,8 @@ pub struct Write {
 pub struct Store {
     pub objects: BTreeMap<(String, String, String), Value>,
     pub writes: Vec<Write>,
+    /// This many status writes to come are refused (an API server that fails them).
+    pub refuse_status_writes: usize,
     next_uid: u64,
     resource_version: u64,
 }
@@ -151,6 +153,16 @@ impl Store {
                 self.log("POST", &route, "create", &body);
                 let object = self.create(&route.plural, &route.namespace, body);
                 (StatusCode::CREATED, object)
+            }
+            (&Method::PATCH, Some(_))
+                if route.subresource.as_deref() == Some("status")
+                    && self.refuse_status_writes > 0 =>
+            {
+                self.refuse_status_writes -= 1;
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    status(500, "InternalError", "the status write was refused (test)"),
+                )
             }
             (&Method::PATCH, Some(name)) => {
                 let kind = if content_type.contains("apply-patch") {

@@ -165,6 +165,12 @@ impl Membership for SimulatedMembership {
     }
 }
 
+/// The key-value revision of the simulated state at `commit` (not the index, so that a mix-up
+/// of the two shows).
+pub fn simulated_revision(commit: u64) -> i64 {
+    commit as i64 + 1000
+}
+
 /// The state a simulated node backs up: a few bytes naming the commit index.
 pub fn simulated_state(commit: u64) -> Vec<u8> {
     format!("the simulated group's state at commit {commit}").into_bytes()
@@ -189,7 +195,7 @@ impl BackupSource for SimulatedMembership {
             }),
             data_bytes: data.len() as u64,
             checksum: dengine_proto::backup::checksum(&data),
-            revision: group.commit as i64,
+            revision: simulated_revision(group.commit),
         };
         let sent = if group.backups_break {
             data.len() / 2
