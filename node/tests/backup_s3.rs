@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use common::{dengine_with_env, get, put, Cluster};
 use dengine::proto::ReadPolicy;
 use dengine_operator::admin::GrpcMembership;
-use dengine_operator::backup::{write_backup, BackupSource, Destination, S3Credentials};
-use dengine_operator::crd::S3Destination;
+use dengine_operator::backup::{write_backup, BackupSource, Destination, S3Keys};
+use dengine_operator::crd::{S3Access, S3Destination};
 use dengine_operator::observed::NodeId;
 use futures::TryStreamExt;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -30,7 +30,7 @@ struct S3Server {
     child: Child,
     endpoint: String,
     bucket: String,
-    credentials: S3Credentials,
+    credentials: S3Keys,
 }
 
 impl S3Server {
@@ -59,7 +59,7 @@ impl S3Server {
         S3Server {
             endpoint: text("endpoint"),
             bucket: text("bucket"),
-            credentials: S3Credentials {
+            credentials: S3Keys {
                 access_key_id: text("access_key_id"),
                 secret_access_key: text("secret_access_key"),
                 session_token: None,
@@ -72,10 +72,11 @@ impl S3Server {
         S3Destination {
             bucket: self.bucket.clone(),
             prefix: None,
-            endpoint: Some(self.endpoint.clone()),
-            region: "us-east-1".into(),
-            virtual_hosted_style: false,
-            credentials_secret: Some("unused: the test gives the credentials".into()),
+            access: S3Access {
+                endpoint: Some(self.endpoint.clone()),
+                credentials_secret: Some("unused: the test gives the credentials".into()),
+                ..S3Access::default()
+            },
         }
     }
 
@@ -197,7 +198,7 @@ async fn wrong_credentials_a_missing_bucket_and_an_unreachable_store_fail_clearl
     let wrong_key = Destination::s3(
         &s3.spec(),
         "shop/orders/".into(),
-        Some(S3Credentials {
+        Some(S3Keys {
             secret_access_key: "not-the-secret".into(),
             ..s3.credentials.clone()
         }),
@@ -218,7 +219,7 @@ async fn wrong_credentials_a_missing_bucket_and_an_unreachable_store_fail_clearl
         .unwrap()
         .port();
     let mut unreachable_spec = s3.spec();
-    unreachable_spec.endpoint = Some(format!("http://127.0.0.1:{closed_port}"));
+    unreachable_spec.access.endpoint = Some(format!("http://127.0.0.1:{closed_port}"));
     let unreachable = Destination::s3(
         &unreachable_spec,
         String::new(),

@@ -7,11 +7,11 @@
 
 mod mock;
 
-use dengine_operator::crd::{BackupSpec, DEngineClusterSpec, RestoreFrom, S3Destination};
+use dengine_operator::crd::{BackupSpec, DEngineClusterSpec, RestoreFrom, S3Access, S3Destination};
 use dengine_operator::objects::RESTORE_FILE;
 use futures::TryStreamExt;
 use mock::raft::{simulated_revision, simulated_state};
-use mock::world::{World, NAME, NS};
+use mock::world::{condition, World, NAME, NS};
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 use serde_json::{json, Value};
@@ -24,10 +24,11 @@ fn backed_up(schedule: &str, keep: u32) -> DEngineClusterSpec {
         s3: S3Destination {
             bucket: "backups".into(),
             prefix: None,
-            endpoint: Some("http://127.0.0.1:9".into()),
-            region: "us-east-1".into(),
-            virtual_hosted_style: false,
-            credentials_secret: Some("s3".into()),
+            access: S3Access {
+                endpoint: Some("http://127.0.0.1:9".into()),
+                credentials_secret: Some("s3".into()),
+                ..S3Access::default()
+            },
         },
     });
     spec
@@ -77,14 +78,6 @@ async fn reconcile_until(world: &mut World, done: impl Fn(&Value) -> bool) {
         world.event_reasons(),
         serde_json::to_string_pretty(&world.status()).unwrap()
     );
-}
-
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|all| all.iter().find(|c| c["type"] == type_))
-        .cloned()
-        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
 }
 
 async fn objects(world: &World) -> Vec<String> {
@@ -293,10 +286,11 @@ fn restoring() -> DEngineClusterSpec {
     let mut spec = DEngineClusterSpec::example(1);
     spec.restore_from = Some(RestoreFrom {
         location: BACKUP.into(),
-        endpoint: Some("http://minio.storage:9000".into()),
-        region: "us-east-1".into(),
-        virtual_hosted_style: false,
-        credentials_secret: Some("s3".into()),
+        access: S3Access {
+            endpoint: Some("http://minio.storage:9000".into()),
+            credentials_secret: Some("s3".into()),
+            ..S3Access::default()
+        },
     });
     spec
 }

@@ -9,7 +9,7 @@ use dengine_operator::crd::DEngineClusterSpec;
 use dengine_operator::driver::MembershipChange;
 use dengine_operator::objects;
 use dengine_operator::observed::NodeId;
-use mock::world::{World, NAME, NS, TOKEN};
+use mock::world::{condition, World, NAME, NS, TOKEN};
 use serde_json::{json, Value};
 
 /// Reconciles a one-member cluster from nothing to Running.
@@ -31,15 +31,6 @@ async fn grown_to_three() -> World {
 fn has_stateful_set(world: &World) -> bool {
     let store = world.store.lock().unwrap();
     store.get("statefulsets", NS, NAME).is_some()
-}
-
-/// The status condition of type `type_`.
-fn condition(status: &Value, type_: &str) -> Value {
-    status["conditions"]
-        .as_array()
-        .and_then(|all| all.iter().find(|c| c["type"] == type_))
-        .cloned()
-        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
 }
 
 fn object(world: &World, plural: &str, name: &str) -> Value {

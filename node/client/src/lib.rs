@@ -9,6 +9,7 @@
 //!   bounded by the timeout.
 //! - [`ClientError`], [`status_line`], [`is_retryable`]: what went wrong, said on one line, and
 //!   whether sending the same request again may succeed.
+//! - [`s3`] (feature `s3`): buckets of S3 and S3-compatible stores, where backups go.
 //! - [`duration`]: durations as people write them (`5s`, `500ms`, `1m30s`), for timeouts and
 //!   TTLs on command lines.
 
@@ -17,6 +18,8 @@ mod dial;
 pub mod duration;
 mod endpoint;
 mod error;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 pub use connection::Connection;
 pub use dial::Dial;

@@ -4,25 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dengine_client::error_chain;
+use dengine_client::s3::{s3_bucket, S3Bucket, S3Keys};
 use futures::TryStreamExt;
 use k8s_openapi::jiff::Timestamp;
-use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::ObjectStore;
 
 use super::BackupFailure;
 use crate::crd::S3Destination;
 
 /// What every backup object's name ends with.
 const SUFFIX: &str = ".dengine-backup";
-
-/// Static credentials for an S3-compatible store.
-#[derive(Clone)]
-pub struct S3Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-}
 
 /// A bucket and a prefix within it.
 #[derive(Clone)]
@@ -35,48 +28,24 @@ pub struct Destination {
 }
 
 impl Destination {
-    /// The bucket `spec` names. Requests fail over after a few quick retries rather than the
-    /// store client's default minutes, so that a bucket that cannot be reached is reported
-    /// while the reason is fresh; the next schedule tries again.
+    /// The bucket `spec` names (see [`s3_bucket`] for timeouts and retries), with `keys` or
+    /// the operator's own environment's credentials.
     pub fn s3(
         spec: &S3Destination,
         prefix: String,
-        credentials: Option<S3Credentials>,
+        keys: Option<S3Keys>,
     ) -> Result<Destination, BackupFailure> {
-        let mut builder = match &credentials {
-            // The operator's environment: a web identity token, an instance profile.
-            None => AmazonS3Builder::from_env(),
-            Some(_) => AmazonS3Builder::new(),
-        }
-        .with_bucket_name(&spec.bucket)
-        .with_region(&spec.region)
-        .with_virtual_hosted_style_request(spec.virtual_hosted_style)
-        .with_retry(RetryConfig {
-            backoff: BackoffConfig::default(),
-            max_retries: 2,
-            retry_timeout: Duration::from_secs(30),
-        })
-        .with_client_options(
-            ClientOptions::new()
-                .with_connect_timeout(Duration::from_secs(5))
-                .with_timeout(Duration::from_secs(120)),
-        );
-        if let Some(endpoint) = &spec.endpoint {
-            builder = builder
-                .with_endpoint(endpoint)
-                .with_allow_http(endpoint.starts_with("http://"));
-        }
-        if let Some(credentials) = credentials {
-            builder = builder
-                .with_access_key_id(credentials.access_key_id)
-                .with_secret_access_key(credentials.secret_access_key);
-            if let Some(token) = credentials.session_token {
-                builder = builder.with_token(token);
+        let bucket = S3Bucket {
+            bucket: &spec.bucket,
+            endpoint: spec.access.endpoint.as_deref(),
+            region: &spec.access.region,
+            virtual_hosted_style: spec.access.virtual_hosted_style,
+        };
+        let store = s3_bucket(&bucket, keys, Duration::from_secs(120)).map_err(|message| {
+            BackupFailure {
+                reason: "DestinationInvalid",
+                message,
             }
-        }
-        let store = builder.build().map_err(|error| BackupFailure {
-            reason: "DestinationInvalid",
-            message: format!("bucket {}: {error}", spec.bucket),
         })?;
         Ok(Destination::new(
             Arc::new(store),
@@ -218,22 +187,6 @@ pub(super) fn upload_failed(doing: &str, error: &object_store::Error) -> BackupF
         reason: "UploadFailed",
         message: format!("{doing}: {}", error_chain(error)),
     }
-}
-
-/// An error and its causes: the store's errors put the useful part (the service's code, a
-/// refused connection) below the top.
-pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

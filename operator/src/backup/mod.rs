@@ -10,7 +10,8 @@ pub mod schedule;
 pub mod source;
 pub mod write;
 
-pub use destination::{Destination, S3Credentials};
+pub use dengine_client::s3::S3Keys;
+pub use destination::Destination;
 pub use plan::{due, Trigger};
 pub use schedule::Schedule;
 pub use source::{BackupSource, ChunkStream};

@@ -12,7 +12,9 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use tokio::io::AsyncWriteExt;
 
-use super::destination::{error_chain, upload_failed, Destination};
+use dengine_client::error_chain;
+
+use super::destination::{upload_failed, Destination};
 use super::BackupFailure;
 
 /// Parts of a multipart upload; smaller backups go up in one request.

@@ -1,6 +1,8 @@
 //! Scheduled backups to object storage.
 
 use kube::KubeSchema;
+
+use super::S3Access;
 use serde::{Deserialize, Serialize};
 
 /// The annotation that asks for a backup now: set it to any new value (a timestamp, say) and
@@ -42,9 +44,6 @@ fn default_keep() -> u32 {
 /// `endpoint`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.endpoint) || self.endpoint.startsWith('https://') || self.endpoint.startsWith('http://')")
-    .message("endpoint must be a URL starting with https:// or http://")
-    .field_path(".endpoint"))]
 pub struct S3Destination {
     /// The bucket, which must exist.
     #[schemars(length(min = 3, max = 63), pattern(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"))]
@@ -57,33 +56,9 @@ pub struct S3Destination {
     #[schemars(length(max = 512), pattern(r"^([A-Za-z0-9._-]+/)*[A-Za-z0-9._-]*$"))]
     pub prefix: Option<String>,
 
-    /// The store's URL, for a store other than AWS S3 (for example `http://minio.storage:9000`);
-    /// AWS's endpoint for `region` when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 8, max = 512))]
-    pub endpoint: Option<String>,
-
-    /// The bucket's region.
-    #[serde(default = "default_region")]
-    #[schemars(length(min = 1, max = 64))]
-    pub region: String,
-
-    /// Address the bucket as `<bucket>.<endpoint host>` instead of `<endpoint>/<bucket>`. AWS
-    /// supports both; many S3-compatible stores only the path style, the default.
-    #[serde(default)]
-    pub virtual_hosted_style: bool,
-
-    /// The Secret, in the cluster's namespace, holding the keys `AWS_ACCESS_KEY_ID` and
-    /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN` for temporary credentials). Unset, the
-    /// operator uses the credentials of its own environment (an IAM role for its service
-    /// account, an instance profile).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
-    pub credentials_secret: Option<String>,
-}
-
-fn default_region() -> String {
-    "us-east-1".to_string()
+    /// The store and the credentials.
+    #[serde(flatten)]
+    pub access: S3Access,
 }
 
 impl S3Destination {

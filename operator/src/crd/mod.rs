@@ -11,6 +11,7 @@ mod backup;
 mod ports;
 mod read_policy;
 mod restore;
+mod s3;
 mod scheduling;
 mod storage;
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub use backup::{BackupSpec, S3Destination, BACKUP_REQUEST_ANNOTATION};
 pub use ports::Ports;
 pub use read_policy::ReadPolicy;
 pub use restore::RestoreFrom;
+pub use s3::S3Access;
 pub use scheduling::{Scheduling, ZoneSpread};
 pub use storage::Storage;
 pub use tls::Tls;

@@ -23,8 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::backup::source::BACKUP_TIME_LIMIT;
 use crate::backup::{
-    due, write_backup, BackupFailure, BackupSource, Destination, S3Credentials, Schedule, Trigger,
-    Written,
+    due, write_backup, BackupFailure, BackupSource, Destination, S3Keys, Schedule, Trigger, Written,
 };
 use crate::crd::{DEngineCluster, S3Destination, BACKUP_REQUEST_ANNOTATION};
 use crate::driver::Step;
@@ -38,7 +37,7 @@ use super::controller::Context;
 
 /// Makes the destination a spec names (tests give an in-memory store).
 pub type DestinationFactory = Arc<
-    dyn Fn(&S3Destination, String, Option<S3Credentials>) -> Result<Destination, BackupFailure>
+    dyn Fn(&S3Destination, String, Option<S3Keys>) -> Result<Destination, BackupFailure>
         + Send
         + Sync,
 >;
@@ -393,7 +392,7 @@ async fn start<S: BackupSource>(
             reason: "NoLeader",
             message: format!("the leader, node {leader}, has no address the operator can reach"),
         })?;
-    let credentials = match &spec.s3.credentials_secret {
+    let credentials = match &spec.s3.access.credentials_secret {
         Some(name) => Some(s3_credentials(ctx, &labels.namespace, name).await?),
         None => None,
     };
@@ -443,7 +442,7 @@ async fn s3_credentials(
     ctx: &Context,
     namespace: &str,
     name: &str,
-) -> Result<S3Credentials, BackupFailure> {
+) -> Result<S3Keys, BackupFailure> {
     let invalid = |message: String| BackupFailure {
         reason: "CredentialsInvalid",
         message,
@@ -476,7 +475,7 @@ async fn s3_credentials(
             ))
         })
     };
-    Ok(S3Credentials {
+    Ok(S3Keys {
         access_key_id: required("AWS_ACCESS_KEY_ID")?,
         secret_access_key: required("AWS_SECRET_ACCESS_KEY")?,
         session_token: key("AWS_SESSION_TOKEN"),

@@ -257,17 +257,18 @@ fn restore_container(cluster: &DEngineCluster) -> Option<Container> {
         "--report-to".to_string(),
         "/dev/termination-log".to_string(),
     ];
-    if restore.virtual_hosted_style {
+    let access = &restore.access;
+    if access.virtual_hosted_style {
         args.push("--virtual-hosted-style".to_string());
     }
     let mut variables = vec![
         join_from_config_map(&names),
-        env("AWS_REGION", restore.region.clone()),
+        env("AWS_REGION", access.region.clone()),
     ];
-    if let Some(endpoint) = &restore.endpoint {
+    if let Some(endpoint) = &access.endpoint {
         variables.push(env("AWS_ENDPOINT_URL", endpoint.clone()));
     }
-    if let Some(secret) = &restore.credentials_secret {
+    if let Some(secret) = &access.credentials_secret {
         for (key, optional) in [
             ("AWS_ACCESS_KEY_ID", false),
             ("AWS_SECRET_ACCESS_KEY", false),

@@ -332,10 +332,12 @@ fn restoring(spec: DEngineClusterSpec) -> DEngineClusterSpec {
     DEngineClusterSpec {
         restore_from: Some(crate::crd::RestoreFrom {
             location: "s3://backups/shop/orders/o.dengine-backup".into(),
-            endpoint: None,
-            region: "eu-west-1".into(),
-            virtual_hosted_style: true,
-            credentials_secret: Some("backup-s3".into()),
+            access: crate::crd::S3Access {
+                endpoint: None,
+                region: "eu-west-1".into(),
+                virtual_hosted_style: true,
+                credentials_secret: Some("backup-s3".into()),
+            },
         }),
         ..spec
     }

@@ -332,3 +332,12 @@ impl World {
         self.settle();
     }
 }
+
+/// The condition of type `type_` in `status`.
+pub fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == type_))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}

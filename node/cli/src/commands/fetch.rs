@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dengine_client::error_chain;
+use dengine_client::s3::{s3_bucket, S3Bucket};
 use futures::StreamExt;
-use object_store::aws::AmazonS3Builder;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::ObjectStore;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
@@ -84,26 +85,13 @@ fn parse_location(location: &str) -> Result<(&str, &str), String> {
 
 /// The bucket, with credentials from the environment (static keys or a role).
 fn store(args: &FetchArgs, bucket: &str) -> Result<impl ObjectStore, String> {
-    let mut builder = AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .with_region(&args.region)
-        .with_virtual_hosted_style_request(args.virtual_hosted_style)
-        .with_retry(RetryConfig {
-            backoff: BackoffConfig::default(),
-            max_retries: 3,
-            retry_timeout: Duration::from_secs(60),
-        })
-        .with_client_options(
-            ClientOptions::new()
-                .with_connect_timeout(Duration::from_secs(5))
-                .with_timeout(Duration::from_secs(600)),
-        );
-    if let Some(endpoint) = &args.endpoint {
-        builder = builder
-            .with_endpoint(endpoint)
-            .with_allow_http(endpoint.starts_with("http://"));
-    }
-    builder.build().map_err(|error| chain(&error))
+    let at = S3Bucket {
+        bucket,
+        endpoint: args.endpoint.as_deref(),
+        region: &args.region,
+        virtual_hosted_style: args.virtual_hosted_style,
+    };
+    s3_bucket(&at, None, Duration::from_secs(600))
 }
 
 fn partial_name(file: &Path) -> PathBuf {
@@ -117,14 +105,14 @@ async fn download(store: &impl ObjectStore, key: &str, to: &Path) -> Result<u64,
     let object = store
         .get(&object_store::path::Path::from(key))
         .await
-        .map_err(|error| chain(&error))?;
+        .map_err(|error| error_chain(&error))?;
     let mut file = tokio::fs::File::create(to)
         .await
         .map_err(|error| format!("creating {}: {error}", to.display()))?;
     let mut stream = object.into_stream();
     let mut bytes = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| chain(&error))?;
+        let chunk = chunk.map_err(|error| error_chain(&error))?;
         bytes += chunk.len() as u64;
         file.write_all(&chunk)
             .await
@@ -134,22 +122,6 @@ async fn download(store: &impl ObjectStore, key: &str, to: &Path) -> Result<u64,
         .await
         .map_err(|error| format!("syncing {}: {error}", to.display()))?;
     Ok(bytes)
-}
-
-/// An error and its causes: the store's errors put the useful part (the service's code, a
-/// refused connection) below the top.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn report(
