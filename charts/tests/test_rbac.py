@@ -27,7 +27,7 @@ OPERATOR_RULES = [
     {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
      "verbs": ["get", "list", "patch"]},
     {"apiGroups": [""], "resources": ["secrets"],
-     "verbs": ["get", "create"]},
+     "verbs": ["get", "create", "patch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"],
      "verbs": ["create", "patch"]},
 ]  # fmt: skip

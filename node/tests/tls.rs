@@ -259,3 +259,67 @@ async fn incomplete_tls_settings_are_refused_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("go together"), "{stderr}");
 }
+
+/// What the operator issues with `spec.tls.generate` (its CA, a member's certificate, its own)
+/// is what the node accepts: a cluster runs over mutual TLS on them, and the operator's own
+/// certificate is let in on a peer listener, while one from another CA is not.
+#[tokio::test]
+async fn certificates_the_operator_issues_secure_a_cluster() {
+    use dengine_operator::certificates::{issue_ca, issue_leaf};
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let ca = issue_ca("shop", "orders", now).expect("a CA");
+    let member = issue_leaf(
+        &ca,
+        "shop",
+        "orders",
+        "orders-0",
+        vec!["localhost".into(), "127.0.0.1".into()],
+        now,
+    )
+    .expect("a member certificate");
+    let operator = issue_leaf(
+        &ca,
+        "shop",
+        "orders",
+        "dengine-operator",
+        vec!["dengine-operator".into()],
+        now,
+    )
+    .expect("the operator's certificate");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("written");
+        path
+    };
+    let pki = Pki {
+        ca: write("ca.crt", &ca.cert_pem),
+        cert: write("member.crt", &member.cert_pem),
+        key: write("member.key", &member.key_pem),
+    };
+    let operator = Pki {
+        ca: pki.ca.clone(),
+        cert: write("operator.crt", &operator.cert_pem),
+        key: write("operator.key", &operator.key_pem),
+    };
+    let stranger = make_pki(dir.path(), "stranger");
+    let args = tls_args(&pki);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cluster = Cluster::start(3, &args).await;
+    cluster.leader().await;
+    let revision = cluster
+        .clients()
+        .put_acknowledged("issued", "by the operator")
+        .await
+        .expect("a write is acknowledged");
+    cluster.wait_caught_up(revision).await;
+
+    let peer_port = cluster.node(3).spec.peer_port;
+    assert_eq!(
+        peer_status(peer_port, &pki.ca, Some(&operator)).await,
+        Ok(3)
+    );
+    assert!(peer_status(peer_port, &pki.ca, Some(&stranger))
+        .await
+        .is_err());
+}

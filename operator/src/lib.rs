@@ -12,10 +12,12 @@
 //! - [`objects`]: the Kubernetes objects a cluster owns, built from its spec;
 //! - [`kubernetes`]: the workload as Kubernetes objects, and the controller;
 //! - [`backup`]: scheduled backups to object storage, taken from the leader;
+//! - [`certificates`]: the CA and certificates the operator issues with `spec.tls.generate`;
 //! - [`leader_election`], [`metrics`], [`http`]: the operator process.
 
 pub mod admin;
 pub mod backup;
+pub mod certificates;
 pub mod crd;
 pub mod crdgen;
 pub mod decide;

@@ -382,6 +382,7 @@ async fn a_missing_tls_secret_is_reported_and_nothing_is_applied() {
     let mut spec = DEngineClusterSpec::example(1);
     spec.tls = Some(dengine_operator::crd::Tls {
         secret_name: "orders-tls".into(),
+        generate: false,
     });
     let mut world = World::new(spec);
     let _ = world.reconcile().await;
@@ -397,4 +398,145 @@ async fn a_missing_tls_secret_is_reported_and_nothing_is_applied() {
         "{degraded}"
     );
     assert!(!has_stateful_set(&world), "no pods without the Secret");
+}
+
+fn generated_tls(replicas: i32) -> DEngineClusterSpec {
+    let mut spec = DEngineClusterSpec::example(replicas);
+    spec.tls = Some(dengine_operator::crd::Tls {
+        secret_name: "orders-tls".into(),
+        generate: true,
+    });
+    spec
+}
+
+fn pod_deletes(world: &World) -> Vec<String> {
+    world
+        .store
+        .lock()
+        .unwrap()
+        .writes
+        .iter()
+        .filter(|w| w.kind == "delete" && w.target.starts_with("pods/"))
+        .map(|w| w.target.clone())
+        .collect()
+}
+
+/// With tls.generate the operator issues a CA and a certificate per member, points each node at
+/// its own, and renews them before they expire with a rolling restart, the leader last.
+#[tokio::test]
+async fn generated_certificates_are_issued_and_renewed_with_a_rolling_restart() {
+    let mut world = World::new(generated_tls(1));
+    world.run_until(30, |w| w.running_with(1)).await;
+    world.set_spec(&generated_tls(3));
+    world.run_until(60, |w| w.running_with(3)).await;
+
+    let members = object(&world, "secrets", "orders-tls");
+    let keys: Vec<String> = members["data"]
+        .as_object()
+        .expect("data")
+        .keys()
+        .cloned()
+        .collect();
+    for ordinal in 0..7 {
+        assert!(keys.contains(&format!("orders-{ordinal}.crt")), "{keys:?}");
+        assert!(keys.contains(&format!("orders-{ordinal}.key")), "{keys:?}");
+    }
+    assert!(keys.contains(&"ca.crt".to_string()));
+    let ca = object(&world, "secrets", "orders-ca");
+    for key in ["ca.crt", "ca.key", "operator.crt", "operator.key"] {
+        assert!(ca["data"][key].is_string(), "{key} in the CA Secret");
+    }
+    for secret in [&members, &ca] {
+        assert_eq!(
+            secret["metadata"]["ownerReferences"][0]["kind"],
+            "DEngineCluster"
+        );
+    }
+    let status = world.status();
+    let serial = status["certificates"]["serial"].clone();
+    assert!(status["certificates"]["expires"].is_string(), "{status}");
+    let set = object(&world, "statefulsets", NAME);
+    let template = &set["spec"]["template"];
+    assert_eq!(
+        template["metadata"]["annotations"]["dengine.io/certificates-serial"],
+        serial
+    );
+    assert!(template
+        .to_string()
+        .contains("/etc/dengine/tls/$(POD_NAME).crt"));
+    assert_eq!(world.events_with("IssuedCertificates"), 1);
+    assert!(
+        pod_deletes(&world).is_empty(),
+        "no restart at founding or growth"
+    );
+    // Until a renewal is due, nothing is written: not the Secrets, not the status.
+    let writes_before = world.store.lock().unwrap().writes.len();
+    for _ in 0..3 {
+        world.reconcile().await.expect("a reconcile");
+    }
+    let writes = world.store.lock().unwrap().writes.len();
+    assert_eq!(
+        writes, writes_before,
+        "a settled cluster with issued certificates is left alone"
+    );
+
+    // A renewal is due: the certificates were issued long ago.
+    world.group.lock().unwrap().leader = Some(2);
+    world
+        .store
+        .lock()
+        .unwrap()
+        .get_mut("secrets", NS, "orders-tls")
+        .expect("the members' Secret")["metadata"]["annotations"]
+        ["dengine.io/certificates-issued"] = json!("2026-01-01T00:00:00Z");
+    let before = members["data"]["orders-1.crt"].clone();
+    world
+        .run_until(60, |w| {
+            w.running_with(3)
+                && pod_deletes(w).len() == 3
+                && w.status()["certificates"]["serial"] != serial
+        })
+        .await;
+    let renewed = object(&world, "secrets", "orders-tls");
+    assert_ne!(renewed["data"]["orders-1.crt"], before, "a new certificate");
+    assert_eq!(
+        renewed["data"]["ca.crt"], members["data"]["ca.crt"],
+        "the same CA"
+    );
+    assert_eq!(world.events_with("RenewedCertificates"), 1);
+    // Followers first, the leader (node 2, pod 1) last.
+    assert_eq!(
+        pod_deletes(&world),
+        ["pods/orders-2", "pods/orders-0", "pods/orders-1"]
+    );
+}
+
+#[tokio::test]
+async fn a_users_secret_is_never_taken_over_by_generated_certificates() {
+    let mut world = World::new(generated_tls(1));
+    let theirs = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": { "name": "orders-tls" },
+        "data": { "tls.crt": "eA==" },
+    });
+    world.store.lock().unwrap().create("secrets", NS, theirs);
+    let before = object(&world, "secrets", "orders-tls");
+    let _ = world.reconcile().await;
+    let degraded = condition(&world.status(), "Degraded");
+    assert_eq!(degraded["reason"], "TlsSecretInvalid");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("was not made by the operator"),
+        "{degraded}"
+    );
+    assert_eq!(object(&world, "secrets", "orders-tls"), before);
+    assert!(world
+        .store
+        .lock()
+        .unwrap()
+        .get("secrets", NS, "orders-ca")
+        .is_none());
+    assert!(!has_stateful_set(&world));
 }

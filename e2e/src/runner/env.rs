@@ -921,6 +921,7 @@ mod tests {
             target_version: Some("e2e".into()),
             backup: None,
             restore: None,
+            certificates: None,
             conditions: vec![Condition {
                 type_: "Available".into(),
                 status: "True".into(),

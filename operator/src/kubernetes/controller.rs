@@ -23,6 +23,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use super::backups::{self, s3_destinations, Backups, DestinationFactory};
+use super::certificates::{self, Issued};
 use super::restore;
 use super::{admin_tls, admin_token, ensure_admin_token, event_for, KubeWorkload};
 use crate::admin::{AdminChannels, AdminTls, GrpcMembership};
@@ -279,11 +280,15 @@ async fn step<M: Membership + BackupSource>(
         .await;
     }
     let credentials = async {
+        let issued = match cluster.spec.paused {
+            true => None,
+            false => certificates::ensure(&ctx.client, cluster, now).await?,
+        };
         let token = admin_token(&ctx.client, cluster).await?;
         let tls = admin_tls(&ctx.client, cluster).await?;
-        Ok::<_, Error>((token, tls))
+        Ok::<_, Error>((token, tls, issued))
     };
-    let (token, tls) = match credentials.await {
+    let (token, tls, issued) = match credentials.await {
         Ok(credentials) => credentials,
         Err(error @ (Error::AdminToken(_) | Error::TlsSecret(_))) => {
             let (reason, message) = match &error {
@@ -315,7 +320,51 @@ async fn step<M: Membership + BackupSource>(
         }
         Err(other) => return Err(other),
     };
-    let workload = KubeWorkload::new(ctx.client.clone(), cluster.clone(), now)?;
+    if let Some(Issued::New { status, renewed }) = &issued {
+        let (reason, note) = match renewed {
+            false => (
+                "IssuedCertificates",
+                format!(
+                    "issued a CA and the members' certificates, valid until {}",
+                    status.expires.0
+                ),
+            ),
+            true => (
+                "RenewedCertificates",
+                format!(
+                    "renewed the members' certificates (valid until {}); the pods restart one \
+                     at a time to take them",
+                    status.expires.0
+                ),
+            ),
+        };
+        publish(
+            ctx,
+            cluster,
+            Event {
+                type_: EventType::Normal,
+                reason: reason.into(),
+                note: Some(note),
+                action: "IssueCertificates".into(),
+                secondary: None,
+            },
+        )
+        .await;
+    }
+    // The pod template carries when the certificates were issued: the objects are built from
+    // the cluster as it is about to be reported.
+    let certificates = issued.as_ref().map(|issued| issued.status().clone());
+    let seen = match &certificates {
+        Some(status) => {
+            let mut seen = (**cluster).clone();
+            seen.status
+                .get_or_insert_with(Default::default)
+                .certificates = Some(status.clone());
+            Arc::new(seen)
+        }
+        None => cluster.clone(),
+    };
+    let workload = KubeWorkload::new(ctx.client.clone(), seen, now)?;
     let membership = membership(token, tls);
     let step = driver::step(&cluster.spec, &ctx.config.limits, &workload, &membership).await?;
     tracing::info!(cluster = %name, namespace = %namespace, action = ?step.action, "step");
@@ -329,6 +378,9 @@ async fn step<M: Membership + BackupSource>(
         generation,
         Time(now),
     );
+    if certificates.is_some() {
+        status.certificates = certificates;
+    }
     let backups_wake = if step.action == NextAction::Paused {
         None
     } else {

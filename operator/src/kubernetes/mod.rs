@@ -3,6 +3,7 @@
 //! records and the status it writes.
 
 mod backups;
+mod certificates;
 mod controller;
 mod events;
 mod observe;

@@ -114,6 +114,25 @@ pub async fn admin_tls(
         return Ok(None);
     };
     let namespace = cluster.metadata.namespace.as_deref().unwrap_or("default");
+    let names =
+        crate::objects::Names::new(cluster.metadata.name.clone().unwrap_or_default(), namespace);
+    let port = cluster.spec.ports.peer;
+    let server_name = move |id: crate::observed::NodeId| {
+        // The host part of the address the node advertises: what its certificate names.
+        let address = names.peer_address(id.ordinal().unwrap_or(0), port);
+        address
+            .rsplit_once(':')
+            .map_or(address.clone(), |(host, _)| host.to_string())
+    };
+    if tls.generate {
+        let (ca, cert, key) = super::certificates::operator_identity(client, cluster).await?;
+        return Ok(Some(crate::admin::AdminTls::new(
+            ca,
+            cert,
+            key,
+            server_name,
+        )));
+    }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = secrets.get_opt(&tls.secret_name).await?.ok_or_else(|| {
         Error::TlsSecret(format!(
@@ -135,19 +154,10 @@ pub async fn admin_tls(
                 ))
             })
     };
-    let names =
-        crate::objects::Names::new(cluster.metadata.name.clone().unwrap_or_default(), namespace);
-    let port = cluster.spec.ports.peer;
     Ok(Some(crate::admin::AdminTls::new(
         key("ca.crt")?,
         key("tls.crt")?,
         key("tls.key")?,
-        move |id| {
-            // The host part of the address the node advertises: what its certificate names.
-            let address = names.peer_address(id.ordinal().unwrap_or(0), port);
-            address
-                .rsplit_once(':')
-                .map_or(address.clone(), |(host, _)| host.to_string())
-        },
+        server_name,
     )))
 }

@@ -57,6 +57,22 @@ impl Names {
         format!("{}-client", self.cluster)
     }
 
+    /// The Secret with the CA of `spec.tls.generate` and the operator's own certificate: read
+    /// by the operator only, never mounted into a pod.
+    pub fn ca_secret(&self) -> String {
+        format!("{}-ca", self.cluster)
+    }
+
+    /// The host pod `ordinal` is reached at by its peers: what its certificate names.
+    pub fn peer_host(&self, ordinal: Ordinal) -> String {
+        format!("{}.{}", self.pod(ordinal), self.peer_domain())
+    }
+
+    /// The client Service's host, which a certificate names when the pods run the node alone.
+    pub fn client_host(&self) -> String {
+        format!("{}.{}.svc", self.client_service(), self.namespace)
+    }
+
     pub fn config_map(&self) -> String {
         format!("{}-config", self.cluster)
     }

@@ -39,6 +39,10 @@ const NODE_USER: i64 = 65532;
 const ADMIN_TOKEN_DIR: &str = "/etc/dengine/admin";
 const ADMIN_TOKEN_VOLUME: &str = "admin-token";
 
+/// On the pod template, with `spec.tls.generate`: the serial of the certificates the pods run
+/// with.
+pub const CERTIFICATES_ANNOTATION: &str = "dengine.io/certificates-serial";
+
 /// Where the TLS Secret (`tls.crt`, `tls.key`, `ca.crt`) is mounted.
 const TLS_DIR: &str = "/etc/dengine/tls";
 const TLS_VOLUME: &str = "tls";
@@ -115,6 +119,20 @@ fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
     let mut labels = meta.labels.take().unwrap_or_default();
     labels.extend(selector_labels(cluster));
     meta.labels = Some(labels);
+    if let Some(certificates) = cluster
+        .status
+        .as_ref()
+        .and_then(|status| status.certificates.as_ref())
+        .filter(|_| cluster.spec.tls.as_ref().is_some_and(|tls| tls.generate))
+    {
+        // Renewed certificates change the template, and so restart the pods the safe way.
+        meta.annotations
+            .get_or_insert_with(Default::default)
+            .insert(
+                CERTIFICATES_ANNOTATION.to_string(),
+                certificates.serial.clone(),
+            );
+    }
     // Fields of the application's metadata that a template may not carry.
     meta.name = None;
     meta.namespace = None;
@@ -385,10 +403,16 @@ fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
     let founder = format!("1={}", names.peer_address(0, ports.peer));
     let mut tls_env = Vec::new();
     let mut tls_mounts = Vec::new();
-    if spec.tls.is_some() {
+    if let Some(tls) = &spec.tls {
+        // Issued by the operator, each member has its own pair, named after its pod (Kubernetes
+        // expands $(POD_NAME), defined above); a user's Secret has one pair for all.
+        let (cert, key) = match tls.generate {
+            true => ("$(POD_NAME).crt", "$(POD_NAME).key"),
+            false => ("tls.crt", "tls.key"),
+        };
         tls_env.extend([
-            env("DENGINE_TLS_CERT_FILE", format!("{TLS_DIR}/tls.crt")),
-            env("DENGINE_TLS_KEY_FILE", format!("{TLS_DIR}/tls.key")),
+            env("DENGINE_TLS_CERT_FILE", format!("{TLS_DIR}/{cert}")),
+            env("DENGINE_TLS_KEY_FILE", format!("{TLS_DIR}/{key}")),
             env("DENGINE_TLS_CA_FILE", format!("{TLS_DIR}/ca.crt")),
         ]);
         if !has_app {

@@ -292,6 +292,7 @@ fn tls_mounts_the_secret_and_turns_on_mutual_tls() {
     let mut spec = DEngineClusterSpec::example(3);
     spec.tls = Some(crate::crd::Tls {
         secret_name: "orders-tls".into(),
+        generate: false,
     });
     let alone = stateful_set(&cluster(spec.clone()), 1);
     let pod = pod_spec(&alone).expect("pod");

@@ -9,7 +9,7 @@ pub use backup::{BackupStatus, CompletedBackup, FailedBackup, RestoreStatus, Run
 pub use conditions::{set_condition, ConditionType};
 pub use report::{report, report_error};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,10 @@ pub struct DEngineClusterStatus {
     /// backup was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupStatus>,
+
+    /// The certificates the operator issued, with `spec.tls.generate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificatesStatus>,
 
     /// What the cluster was founded from, when `spec.restoreFrom` names a backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,4 +125,19 @@ pub enum MemberRole {
     Voter,
     /// Receives the log but does not vote: how every member starts.
     Learner,
+}
+
+/// The members' and the operator's certificates, as the operator issued them.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificatesStatus {
+    /// When they were issued.
+    pub issued: Time,
+    /// When they are renewed (a rolling restart follows).
+    pub renews: Time,
+    /// When they expire.
+    pub expires: Time,
+    /// A random name of this issue, which the pod template carries: a renewal changes it, and
+    /// so restarts the pods the safe way.
+    pub serial: String,
 }

@@ -78,6 +78,7 @@ pub fn report(
         // Backups are recorded after the step (kubernetes::backups), over what was.
         backup: previous.and_then(|p| p.backup.clone()),
         restore: previous.and_then(|p| p.restore.clone()),
+        certificates: previous.and_then(|p| p.certificates.clone()),
         conditions: previous.map(|p| p.conditions.clone()).unwrap_or_default(),
     };
 

@@ -247,3 +247,26 @@ fn backup_and_restore_endpoints_are_urls() {
         "must be a URL",
     );
 }
+
+#[test]
+fn generated_certificates_are_chosen_at_creation() {
+    let generated = with(
+        manifest(),
+        "spec/tls",
+        json!({ "secretName": "orders-tls", "generate": true }),
+    );
+    let provided = with(
+        manifest(),
+        "spec/tls",
+        json!({ "secretName": "orders-tls" }),
+    );
+    assert_eq!(
+        broken_rules(&generated, Some(&generated)),
+        Vec::<String>::new()
+    );
+    assert_refused(
+        broken_rules(&generated, Some(&provided)),
+        "spec.tls.generate",
+        "fixed at creation",
+    );
+}

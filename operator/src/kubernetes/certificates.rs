@@ -1,0 +1,269 @@
+//! The certificates of `spec.tls.generate`, in Secrets: made when missing, renewed before they
+//! expire. The members' Secret (`spec.tls.secretName`) holds `ca.crt` and `<pod>.crt`,
+//! `<pod>.key` for every pod a cluster can have; the CA Secret (`<cluster>-ca`) holds the CA's
+//! key and the operator's own certificate, and is never mounted into a pod. Both are owned by the
+//! cluster. A Secret of either name that the operator did not make is refused, never changed.
+//!
+//! When the operator has issued them is in the status (`status.certificates.issued`) and from
+//! there in the pod template: a renewal changes the template, and the pods are restarted as for
+//! an upgrade, one at a time, the leader last, each only while the others keep the quorum.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::ByteString;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+
+use crate::certificates::{issue_ca, issue_leaf, renew_at, Pair, LEAF_VALIDITY};
+use crate::crd::{DEngineCluster, MAX_REPLICAS};
+use crate::objects::{owned_meta, Names, MANAGER};
+use crate::status::CertificatesStatus;
+use crate::Error;
+
+/// On the members' Secret: when its certificates were issued (RFC 3339).
+const ISSUED_ANNOTATION: &str = "dengine.io/certificates-issued";
+
+/// On the members' Secret: a random name of this issue of the certificates, which the pod
+/// template carries (two issues never share one, whatever the clock says).
+const SERIAL_ANNOTATION: &str = "dengine.io/certificates-serial";
+
+/// The common name of the operator's own certificate.
+const OPERATOR_NAME: &str = "dengine-operator";
+
+/// What [`ensure`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Issued {
+    /// The certificates in place are good until their renewal time.
+    Kept(CertificatesStatus),
+    /// New ones were issued: the first, or renewed.
+    New {
+        status: CertificatesStatus,
+        renewed: bool,
+    },
+}
+
+impl Issued {
+    pub fn status(&self) -> &CertificatesStatus {
+        match self {
+            Issued::Kept(status) | Issued::New { status, .. } => status,
+        }
+    }
+}
+
+/// Makes or renews the certificates of `cluster`, when it has `spec.tls.generate`.
+pub async fn ensure(
+    client: &Client,
+    cluster: &DEngineCluster,
+    now: Timestamp,
+) -> Result<Option<Issued>, Error> {
+    let Some(tls) = cluster.spec.tls.as_ref().filter(|tls| tls.generate) else {
+        return Ok(None);
+    };
+    // Whole seconds, as the status holds times: the status, the Secret's annotation and the pod
+    // template must say the same.
+    let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
+    let names = Names::of(cluster);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
+    let ca_secret = secrets.get_opt(&names.ca_secret()).await?;
+    let members_secret = secrets.get_opt(&tls.secret_name).await?;
+    for secret in ca_secret.iter().chain(&members_secret) {
+        refuse_unless_ours(secret, &names)?;
+    }
+    let ca = match (&ca_secret, &members_secret) {
+        (Some(secret), _) => Pair {
+            cert_pem: text(secret, "ca.crt", &names)?,
+            key_pem: text(secret, "ca.key", &names)?,
+        },
+        (None, None) => issue_ca(&names.namespace, &names.cluster, now).map_err(Error::TlsSecret)?,
+        // The running members trust only the CA they have: certificates of a new one would
+        // not be accepted by those not yet restarted, and a rolling restart would split them.
+        (None, Some(_)) => {
+            return Err(Error::TlsSecret(format!(
+                "Secret {}/{} with the cluster's CA is gone while the members' certificates                  remain: put it back, or delete {} too and restart every pod at once to start                  over with a new CA",
+                names.namespace,
+                names.ca_secret(),
+                tls.secret_name
+            )))
+        }
+    };
+    let annotation = |key: &str| {
+        members_secret
+            .as_ref()
+            .and_then(|s| s.annotations().get(key).cloned())
+    };
+    let issued = annotation(ISSUED_ANNOTATION).and_then(|text| text.parse::<Timestamp>().ok());
+    if let (Some(issued), Some(serial), Some(_)) =
+        (issued, annotation(SERIAL_ANNOTATION), &ca_secret)
+    {
+        if now < renew_at(issued) {
+            return Ok(Some(Issued::Kept(status_of(issued, serial))));
+        }
+    }
+    let serial = new_serial()?;
+    let renewed = members_secret.is_some();
+    let operator = issue_leaf(
+        &ca,
+        &names.namespace,
+        &names.cluster,
+        OPERATOR_NAME,
+        vec![OPERATOR_NAME.to_string()],
+        now,
+    )
+    .map_err(Error::TlsSecret)?;
+    let mut members = BTreeMap::from([("ca.crt".to_string(), ca.cert_pem.clone())]);
+    let serve_clients = cluster.spec.app.is_none();
+    for ordinal in 0..u32::try_from(MAX_REPLICAS).unwrap_or(7) {
+        let pod = names.pod(ordinal);
+        let mut dns_names = vec![
+            names.peer_host(ordinal),
+            format!("{}.cluster.local", names.peer_host(ordinal)),
+        ];
+        if serve_clients {
+            dns_names.push(names.client_host());
+        }
+        let pair = issue_leaf(&ca, &names.namespace, &names.cluster, &pod, dns_names, now)
+            .map_err(Error::TlsSecret)?;
+        members.insert(format!("{pod}.crt"), pair.cert_pem);
+        members.insert(format!("{pod}.key"), pair.key_pem);
+    }
+    let ca_data = BTreeMap::from([
+        ("ca.crt".to_string(), ca.cert_pem.clone()),
+        ("ca.key".to_string(), ca.key_pem.clone()),
+        ("operator.crt".to_string(), operator.cert_pem),
+        ("operator.key".to_string(), operator.key_pem),
+    ]);
+    // The operator's certificate first: members trust it as soon as it exists (same CA).
+    write(
+        &secrets,
+        cluster,
+        &names.ca_secret(),
+        ca_data,
+        BTreeMap::new(),
+        ca_secret.is_some(),
+    )
+    .await?;
+    let marks = BTreeMap::from([
+        (ISSUED_ANNOTATION.to_string(), now.to_string()),
+        (SERIAL_ANNOTATION.to_string(), serial.clone()),
+    ]);
+    write(&secrets, cluster, &tls.secret_name, members, marks, renewed).await?;
+    Ok(Some(Issued::New {
+        status: status_of(now, serial),
+        renewed,
+    }))
+}
+
+/// The operator's own certificate and the CA, to call the members' admin API.
+pub async fn operator_identity(
+    client: &Client,
+    cluster: &DEngineCluster,
+) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), Error> {
+    let names = Names::of(cluster);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
+    let secret = secrets.get_opt(&names.ca_secret()).await?.ok_or_else(|| {
+        Error::TlsSecret(format!(
+            "Secret {}/{} with the cluster's CA is missing; the operator makes it again",
+            names.namespace,
+            names.ca_secret()
+        ))
+    })?;
+    let bytes = |key: &str| text(&secret, key, &names).map(String::into_bytes);
+    Ok((
+        bytes("ca.crt")?,
+        bytes("operator.crt")?,
+        bytes("operator.key")?,
+    ))
+}
+
+fn status_of(issued: Timestamp, serial: String) -> CertificatesStatus {
+    CertificatesStatus {
+        issued: Time(issued),
+        renews: Time(renew_at(issued)),
+        expires: Time(issued + LEAF_VALIDITY),
+        serial,
+    }
+}
+
+/// A fresh random name for an issue of the certificates.
+fn new_serial() -> Result<String, Error> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| Error::TlsSecret(format!("no randomness for a serial: {error}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A Secret the operator did not make is the user's: refused, so that it is never changed.
+fn refuse_unless_ours(secret: &Secret, names: &Names) -> Result<(), Error> {
+    let ours = secret
+        .labels()
+        .get("app.kubernetes.io/managed-by")
+        .is_some_and(|by| by == MANAGER);
+    if ours {
+        return Ok(());
+    }
+    Err(Error::TlsSecret(format!(
+        "Secret {}/{} exists and was not made by the operator; with tls.generate the operator \
+         makes it, and never changes a Secret of yours: delete or rename it, or use a cluster \
+         without tls.generate",
+        names.namespace,
+        secret.name_any()
+    )))
+}
+
+fn text(secret: &Secret, key: &str, names: &Names) -> Result<String, Error> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(key))
+        .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
+        .ok_or_else(|| {
+            Error::TlsSecret(format!(
+                "Secret {}/{} has no `{key}`",
+                names.namespace,
+                secret.name_any()
+            ))
+        })
+}
+
+/// Creates the Secret `name` with `data`, or replaces the data of the one there.
+async fn write(
+    secrets: &Api<Secret>,
+    cluster: &DEngineCluster,
+    name: &str,
+    data: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    exists: bool,
+) -> Result<(), Error> {
+    let data: BTreeMap<String, ByteString> = data
+        .into_iter()
+        .map(|(key, value)| (key, ByteString(value.into_bytes())))
+        .collect();
+    if exists {
+        let patch = json!({
+            "metadata": { "annotations": annotations },
+            "data": data,
+        });
+        secrets
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        return Ok(());
+    }
+    let mut metadata = owned_meta(cluster, name.to_string());
+    metadata.annotations = Some(annotations);
+    let secret = Secret {
+        metadata,
+        type_: Some("Opaque".to_string()),
+        data: Some(data),
+        ..Secret::default()
+    };
+    let params = PostParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    secrets.create(&params, &secret).await?;
+    Ok(())
+}
