@@ -33,6 +33,19 @@ fn has_stateful_set(world: &World) -> bool {
     store.get("statefulsets", NS, NAME).is_some()
 }
 
+/// The pods the operator deleted, in order.
+fn pod_deletes(world: &World) -> Vec<String> {
+    world
+        .store
+        .lock()
+        .unwrap()
+        .writes
+        .iter()
+        .filter(|w| w.kind == "delete" && w.target.starts_with("pods/"))
+        .map(|w| w.target.clone())
+        .collect()
+}
+
 fn object(world: &World, plural: &str, name: &str) -> Value {
     world
         .store
@@ -230,17 +243,11 @@ async fn a_rolling_upgrade_restarts_one_pod_at_a_time_and_the_leader_last() {
         })
         .await;
 
-    let deletes: Vec<String> = world
-        .store
-        .lock()
-        .unwrap()
-        .writes
-        .iter()
-        .filter(|w| w.kind == "delete" && w.target.starts_with("pods/"))
-        .map(|w| w.target.clone())
-        .collect();
     // Followers first, highest ordinal first; orders-1 (node 2) led, so it goes last.
-    assert_eq!(deletes, ["pods/orders-2", "pods/orders-0", "pods/orders-1"]);
+    assert_eq!(
+        pod_deletes(&world),
+        ["pods/orders-2", "pods/orders-0", "pods/orders-1"]
+    );
     let transfers = world
         .group
         .lock()
@@ -407,18 +414,6 @@ fn generated_tls(replicas: i32) -> DEngineClusterSpec {
         generate: true,
     });
     spec
-}
-
-fn pod_deletes(world: &World) -> Vec<String> {
-    world
-        .store
-        .lock()
-        .unwrap()
-        .writes
-        .iter()
-        .filter(|w| w.kind == "delete" && w.target.starts_with("pods/"))
-        .map(|w| w.target.clone())
-        .collect()
 }
 
 /// With tls.generate the operator issues a CA and a certificate per member, points each node at
