@@ -483,7 +483,9 @@ async fn generated_certificates_are_issued_and_renewed_with_a_rolling_restart() 
         .unwrap()
         .get_mut("secrets", NS, "orders-tls")
         .expect("the members' Secret")["metadata"]["annotations"]
-        ["dengine.io/certificates-issued"] = json!("2026-01-01T00:00:00Z");
+        ["dengine.io/certificates-issued"] = json!((k8s_openapi::jiff::Timestamp::now()
+        - dengine_operator::certificates::LEAF_VALIDITY)
+        .to_string());
     let before = members["data"]["orders-1.crt"].clone();
     world
         .run_until(60, |w| {
@@ -534,4 +536,52 @@ async fn a_users_secret_is_never_taken_over_by_generated_certificates() {
         .get("secrets", NS, "orders-ca")
         .is_none());
     assert!(!has_stateful_set(&world));
+}
+
+/// Members run with certificates of the cluster's CA: if its Secret is lost, a new CA would not
+/// be trusted by members not yet restarted, so the operator refuses to make one.
+#[tokio::test]
+async fn a_lost_ca_is_not_replaced_under_running_members() {
+    let mut world = World::new(generated_tls(1));
+    world.run_until(30, |w| w.running_with(1)).await;
+    let members = object(&world, "secrets", "orders-tls");
+    world
+        .store
+        .lock()
+        .unwrap()
+        .remove("secrets", NS, "orders-ca");
+    let _ = world.reconcile().await;
+    let degraded = condition(&world.status(), "Degraded");
+    assert_eq!(degraded["reason"], "TlsSecretInvalid");
+    assert!(
+        degraded["message"].as_str().unwrap().contains("CA is gone"),
+        "{degraded}"
+    );
+    assert!(world
+        .store
+        .lock()
+        .unwrap()
+        .get("secrets", NS, "orders-ca")
+        .is_none());
+    assert_eq!(object(&world, "secrets", "orders-tls"), members);
+}
+
+#[tokio::test]
+async fn the_ca_secret_cannot_double_as_the_members_secret() {
+    let mut spec = generated_tls(1);
+    spec.tls.as_mut().unwrap().secret_name = "orders-ca".into();
+    let mut world = World::new(spec);
+    let _ = world.reconcile().await;
+    let degraded = condition(&world.status(), "Degraded");
+    assert_eq!(degraded["reason"], "TlsSecretInvalid");
+    assert!(
+        degraded["message"].as_str().unwrap().contains("is taken"),
+        "{degraded}"
+    );
+    assert!(world
+        .store
+        .lock()
+        .unwrap()
+        .get("secrets", NS, "orders-ca")
+        .is_none());
 }

@@ -12,9 +12,14 @@ use serde::{Deserialize, Serialize};
 /// run the node alone, whose client listener is then served over TLS too).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.generate == oldSelf.generate")
-    .message("generate is fixed at creation: the members' certificates would change hands mid-flight")
-    .field_path(".generate"))]
+#[x_kube(
+    validation = Rule::new("self.generate == oldSelf.generate")
+        .message("generate is fixed at creation: the members' certificates would change hands mid-flight")
+        .field_path(".generate"),
+    validation = Rule::new("!self.generate || self.secretName == oldSelf.secretName")
+        .message("secretName is fixed when the operator generates the certificates: it holds them")
+        .field_path(".secretName")
+)]
 pub struct Tls {
     /// The Secret's name, in the cluster's namespace. Renewing the certificate under the same
     /// CA needs nothing from the operator beyond a rolling restart; a new CA must first be

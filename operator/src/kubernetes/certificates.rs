@@ -70,23 +70,53 @@ pub async fn ensure(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
     let ca_secret = secrets.get_opt(&names.ca_secret()).await?;
     let members_secret = secrets.get_opt(&tls.secret_name).await?;
+    if tls.secret_name == names.ca_secret()
+        || tls.secret_name == cluster.spec.auth.admin_token_secret.name
+    {
+        return Err(Error::TlsSecret(format!(
+            "tls.secretName {} is taken: {} holds the cluster's CA and {} its admin token; name \
+             another Secret for the members' certificates",
+            tls.secret_name,
+            names.ca_secret(),
+            cluster.spec.auth.admin_token_secret.name
+        )));
+    }
+    let uid = cluster.uid().unwrap_or_default();
     for secret in ca_secret.iter().chain(&members_secret) {
-        refuse_unless_ours(secret, &names)?;
+        refuse_unless_ours(secret, &names, &uid)?;
     }
     let ca = match (&ca_secret, &members_secret) {
         (Some(secret), _) => Pair {
             cert_pem: text(secret, "ca.crt", &names)?,
             key_pem: text(secret, "ca.key", &names)?,
         },
-        (None, None) => issue_ca(&names.namespace, &names.cluster, now).map_err(Error::TlsSecret)?,
+        // Issued before (the status says so) means members run with that CA: a new one cannot
+        // be rolled in while they do, whichever Secret was lost.
+        (None, _)
+            if cluster
+                .status
+                .as_ref()
+                .is_some_and(|s| s.certificates.is_some()) =>
+        {
+            return Err(Error::TlsSecret(format!(
+                "Secret {}/{} with the cluster's CA is gone, but its members run with \
+                 certificates it signed: put the Secret back (from your backup of it); a new CA \
+                 would not be trusted by members not yet restarted",
+                names.namespace,
+                names.ca_secret(),
+            )))
+        }
+        (None, None) => {
+            issue_ca(&names.namespace, &names.cluster, now).map_err(Error::TlsSecret)?
+        }
         // The running members trust only the CA they have: certificates of a new one would
         // not be accepted by those not yet restarted, and a rolling restart would split them.
         (None, Some(_)) => {
             return Err(Error::TlsSecret(format!(
-                "Secret {}/{} with the cluster's CA is gone while the members' certificates                  remain: put it back, or delete {} too and restart every pod at once to start                  over with a new CA",
+                "Secret {}/{} with the cluster's CA is gone while the members' certificates \
+                 remain: put it back; a new CA would not be trusted by the running members",
                 names.namespace,
                 names.ca_secret(),
-                tls.secret_name
             )))
         }
     };
@@ -96,10 +126,13 @@ pub async fn ensure(
             .and_then(|s| s.annotations().get(key).cloned())
     };
     let issued = annotation(ISSUED_ANNOTATION).and_then(|text| text.parse::<Timestamp>().ok());
-    if let (Some(issued), Some(serial), Some(_)) =
-        (issued, annotation(SERIAL_ANNOTATION), &ca_secret)
-    {
-        if now < renew_at(issued) {
+    if let (Some(issued), Some(serial), Some(ca_secret), Some(members_secret)) = (
+        issued,
+        annotation(SERIAL_ANNOTATION),
+        &ca_secret,
+        &members_secret,
+    ) {
+        if now < renew_at(issued) && complete(ca_secret, members_secret, &ca, &names) {
             return Ok(Some(Issued::Kept(status_of(issued, serial))));
         }
     }
@@ -115,16 +148,16 @@ pub async fn ensure(
     )
     .map_err(Error::TlsSecret)?;
     let mut members = BTreeMap::from([("ca.crt".to_string(), ca.cert_pem.clone())]);
-    let serve_clients = cluster.spec.app.is_none();
     for ordinal in 0..u32::try_from(MAX_REPLICAS).unwrap_or(7) {
         let pod = names.pod(ordinal);
-        let mut dns_names = vec![
+        // The client Service too, whether or not the pods run the node alone now: `spec.app`
+        // may change, and the certificates stay until renewed.
+        let dns_names = vec![
             names.peer_host(ordinal),
             format!("{}.cluster.local", names.peer_host(ordinal)),
+            names.client_host(),
+            format!("{}.cluster.local", names.client_host()),
         ];
-        if serve_clients {
-            dns_names.push(names.client_host());
-        }
         let pair = issue_leaf(&ca, &names.namespace, &names.cluster, &pod, dns_names, now)
             .map_err(Error::TlsSecret)?;
         members.insert(format!("{pod}.crt"), pair.cert_pem);
@@ -166,7 +199,7 @@ pub async fn operator_identity(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &names.namespace);
     let secret = secrets.get_opt(&names.ca_secret()).await?.ok_or_else(|| {
         Error::TlsSecret(format!(
-            "Secret {}/{} with the cluster's CA is missing; the operator makes it again",
+            "Secret {}/{} with the cluster's CA is missing",
             names.namespace,
             names.ca_secret()
         ))
@@ -196,12 +229,17 @@ fn new_serial() -> Result<String, Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// A Secret the operator did not make is the user's: refused, so that it is never changed.
-fn refuse_unless_ours(secret: &Secret, names: &Names) -> Result<(), Error> {
+/// A Secret this cluster's certificates were not put in by the operator is someone else's (the
+/// user's, or another cluster's): refused, so that it is never changed.
+fn refuse_unless_ours(secret: &Secret, names: &Names, uid: &str) -> Result<(), Error> {
     let ours = secret
         .labels()
         .get("app.kubernetes.io/managed-by")
-        .is_some_and(|by| by == MANAGER);
+        .is_some_and(|by| by == MANAGER)
+        && secret
+            .owner_references()
+            .iter()
+            .any(|owner| owner.controller == Some(true) && owner.uid == uid);
     if ours {
         return Ok(());
     }
@@ -212,6 +250,19 @@ fn refuse_unless_ours(secret: &Secret, names: &Names) -> Result<(), Error> {
         names.namespace,
         secret.name_any()
     )))
+}
+
+/// Whether both Secrets hold everything: every pod's pair and the CA's certificate beside them,
+/// and the operator's own pair. Anything missing is issued anew (from the same CA).
+fn complete(ca_secret: &Secret, members: &Secret, ca: &Pair, names: &Names) -> bool {
+    let has = |secret: &Secret, key: &str| text(secret, key, names).is_ok();
+    let pods = (0..u32::try_from(MAX_REPLICAS).unwrap_or(7)).all(|ordinal| {
+        let pod = names.pod(ordinal);
+        has(members, &format!("{pod}.crt")) && has(members, &format!("{pod}.key"))
+    });
+    pods && text(members, "ca.crt", names).is_ok_and(|pem| pem == ca.cert_pem)
+        && has(ca_secret, "operator.crt")
+        && has(ca_secret, "operator.key")
 }
 
 fn text(secret: &Secret, key: &str, names: &Names) -> Result<String, Error> {

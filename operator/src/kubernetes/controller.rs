@@ -325,7 +325,7 @@ async fn step<M: Membership + BackupSource>(
             false => (
                 "IssuedCertificates",
                 format!(
-                    "issued a CA and the members' certificates, valid until {}",
+                    "issued the members' certificates, valid until {}",
                     status.expires.0
                 ),
             ),

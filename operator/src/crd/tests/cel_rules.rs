@@ -269,4 +269,29 @@ fn generated_certificates_are_chosen_at_creation() {
         "spec.tls.generate",
         "fixed at creation",
     );
+    assert_refused(
+        broken_rules(&provided, Some(&generated)),
+        "spec.tls.generate",
+        "fixed at creation",
+    );
+    let moved = with(
+        generated.clone(),
+        "spec/tls/secretName",
+        json!("orders-tls-2"),
+    );
+    assert_refused(
+        broken_rules(&moved, Some(&generated)),
+        "spec.tls.secretName",
+        "fixed when the operator generates",
+    );
+    // A user's Secret may be renamed (a renewed certificate under a new name).
+    let renamed = with(
+        provided.clone(),
+        "spec/tls/secretName",
+        json!("orders-tls-2"),
+    );
+    assert_eq!(
+        broken_rules(&renamed, Some(&provided)),
+        Vec::<String>::new()
+    );
 }
