@@ -46,6 +46,32 @@ fn pod_deletes(world: &World) -> Vec<String> {
         .collect()
 }
 
+/// The cluster is Degraded for `reason`, with a message that says `words`.
+fn assert_degraded(world: &World, reason: &str, words: &str) {
+    let status = world.status();
+    assert_eq!(status["phase"], "Degraded", "{status}");
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], reason);
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(words),
+        "the message should say {words}: {degraded}"
+    );
+}
+
+/// Whether the Secret `name` exists.
+fn has_secret(world: &World, name: &str) -> bool {
+    world
+        .store
+        .lock()
+        .unwrap()
+        .get("secrets", NS, name)
+        .is_some()
+}
+
 fn object(world: &World, plural: &str, name: &str) -> Value {
     world
         .store
@@ -309,15 +335,11 @@ async fn a_user_secret_without_the_token_key_is_reported_and_left_untouched() {
     }
     let before = object(&world, "secrets", "admin");
     let _ = world.reconcile().await;
-    let status = world.status();
-    assert_eq!(status["phase"], "Degraded");
-    let degraded = condition(&status, "Degraded");
-    assert_eq!(degraded["status"], "True");
-    assert_eq!(degraded["reason"], "AdminTokenMissing");
-    assert!(degraded["message"]
-        .as_str()
-        .unwrap()
-        .contains("Secret shop/admin has no key `token`"));
+    assert_degraded(
+        &world,
+        "AdminTokenMissing",
+        "Secret shop/admin has no key `token`",
+    );
     assert!(!has_stateful_set(&world), "no pods without the token");
     assert_eq!(world.events_with("AdminTokenMissing"), 1);
     assert_eq!(
@@ -393,16 +415,10 @@ async fn a_missing_tls_secret_is_reported_and_nothing_is_applied() {
     });
     let mut world = World::new(spec);
     let _ = world.reconcile().await;
-    let status = world.status();
-    assert_eq!(status["phase"], "Degraded");
-    let degraded = condition(&status, "Degraded");
-    assert_eq!(degraded["reason"], "TlsSecretInvalid");
-    assert!(
-        degraded["message"]
-            .as_str()
-            .unwrap()
-            .contains("Secret shop/orders-tls does not exist"),
-        "{degraded}"
+    assert_degraded(
+        &world,
+        "TlsSecretInvalid",
+        "Secret shop/orders-tls does not exist",
     );
     assert!(!has_stateful_set(&world), "no pods without the Secret");
 }
@@ -519,22 +535,9 @@ async fn a_users_secret_is_never_taken_over_by_generated_certificates() {
     world.store.lock().unwrap().create("secrets", NS, theirs);
     let before = object(&world, "secrets", "orders-tls");
     let _ = world.reconcile().await;
-    let degraded = condition(&world.status(), "Degraded");
-    assert_eq!(degraded["reason"], "TlsSecretInvalid");
-    assert!(
-        degraded["message"]
-            .as_str()
-            .unwrap()
-            .contains("was not made by the operator"),
-        "{degraded}"
-    );
+    assert_degraded(&world, "TlsSecretInvalid", "was not made by the operator");
     assert_eq!(object(&world, "secrets", "orders-tls"), before);
-    assert!(world
-        .store
-        .lock()
-        .unwrap()
-        .get("secrets", NS, "orders-ca")
-        .is_none());
+    assert!(!has_secret(&world, "orders-ca"));
     assert!(!has_stateful_set(&world));
 }
 
@@ -551,18 +554,8 @@ async fn a_lost_ca_is_not_replaced_under_running_members() {
         .unwrap()
         .remove("secrets", NS, "orders-ca");
     let _ = world.reconcile().await;
-    let degraded = condition(&world.status(), "Degraded");
-    assert_eq!(degraded["reason"], "TlsSecretInvalid");
-    assert!(
-        degraded["message"].as_str().unwrap().contains("CA is gone"),
-        "{degraded}"
-    );
-    assert!(world
-        .store
-        .lock()
-        .unwrap()
-        .get("secrets", NS, "orders-ca")
-        .is_none());
+    assert_degraded(&world, "TlsSecretInvalid", "CA is gone");
+    assert!(!has_secret(&world, "orders-ca"));
     assert_eq!(object(&world, "secrets", "orders-tls"), members);
 }
 
@@ -572,16 +565,6 @@ async fn the_ca_secret_cannot_double_as_the_members_secret() {
     spec.tls.as_mut().unwrap().secret_name = "orders-ca".into();
     let mut world = World::new(spec);
     let _ = world.reconcile().await;
-    let degraded = condition(&world.status(), "Degraded");
-    assert_eq!(degraded["reason"], "TlsSecretInvalid");
-    assert!(
-        degraded["message"].as_str().unwrap().contains("is taken"),
-        "{degraded}"
-    );
-    assert!(world
-        .store
-        .lock()
-        .unwrap()
-        .get("secrets", NS, "orders-ca")
-        .is_none());
+    assert_degraded(&world, "TlsSecretInvalid", "is taken");
+    assert!(!has_secret(&world, "orders-ca"));
 }
