@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::{dengine_with_env, get, put, Cluster};
+use dengine::proto::kv_client::KvClient;
 use dengine::proto::ReadPolicy;
 use dengine_operator::admin::GrpcMembership;
 use dengine_operator::backup::{write_backup, BackupSource, Destination, S3Keys};
@@ -24,6 +25,7 @@ use dengine_operator::observed::NodeId;
 use futures::TryStreamExt;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use object_store::{ObjectStore, PutPayload};
+use tonic::transport::Channel;
 
 /// A moto server running for as long as this lives.
 struct S3Server {
@@ -99,6 +101,25 @@ impl Drop for S3Server {
     }
 }
 
+/// Writes `<prefix>/00` .. `<prefix>/<count - 1>`, each with `value(i)`; returns the last
+/// revision.
+async fn put_numbered(
+    kv: &mut KvClient<Channel>,
+    prefix: &str,
+    count: usize,
+    value: impl Fn(usize) -> String,
+) -> i64 {
+    let mut revision = 0;
+    for i in 0..count {
+        revision = put(kv, &format!("{prefix}/{i:02}"), &value(i))
+            .await
+            .header
+            .expect("a header")
+            .revision;
+    }
+    revision
+}
+
 async fn objects(destination: &Destination) -> Vec<String> {
     let mut names: Vec<String> = destination
         .store()
@@ -116,23 +137,10 @@ async fn a_backup_in_s3_restores_a_cluster_and_retention_keeps_the_newest() {
     let s3 = S3Server::start();
     let source = Cluster::start(1, &[]).await;
     let mut kv = source.nodes[0].kv();
-    let mut revision = 0;
-    for i in 0..50 {
-        revision = put(&mut kv, &format!("app/{i:02}"), &format!("v{i}"))
-            .await
-            .header
-            .expect("a header")
-            .revision;
-    }
+    put_numbered(&mut kv, "app", 50, |i| format!("v{i}")).await;
     // Over 10 MB of state: the upload is multipart (8 MiB parts; S3 wants 5 MiB at least).
     let large = "x".repeat(200 * 1024);
-    for i in 0..52 {
-        revision = put(&mut kv, &format!("blob/{i:02}"), &large)
-            .await
-            .header
-            .expect("a header")
-            .revision;
-    }
+    let revision = put_numbered(&mut kv, "blob", 52, |_| large.clone()).await;
     let admin = GrpcMembership::new(None, std::time::Duration::from_secs(5));
     let endpoint = source.nodes[0].spec.peer_endpoint();
     let destination = s3.destination();
@@ -255,14 +263,7 @@ async fn the_restore_container_fetches_a_backup_a_new_cluster_is_founded_from() 
     let s3 = S3Server::start();
     let source = Cluster::start(1, &[]).await;
     let mut kv = source.nodes[0].kv();
-    let mut revision = 0;
-    for i in 0..20 {
-        revision = put(&mut kv, &format!("orders/{i:02}"), &format!("o{i}"))
-            .await
-            .header
-            .expect("a header")
-            .revision;
-    }
+    let revision = put_numbered(&mut kv, "orders", 20, |i| format!("o{i}")).await;
     let admin = GrpcMembership::new(None, std::time::Duration::from_secs(5));
     let destination = s3.destination();
     let chunks = admin

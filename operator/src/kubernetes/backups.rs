@@ -15,7 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use object_store::path::Path;
 use tokio::sync::Semaphore;
@@ -33,7 +33,7 @@ use crate::status::{
     FailedBackup, RunningBackup,
 };
 
-use super::controller::Context;
+use super::controller::{publish_note, Context};
 
 /// Makes the destination a spec names (tests give an in-memory store).
 pub type DestinationFactory = Arc<
@@ -328,7 +328,7 @@ async fn report_schedule(
         Some(Err(invalid)) => {
             set_backup_failed(cluster, status, invalid, now);
             if !reported_invalid {
-                publish(
+                publish_note(
                     ctx,
                     cluster,
                     EventType::Warning,
@@ -497,7 +497,7 @@ async fn announce(
                 completed.size_bytes,
                 finished.finished.as_second(),
             );
-            publish(
+            publish_note(
                 ctx,
                 cluster,
                 EventType::Normal,
@@ -521,7 +521,7 @@ async fn announce(
                 ),
                 Ok(_) => {}
                 Err(failure) => {
-                    publish(
+                    publish_note(
                         ctx,
                         cluster,
                         EventType::Warning,
@@ -538,7 +538,7 @@ async fn announce(
         }
         Err(failure) => {
             ctx.metrics.backup_failed(labels);
-            publish(
+            publish_note(
                 ctx,
                 cluster,
                 EventType::Warning,
@@ -611,22 +611,4 @@ fn set_backup_failed(
         cluster.metadata.generation,
         Time(at),
     );
-}
-
-async fn publish(
-    ctx: &Context,
-    cluster: &DEngineCluster,
-    type_: EventType,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: action.to_string(),
-        secondary: None,
-    };
-    super::controller::publish(ctx, cluster, event).await;
 }

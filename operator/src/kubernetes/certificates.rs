@@ -223,10 +223,8 @@ fn status_of(issued: Timestamp, serial: String) -> CertificatesStatus {
 
 /// A fresh random name for an issue of the certificates.
 fn new_serial() -> Result<String, Error> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| Error::TlsSecret(format!("no randomness for a serial: {error}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    super::random_hex(8)
+        .map_err(|error| Error::TlsSecret(format!("no randomness for a serial: {error}")))
 }
 
 /// A Secret this cluster's certificates were not put in by the operator is someone else's (the

@@ -262,20 +262,18 @@ async fn step<M: Membership + BackupSource>(
     let generation = cluster.metadata.generation;
     if !cluster.spec.paused && ensure_admin_token(&ctx.client, cluster).await? {
         let secret = &cluster.spec.auth.admin_token_secret;
-        publish(
+        let note = format!(
+            "Secret {} did not exist: made it with a random token under `{}`, owned by the \
+             cluster",
+            secret.name, secret.key
+        );
+        publish_note(
             ctx,
             cluster,
-            Event {
-                type_: EventType::Normal,
-                reason: "CreatedAdminToken".into(),
-                note: Some(format!(
-                    "Secret {} did not exist: made it with a random token under `{}`, owned by \
-                     the cluster",
-                    secret.name, secret.key
-                )),
-                action: "CreateSecret".into(),
-                secondary: None,
-            },
+            EventType::Normal,
+            "CreatedAdminToken",
+            "CreateSecret",
+            note,
         )
         .await;
     }
@@ -304,16 +302,13 @@ async fn step<M: Membership + BackupSource>(
             );
             observe_cluster(ctx, cluster, &status);
             write_status(ctx, cluster, status).await?;
-            publish(
+            publish_note(
                 ctx,
                 cluster,
-                Event {
-                    type_: EventType::Warning,
-                    reason: reason.into(),
-                    note: Some(message),
-                    action: "ReadSecrets".into(),
-                    secondary: None,
-                },
+                EventType::Warning,
+                reason,
+                "ReadSecrets",
+                message,
             )
             .await;
             return Ok(Reconciled::SecretsMissing);
@@ -338,16 +333,13 @@ async fn step<M: Membership + BackupSource>(
                 ),
             ),
         };
-        publish(
+        publish_note(
             ctx,
             cluster,
-            Event {
-                type_: EventType::Normal,
-                reason: reason.into(),
-                note: Some(note),
-                action: "IssueCertificates".into(),
-                secondary: None,
-            },
+            EventType::Normal,
+            reason,
+            "IssueCertificates",
+            note,
         )
         .await;
     }
@@ -464,7 +456,26 @@ async fn sweep_deleted(
     }
 }
 
-pub(super) async fn publish(ctx: &Context, cluster: &DEngineCluster, event: Event) {
+/// Records an Event of `type_` with `reason`, `action` and `note` on `cluster`.
+pub(super) async fn publish_note(
+    ctx: &Context,
+    cluster: &DEngineCluster,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: action.to_string(),
+        secondary: None,
+    };
+    publish(ctx, cluster, event).await;
+}
+
+async fn publish(ctx: &Context, cluster: &DEngineCluster, event: Event) {
     if let Err(error) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
         tracing::warn!(%error, reason = %event.reason, "recording an Event failed");
     }

@@ -20,3 +20,11 @@ pub use events::event_for;
 pub use observe::{pod_state, pod_version};
 pub use token::{admin_tls, admin_token, ensure_admin_token};
 pub use workload::KubeWorkload;
+
+/// `bytes` bytes of the operating system's randomness, hex-encoded: tokens and serials the
+/// operator makes.
+fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer)?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -10,11 +10,11 @@
 use k8s_openapi::api::core::v1::{ContainerState, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use serde::Deserialize;
 
-use super::controller::{publish, Context};
+use super::controller::{publish_note, Context};
 use crate::crd::DEngineCluster;
 use crate::objects::{Names, RESTORE_CONTAINER_NAME};
 use crate::status::{set_condition, ConditionType, DEngineClusterStatus, RestoreStatus};
@@ -76,10 +76,13 @@ pub async fn look(
                 recorded.location,
                 report.revision.unwrap_or(0)
             );
-            publish(
+            publish_note(
                 ctx,
                 cluster,
-                event(EventType::Normal, "RestoreFetched", note),
+                EventType::Normal,
+                "RestoreFetched",
+                "Restore",
+                note,
             )
             .await;
         }
@@ -98,10 +101,13 @@ pub async fn look(
                 Time(now),
             );
             if !already {
-                publish(
+                publish_note(
                     ctx,
                     cluster,
-                    event(EventType::Warning, "RestoreFailed", message),
+                    EventType::Warning,
+                    "RestoreFailed",
+                    "Restore",
+                    message,
                 )
                 .await;
             }
@@ -157,15 +163,5 @@ fn failed(exit_code: i32, message: Option<String>) -> Outcome {
         .unwrap_or_else(|| format!("the restore container exited with status {exit_code}"));
     Outcome::Failed {
         message: format!("pod 0 could not fetch the backup; it retries: {text}"),
-    }
-}
-
-fn event(type_: EventType, reason: &str, note: String) -> Event {
-    Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: "Restore".to_string(),
-        secondary: None,
     }
 }

@@ -50,11 +50,8 @@ pub async fn ensure_admin_token(client: &Client, cluster: &DEngineCluster) -> Re
 
 /// A fresh random token, hex-encoded (the node trims its token file, so it must be text).
 fn random_token() -> Result<String, Error> {
-    let mut bytes = [0u8; GENERATED_TOKEN_BYTES];
-    getrandom::fill(&mut bytes).map_err(|error| {
-        Error::AdminToken(format!("no randomness to make a token from: {error}"))
-    })?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    super::random_hex(GENERATED_TOKEN_BYTES)
+        .map_err(|error| Error::AdminToken(format!("no randomness to make a token from: {error}")))
 }
 
 /// The admin token: the key `spec.auth.adminTokenSecret` names, trimmed of surrounding
