@@ -26,6 +26,8 @@ OPERATOR_RULES = [
      "verbs": ["get", "list", "watch", "delete"]},
     {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
      "verbs": ["get", "list", "patch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"],
+     "verbs": ["get", "create", "delete"]},
     {"apiGroups": [""], "resources": ["secrets"],
      "verbs": ["get", "create", "patch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"],

@@ -1,6 +1,8 @@
 //! Backups: `dengine snapshot save` from a running node, then a new three-node cluster founded
 //! from that file with `node --restore-from`, and another with `node restore` run offline on
-//! each member's data directory, both serving the same keys and revisions.
+//! each member's data directory, both serving the same keys and revisions. And
+//! `dengine snapshot save-into`, as the operator's backup Jobs run it against a volume: named,
+//! checked, kept to a count, and nothing left behind when it fails.
 
 mod common;
 
@@ -122,4 +124,146 @@ async fn a_backup_founds_a_new_cluster_with_the_same_data() {
     let mut kv = leader_holding_the_fifty_keys(&offline).await;
     let next = put(&mut kv, "app/new", "x").await.header.unwrap().revision;
     assert_eq!(next, last_revision + 1);
+}
+
+/// The cluster's backups in `dir`, oldest first (their names go on with the year).
+fn backups_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("shop.orders-2"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_saved_into_a_directory_are_named_checked_and_kept_to_a_count() {
+    let source = Cluster::start(1, &[]).await;
+    let mut kv = source.nodes[0].kv();
+    let volume = source.dir().join("volume");
+    let kept_in = volume.join("shop/orders");
+    std::fs::create_dir_all(&kept_in).unwrap();
+    // Not this cluster's: a user's file, and a cluster whose name starts the same.
+    let others = [
+        "notes.txt",
+        "shop.orders-eu-20200101T000000.000Z.dengine-backup",
+    ];
+    for name in others {
+        std::fs::write(kept_in.join(name), b"keep me").unwrap();
+    }
+    let report = source.dir().join("report.json");
+    // The admin API on the peer listener, as a backup Job reaches the leader.
+    let endpoint = format!("http://{}", source.nodes[0].spec.peer_endpoint());
+    let save_into = |endpoint: String| {
+        let volume = volume.display().to_string();
+        let report = report.display().to_string();
+        async move {
+            dengine(&[
+                "--endpoints",
+                &endpoint,
+                "snapshot",
+                "save-into",
+                &volume,
+                "--cluster",
+                "shop/orders",
+                "--prefix",
+                "shop/orders/",
+                "--keep",
+                "2",
+                "--report-to",
+                &report,
+            ])
+            .await
+        }
+    };
+    let read_report = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+    };
+
+    let mut written = Vec::new();
+    let mut revision = 0;
+    for round in 0..3 {
+        revision = put(&mut kv, &format!("app/{round}"), "v")
+            .await
+            .header
+            .unwrap()
+            .revision;
+        save_into(endpoint.clone())
+            .await
+            .expect_success("snapshot save-into");
+        let said = read_report();
+        assert_eq!(said["ok"], true, "{said}");
+        assert_eq!(said["revision"], revision, "{said}");
+        let object = said["object"].as_str().unwrap().to_string();
+        assert!(object.starts_with("shop/orders/shop.orders-"), "{object}");
+        // The file is a whole, checked backup of that revision.
+        let file = volume.join(&object).display().to_string();
+        let status = dengine(&["snapshot", "status", &file]).await;
+        status.expect_success("snapshot status");
+        assert!(
+            status.stdout.contains(&format!("revision {revision},")),
+            "{}",
+            status.stdout
+        );
+        if round == 2 {
+            assert_eq!(said["deleted"], serde_json::json!([written[0]]), "{said}");
+        }
+        written.push(object);
+    }
+    let names = |objects: &[String]| -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| o.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        backups_in(&kept_in),
+        names(&written[1..]),
+        "the newest two kept"
+    );
+    for name in others {
+        assert_eq!(
+            std::fs::read(kept_in.join(name)).unwrap(),
+            b"keep me",
+            "{name}"
+        );
+    }
+
+    // A node that cannot be reached: a failure report, no new file, no staging file.
+    std::fs::remove_file(&report).unwrap();
+    let closed = format!(
+        "http://{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    );
+    let run = save_into(closed).await;
+    run.expect_code(1, "an unreachable node");
+    let said = read_report();
+    assert_eq!(said["ok"], false, "{said}");
+    assert_eq!(said["reason"], "SourceFailed", "{said}");
+    let mut everything: Vec<String> = std::fs::read_dir(&kept_in)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    everything.sort();
+    let mut expected: Vec<String> = names(&written[1..]);
+    expected.extend(others.iter().map(|s| s.to_string()));
+    expected.sort();
+    assert_eq!(everything, expected);
+
+    // The restore path reads a file as it reads an object: checked, then named.
+    let fetched = source.dir().join("fetched.backup");
+    dengine(&[
+        "snapshot",
+        "fetch",
+        &volume.join(&written[2]).display().to_string(),
+        &fetched.display().to_string(),
+    ])
+    .await
+    .expect_success("snapshot fetch from a file");
+    let (header, _) = dengine_proto::backup::read(&fetched).unwrap();
+    assert_eq!(header.revision, revision);
 }

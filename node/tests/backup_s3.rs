@@ -19,6 +19,7 @@ use common::{dengine_with_env, get, put, Cluster};
 use dengine::proto::kv_client::KvClient;
 use dengine::proto::ReadPolicy;
 use dengine_operator::admin::GrpcMembership;
+use dengine_operator::backup::s3::s3_destination;
 use dengine_operator::backup::{write_backup, BackupSource, Destination, S3Keys};
 use dengine_operator::crd::{S3Access, S3Destination};
 use dengine_operator::observed::NodeId;
@@ -83,7 +84,7 @@ impl S3Server {
     }
 
     fn destination(&self) -> Destination {
-        Destination::s3(
+        s3_destination(
             &self.spec(),
             "shop/orders/".into(),
             Some(self.credentials.clone()),
@@ -203,7 +204,7 @@ async fn wrong_credentials_a_missing_bucket_and_an_unreachable_store_fail_clearl
     let admin = GrpcMembership::new(None, std::time::Duration::from_secs(5));
     let endpoint = source.nodes[0].spec.peer_endpoint();
 
-    let wrong_key = Destination::s3(
+    let wrong_key = s3_destination(
         &s3.spec(),
         "shop/orders/".into(),
         Some(S3Keys {
@@ -214,7 +215,7 @@ async fn wrong_credentials_a_missing_bucket_and_an_unreachable_store_fail_clearl
     .unwrap();
     let mut missing_bucket_spec = s3.spec();
     missing_bucket_spec.bucket = "no-such-bucket".into();
-    let missing_bucket = Destination::s3(
+    let missing_bucket = s3_destination(
         &missing_bucket_spec,
         String::new(),
         Some(s3.credentials.clone()),
@@ -228,7 +229,7 @@ async fn wrong_credentials_a_missing_bucket_and_an_unreachable_store_fail_clearl
         .port();
     let mut unreachable_spec = s3.spec();
     unreachable_spec.access.endpoint = Some(format!("http://127.0.0.1:{closed_port}"));
-    let unreachable = Destination::s3(
+    let unreachable = s3_destination(
         &unreachable_spec,
         String::new(),
         Some(s3.credentials.clone()),

@@ -7,7 +7,9 @@
 
 mod mock;
 
-use dengine_operator::crd::{BackupSpec, DEngineClusterSpec, RestoreFrom, S3Access, S3Destination};
+use dengine_operator::crd::{
+    BackupSpec, DEngineClusterSpec, RestoreFrom, S3Access, S3Destination, VolumeDestination,
+};
 use dengine_operator::objects::RESTORE_FILE;
 use futures::TryStreamExt;
 use mock::raft::{simulated_revision, simulated_state};
@@ -21,7 +23,7 @@ fn backed_up(schedule: &str, keep: u32) -> DEngineClusterSpec {
     spec.backup = Some(BackupSpec {
         schedule: schedule.into(),
         keep,
-        s3: S3Destination {
+        s3: Some(S3Destination {
             bucket: "backups".into(),
             prefix: None,
             access: S3Access {
@@ -29,7 +31,8 @@ fn backed_up(schedule: &str, keep: u32) -> DEngineClusterSpec {
                 credentials_secret: Some("s3".into()),
                 ..S3Access::default()
             },
-        },
+        }),
+        persistent_volume_claim: None,
     });
     spec
 }
@@ -391,4 +394,212 @@ async fn a_backup_pod_0_cannot_fetch_is_reported_once_with_its_error() {
     );
     assert!(status["restore"]["fetched"].is_null());
     assert_eq!(world.events_with("RestoreFailed"), 1);
+}
+
+// Backups into a PersistentVolumeClaim: the operator runs a Job per backup. The tests play the
+// Job controller and the kubelet: they finish the Job and leave the container's termination
+// message, as `dengine snapshot save-into --report-to /dev/termination-log` would.
+
+fn backed_up_into_claim() -> DEngineClusterSpec {
+    let mut spec = DEngineClusterSpec::example(1);
+    spec.backup = Some(BackupSpec {
+        schedule: "0 0 1 1 *".into(),
+        keep: 3,
+        s3: None,
+        persistent_volume_claim: Some(VolumeDestination {
+            claim_name: "backups".into(),
+            prefix: None,
+        }),
+    });
+    spec
+}
+
+/// A founded cluster, with the claim its backups go to if `claim_exists`.
+async fn running_with_claim(claim_exists: bool) -> World {
+    let mut world = World::new(backed_up_into_claim());
+    if claim_exists {
+        world.store.lock().unwrap().create(
+            "persistentvolumeclaims",
+            NS,
+            json!({ "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": { "name": "backups" } }),
+        );
+    }
+    world.run_until(30, |w| w.running_with(1)).await;
+    world
+}
+
+fn backup_jobs(world: &World) -> Vec<Value> {
+    world
+        .store
+        .lock()
+        .unwrap()
+        .list("jobs", NS)
+        .into_iter()
+        .cloned()
+        .collect()
+}
+
+/// Ends Job `name` as the Job controller and kubelet would: `succeeded` or failed, the
+/// container's termination message `message`.
+fn finish_job(world: &World, name: &str, succeeded: bool, exit_code: i32, message: &str) {
+    let mut store = world.store.lock().unwrap();
+    store.create(
+        "pods",
+        NS,
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": format!("{name}-x7k2p"),
+                          "labels": { "dengine.io/backup-job": name } },
+            "status": { "phase": if succeeded { "Succeeded" } else { "Failed" },
+                        "containerStatuses": [{
+                            "name": "backup", "image": "dengine", "imageID": "", "ready": false,
+                            "restartCount": 0,
+                            "state": { "terminated": { "exitCode": exit_code, "message": message } },
+                        }] },
+        }),
+    );
+    let job = store.get_mut("jobs", NS, name).expect("the Job");
+    job["status"] = match succeeded {
+        true => json!({ "succeeded": 1 }),
+        false => json!({ "failed": 1 }),
+    };
+}
+
+/// Reconciles, giving the Job's watcher real time between reconciles, until `done` holds.
+async fn reconcile_with_time_until(world: &mut World, done: impl Fn(&Value) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let _ = world.reconcile().await;
+        if done(&world.status()) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!(
+        "not done in 30 s; events: {:?}; status: {}",
+        world.event_reasons(),
+        serde_json::to_string_pretty(&world.status()).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_backup_into_a_claim_is_a_job_whose_report_lands_in_the_status() {
+    let mut world = running_with_claim(true).await;
+    request_backup(&world, "1");
+    reconcile_with_time_until(&mut world, |s| !s["backup"]["running"].is_null()).await;
+
+    let jobs = backup_jobs(&world);
+    assert_eq!(jobs.len(), 1, "one Job per backup");
+    let job = &jobs[0];
+    let name = job["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("orders-backup-"), "{name}");
+    assert_eq!(
+        job["metadata"]["ownerReferences"][0]["kind"],
+        "DEngineCluster"
+    );
+    let pod = &job["spec"]["template"];
+    // Never selected as a member by the Services, the budget or the StatefulSet.
+    assert_ne!(
+        pod["metadata"]["labels"]["app.kubernetes.io/name"],
+        "dengine"
+    );
+    assert_eq!(
+        pod["metadata"]["labels"]["dengine.io/backup-job"],
+        json!(name)
+    );
+    let volumes = pod["spec"]["volumes"].as_array().unwrap();
+    assert!(volumes
+        .iter()
+        .any(|v| v["persistentVolumeClaim"]["claimName"] == "backups"));
+    let args: Vec<&str> = pod["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let after = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
+    let leader = world.group.lock().unwrap().leader.expect("a leader");
+    assert_eq!(
+        after("--endpoints"),
+        format!("http://orders-{}.orders-peers.shop.svc:2380", leader - 1),
+        "the leader's stable name"
+    );
+    assert_eq!(after("--cluster"), "shop/orders");
+    assert_eq!(after("--keep"), "3");
+    assert_eq!(after("--prefix"), "shop/orders/");
+    assert!(args.contains(&"save-into"), "{args:?}");
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+
+    let object = "shop/orders/shop.orders-20261206T120000.000Z.dengine-backup";
+    finish_job(
+        &world,
+        &name,
+        true,
+        0,
+        &format!(
+            r#"{{"ok":true,"object":"{object}","revision":41,"index":57,"size_bytes":4242,"deleted":["shop/orders/shop.orders-20261201T000000.000Z.dengine-backup"]}}"#
+        ),
+    );
+    reconcile_with_time_until(&mut world, |s| !s["backup"]["lastSuccessful"].is_null()).await;
+    let status = world.status();
+    let last = &status["backup"]["lastSuccessful"];
+    assert_eq!(last["location"], format!("pvc://backups/{object}"));
+    assert_eq!(last["revision"], 41);
+    assert_eq!(last["index"], 57);
+    assert_eq!(last["sizeBytes"], 4242);
+    assert_eq!(condition(&status, "BackupFailed")["status"], "False");
+    assert_eq!(world.events_with("BackupSucceeded"), 1);
+    assert!(
+        backup_jobs(&world).is_empty(),
+        "a Job that succeeded is deleted"
+    );
+}
+
+#[tokio::test]
+async fn a_backup_job_that_fails_says_why_and_is_kept_for_its_logs() {
+    let mut world = running_with_claim(true).await;
+    request_backup(&world, "1");
+    reconcile_with_time_until(&mut world, |s| !s["backup"]["running"].is_null()).await;
+    let name = backup_jobs(&world)[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    finish_job(
+        &world,
+        &name,
+        false,
+        1,
+        r#"{"ok":false,"reason":"SourceFailed","message":"asking for a backup: the node refused the admin token"}"#,
+    );
+    reconcile_with_time_until(&mut world, |s| !s["backup"]["lastFailed"].is_null()).await;
+    let status = world.status();
+    let failed = condition(&status, "BackupFailed");
+    assert_eq!(failed["status"], "True");
+    assert_eq!(failed["reason"], "SourceFailed");
+    assert!(failed["message"]
+        .as_str()
+        .unwrap()
+        .contains("refused the admin token"));
+    assert_eq!(world.events_with("BackupFailed"), 1);
+    assert_eq!(backup_jobs(&world).len(), 1, "kept for kubectl logs");
+    assert!(status["backup"]["lastSuccessful"].is_null());
+}
+
+#[tokio::test]
+async fn a_missing_claim_is_reported_and_no_job_is_made() {
+    let mut world = running_with_claim(false).await;
+    request_backup(&world, "1");
+    reconcile_with_time_until(&mut world, |s| !s["backup"]["lastFailed"].is_null()).await;
+    let failed = condition(&world.status(), "BackupFailed");
+    assert_eq!(failed["reason"], "DestinationInvalid");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("PersistentVolumeClaim shop/backups does not exist"),
+        "{failed}"
+    );
+    assert!(backup_jobs(&world).is_empty());
 }

@@ -19,8 +19,16 @@ pub enum CliError {
     /// A backup could not be fetched from object storage, or what arrived is not one.
     #[error("fetching {location}: {message}")]
     Fetch {
-        /// The `s3://` location asked for.
+        /// The location asked for.
         location: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A backup could not be taken into a directory.
+    #[error("saving a backup into {dir}: {message}")]
+    Backup {
+        /// The directory asked for.
+        dir: String,
         /// What went wrong.
         message: String,
     },

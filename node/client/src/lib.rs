@@ -9,16 +9,19 @@
 //!   bounded by the timeout.
 //! - [`ClientError`], [`status_line`], [`is_retryable`]: what went wrong, said on one line, and
 //!   whether sending the same request again may succeed.
-//! - [`s3`] (feature `s3`): buckets of S3 and S3-compatible stores, where backups go.
+//! - [`backups`] and [`s3`] (feature `backups`): backups in object storage, how they are named,
+//!   written and kept; buckets of S3 and S3-compatible stores.
 //! - [`duration`]: durations as people write them (`5s`, `500ms`, `1m30s`), for timeouts and
 //!   TTLs on command lines.
 
+#[cfg(feature = "backups")]
+pub mod backups;
 mod connection;
 mod dial;
 pub mod duration;
 mod endpoint;
 mod error;
-#[cfg(feature = "s3")]
+#[cfg(feature = "backups")]
 pub mod s3;
 
 pub use connection::Connection;

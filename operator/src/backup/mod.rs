@@ -1,27 +1,18 @@
-//! Backups of a cluster to object storage, taken by the operator from the leader's admin
-//! `Backup` API: when they are due ([`schedule`], [`plan`]), where they go and how many are
-//! kept ([`destination`]), where it streams from ([`source`]) and how it is written and
-//! checked as it streams in ([`write`]).
-//! The controller's side (Secrets, status, Events) is in `kubernetes::backups`.
+//! Backups of a cluster, taken by the operator from the leader's admin `Backup` API: when they
+//! are due ([`schedule`], [`plan`]), where they stream from ([`source`]) and where they go: an
+//! S3 bucket the operator writes itself ([`s3`]) or a PersistentVolumeClaim a Job of the node
+//! image writes into ([`volume`]). How a backup is named, written, checked and kept is
+//! `dengine_client::backups`, which the CLI those Jobs run shares.
+//! The controller's side (Secrets, Jobs, status, Events) is in `kubernetes::backups`.
 
-pub mod destination;
 pub mod plan;
+pub mod s3;
 pub mod schedule;
 pub mod source;
-pub mod write;
+pub mod volume;
 
+pub use dengine_client::backups::{write_backup, BackupFailure, Destination, Written};
 pub use dengine_client::s3::S3Keys;
-pub use destination::Destination;
 pub use plan::{due, Trigger};
 pub use schedule::Schedule;
 pub use source::{BackupSource, ChunkStream};
-pub use write::{write_backup, Written};
-
-/// Why a backup did not complete: `reason` is the `BackupFailed` condition's reason and the
-/// Event's, `message` says what went wrong in words.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}: {message}")]
-pub struct BackupFailure {
-    pub reason: &'static str,
-    pub message: String,
-}

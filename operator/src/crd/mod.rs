@@ -20,7 +20,7 @@ mod tls;
 
 pub use app::{AppTemplate, NODE_CONTAINER_NAME};
 pub use auth::{Auth, SecretKeyRef};
-pub use backup::{BackupSpec, S3Destination, BACKUP_REQUEST_ANNOTATION};
+pub use backup::{BackupSpec, S3Destination, VolumeDestination, BACKUP_REQUEST_ANNOTATION};
 pub use ports::Ports;
 pub use read_policy::ReadPolicy;
 pub use restore::RestoreFrom;

@@ -28,10 +28,12 @@ use crate::backup::{
 use crate::crd::{DEngineCluster, S3Destination, BACKUP_REQUEST_ANNOTATION};
 use crate::driver::Step;
 use crate::metrics::ClusterLabels;
+use crate::observed::NodeId;
 use crate::status::{
     set_condition, BackupStatus, CompletedBackup, ConditionType, DEngineClusterStatus,
     FailedBackup, RunningBackup,
 };
+use futures::future::{Future, FutureExt};
 
 use super::controller::{publish_note, Context};
 
@@ -44,7 +46,7 @@ pub type DestinationFactory = Arc<
 
 /// The destination factory that talks to S3.
 pub fn s3_destinations() -> DestinationFactory {
-    Arc::new(Destination::s3)
+    Arc::new(crate::backup::s3::s3_destination)
 }
 
 /// How often a reconcile looks at a backup in progress.
@@ -59,6 +61,8 @@ pub struct Backups {
     jobs: Mutex<HashMap<String, Job>>,
     /// Taken by each backup while it streams.
     slots: Arc<Semaphore>,
+    /// How often a backup Job (into a claim) is looked at while it runs.
+    pub(super) job_poll: Duration,
 }
 
 impl Default for Backups {
@@ -66,6 +70,7 @@ impl Default for Backups {
         Backups {
             jobs: Mutex::default(),
             slots: Arc::new(Semaphore::new(CONCURRENT_BACKUPS)),
+            job_poll: Duration::from_secs(5),
         }
     }
 }
@@ -129,12 +134,34 @@ impl Backups {
 }
 
 /// A backup written, checked and retention applied.
-struct Finished {
-    written: Written,
-    location: String,
-    finished: Timestamp,
+pub(super) struct Finished {
+    pub(super) completed: CompletedBackup,
+    /// The backup's file name, which tells its Event from another backup's.
+    pub(super) name: String,
     /// What retention deleted, or why it could not.
-    pruned: Result<Vec<Path>, BackupFailure>,
+    pub(super) pruned: Result<Vec<String>, BackupFailure>,
+}
+
+impl Finished {
+    /// A backup written by the operator itself.
+    fn of_written(
+        written: &Written,
+        location: String,
+        pruned: Result<Vec<Path>, BackupFailure>,
+    ) -> Self {
+        let header = &written.header;
+        Finished {
+            completed: CompletedBackup {
+                location,
+                finished: Time(Timestamp::now()),
+                revision: header.revision,
+                index: header.metadata.as_ref().map_or(0, |m| m.index),
+                size_bytes: written.size_bytes,
+            },
+            name: written.path.filename().unwrap_or_default().to_string(),
+            pruned: pruned.map(|deleted| deleted.iter().map(ToString::to_string).collect()),
+        }
+    }
 }
 
 /// One look at `cluster`'s backups: records a backup's outcome into `status`, starts the one
@@ -392,34 +419,26 @@ async fn start<S: BackupSource>(
             reason: "NoLeader",
             message: format!("the leader, node {leader}, has no address the operator can reach"),
         })?;
-    let credentials = match &spec.s3.access.credentials_secret {
-        Some(name) => Some(s3_credentials(ctx, &labels.namespace, name).await?),
-        None => None,
-    };
-    let prefix = spec.s3.prefix_for(&labels.namespace, &labels.cluster);
-    let destination = (ctx.backup_destinations)(&spec.s3, prefix, credentials)?;
-    let keep = usize::try_from(spec.keep).unwrap_or(usize::MAX);
-    let path = destination.object_for(&labels.namespace, &labels.cluster, now);
-    let opening = source.open(leader, &endpoint);
-    let slots = ctx.backups.slots.clone();
-    let labels = labels.clone();
-    let task = async move {
-        let _slot = slots.acquire_owned().await.map_err(|_| BackupFailure {
-            reason: "Interrupted",
-            message: "the operator is stopping".to_string(),
-        })?;
-        let chunks = opening.await?;
-        let written = write_backup(chunks, &destination, path).await?;
-        let location = destination.location(&written.path);
-        let pruned = destination
-            .prune(&labels.namespace, &labels.cluster, keep, &written.path)
-            .await;
-        Ok(Finished {
-            written,
-            location,
-            finished: Timestamp::now(),
-            pruned,
-        })
+    let task = match (&spec.s3, &spec.persistent_volume_claim) {
+        (Some(s3), _) => s3_task(ctx, s3, spec.keep, source, leader, &endpoint, labels, now)
+            .await?
+            .boxed(),
+        (None, Some(claim)) => {
+            let ordinal = leader.ordinal().ok_or_else(|| BackupFailure {
+                reason: "NoLeader",
+                message: format!("the leader, node {leader}, is not one of the cluster's pods"),
+            })?;
+            super::backup_jobs::job_task(ctx, cluster, claim, ordinal, now)
+                .await?
+                .boxed()
+        }
+        (None, None) => {
+            return Err(BackupFailure {
+                reason: "NotConfigured",
+                message: "spec.backup names no destination: set s3 or persistentVolumeClaim"
+                    .to_string(),
+            })
+        }
     };
     Ok(tokio::spawn(async move {
         tokio::time::timeout(BACKUP_TIME_LIMIT, task)
@@ -434,6 +453,45 @@ async fn start<S: BackupSource>(
                 })
             })
     }))
+}
+
+/// The backup into `s3`, streamed from `leader` through the operator; holds one of the
+/// operator's streaming slots while it runs.
+#[allow(clippy::too_many_arguments)]
+async fn s3_task<S: BackupSource>(
+    ctx: &Context,
+    s3: &S3Destination,
+    keep: u32,
+    source: &S,
+    leader: NodeId,
+    endpoint: &str,
+    labels: &ClusterLabels,
+    now: Timestamp,
+) -> Result<impl Future<Output = Result<Finished, BackupFailure>> + Send + 'static, BackupFailure> {
+    let credentials = match &s3.access.credentials_secret {
+        Some(name) => Some(s3_credentials(ctx, &labels.namespace, name).await?),
+        None => None,
+    };
+    let prefix = s3.prefix_for(&labels.namespace, &labels.cluster);
+    let destination = (ctx.backup_destinations)(s3, prefix, credentials)?;
+    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+    let path = destination.object_for(&labels.namespace, &labels.cluster, now);
+    let opening = source.open(leader, endpoint);
+    let slots = ctx.backups.slots.clone();
+    let labels = labels.clone();
+    Ok(async move {
+        let _slot = slots.acquire_owned().await.map_err(|_| BackupFailure {
+            reason: "Interrupted",
+            message: "the operator is stopping".to_string(),
+        })?;
+        let chunks = opening.await?;
+        let written = write_backup(chunks, &destination, path).await?;
+        let location = destination.location(&written.path);
+        let pruned = destination
+            .prune(&labels.namespace, &labels.cluster, keep, &written.path)
+            .await;
+        Ok(Finished::of_written(&written, location, pruned))
+    })
 }
 
 /// The credentials in the Secret `name`: `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, and
@@ -491,11 +549,11 @@ async fn announce(
 ) {
     match outcome {
         Ok(finished) => {
-            let completed = completed(finished);
+            let completed = &finished.completed;
             ctx.metrics.backup_succeeded(
                 labels,
                 completed.size_bytes,
-                finished.finished.as_second(),
+                completed.finished.0.as_second(),
             );
             publish_note(
                 ctx,
@@ -503,10 +561,7 @@ async fn announce(
                 EventType::Normal,
                 "BackupSucceeded",
                 // One Event per backup: the object's name tells them apart.
-                &format!(
-                    "Backup{}",
-                    finished.written.path.filename().unwrap_or_default()
-                ),
+                &format!("Backup{}", finished.name),
                 format!(
                     "backed up revision {} (log index {}, {} bytes) to {}",
                     completed.revision, completed.index, completed.size_bytes, completed.location
@@ -516,7 +571,7 @@ async fn announce(
             match &finished.pruned {
                 Ok(deleted) if !deleted.is_empty() => tracing::info!(
                     cluster = %labels.cluster,
-                    deleted = ?deleted.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                    ?deleted,
                     "deleted backups beyond the count kept"
                 ),
                 Ok(_) => {}
@@ -551,17 +606,6 @@ async fn announce(
     }
 }
 
-fn completed(finished: &Finished) -> CompletedBackup {
-    let header = &finished.written.header;
-    CompletedBackup {
-        location: finished.location.clone(),
-        finished: Time(finished.finished),
-        revision: header.revision,
-        index: header.metadata.as_ref().map_or(0, |m| m.index),
-        size_bytes: finished.written.size_bytes,
-    }
-}
-
 /// Writes how a backup ended into the status (the same every time it is written again).
 fn apply_outcome(
     cluster: &DEngineCluster,
@@ -573,7 +617,7 @@ fn apply_outcome(
     backup.running = None;
     match outcome {
         Ok(finished) => {
-            let completed = completed(finished);
+            let completed = finished.completed.clone();
             set_condition(
                 &mut status.conditions,
                 ConditionType::BackupFailed,
@@ -581,7 +625,7 @@ fn apply_outcome(
                 "BackupSucceeded",
                 &format!("the last backup is {}", completed.location),
                 cluster.metadata.generation,
-                Time(finished.finished),
+                completed.finished.clone(),
             );
             backup.last_successful = Some(completed);
         }

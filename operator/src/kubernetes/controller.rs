@@ -81,6 +81,12 @@ impl Context {
         }
     }
 
+    /// Backup Jobs are looked at this often while they run (tests: often).
+    pub fn with_backup_job_poll(mut self, poll: std::time::Duration) -> Self {
+        self.backups.job_poll = poll;
+        self
+    }
+
     /// Backups go to the stores `destinations` makes instead of S3 (tests).
     pub fn with_backup_destinations(mut self, destinations: DestinationFactory) -> Self {
         self.backup_destinations = destinations;

@@ -2,6 +2,7 @@
 //! DEngineCluster owns, the controller that runs one driver step per reconcile, the Events it
 //! records and the status it writes.
 
+mod backup_jobs;
 mod backups;
 mod certificates;
 mod controller;

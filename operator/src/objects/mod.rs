@@ -5,6 +5,7 @@
 //! a hash of what was built in an annotation, so the reconciler can tell an object that is as
 //! the spec asks from one that is outdated without comparing fields the API server defaults.
 
+mod backup_job;
 mod component;
 mod config_map;
 mod disruption_budget;
@@ -13,6 +14,10 @@ mod services;
 mod spec_hash;
 mod stateful_set;
 
+pub use backup_job::{
+    backup_job, backup_job_name, BACKUP_CONTAINER_NAME, BACKUP_JOB_DEADLINE_SECONDS,
+    BACKUP_JOB_LABEL,
+};
 pub use component::{
     ClientService, Component, Decided, DisruptionBudget, FoundingRecord, Members, PeerService,
 };

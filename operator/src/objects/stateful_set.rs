@@ -33,19 +33,19 @@ use super::{
 use crate::crd::{DEngineCluster, NODE_CONTAINER_NAME};
 
 /// The user the node runs as: the images' non-root user.
-const NODE_USER: i64 = 65532;
+pub(super) const NODE_USER: i64 = 65532;
 
 /// Where the admin token Secret is mounted.
-const ADMIN_TOKEN_DIR: &str = "/etc/dengine/admin";
-const ADMIN_TOKEN_VOLUME: &str = "admin-token";
+pub(super) const ADMIN_TOKEN_DIR: &str = "/etc/dengine/admin";
+pub(super) const ADMIN_TOKEN_VOLUME: &str = "admin-token";
 
 /// On the pod template, with `spec.tls.generate`: the serial of the certificates the pods run
 /// with.
 pub const CERTIFICATES_ANNOTATION: &str = "dengine.io/certificates-serial";
 
 /// Where the TLS Secret (`tls.crt`, `tls.key`, `ca.crt`) is mounted.
-const TLS_DIR: &str = "/etc/dengine/tls";
-const TLS_VOLUME: &str = "tls";
+pub(super) const TLS_DIR: &str = "/etc/dengine/tls";
+pub(super) const TLS_VOLUME: &str = "tls";
 
 /// The StatefulSet with `replicas` pods. The operator alone changes replicas, one member at a
 /// time; everything else comes from the spec. The spec hash leaves replicas out, so that it
@@ -152,20 +152,7 @@ fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
     init.extend(pod.init_containers.take().unwrap_or_default());
     pod.init_containers = (!init.is_empty()).then_some(init);
     let mut volumes = pod.volumes.take().unwrap_or_default();
-    volumes.push(Volume {
-        name: ADMIN_TOKEN_VOLUME.to_string(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(cluster.spec.auth.admin_token_secret.name.clone()),
-            items: Some(vec![KeyToPath {
-                key: cluster.spec.auth.admin_token_secret.key.clone(),
-                path: "token".to_string(),
-                mode: None,
-            }]),
-            default_mode: Some(0o440),
-            optional: None,
-        }),
-        ..Volume::default()
-    });
+    volumes.push(admin_token_volume(cluster));
     if let Some(tls) = &cluster.spec.tls {
         volumes.push(Volume {
             name: TLS_VOLUME.to_string(),
@@ -348,7 +335,7 @@ fn config_map_env(name: &str, names: &Names, key: &str) -> EnvVar {
     }
 }
 
-fn env(name: &str, value: impl Into<String>) -> EnvVar {
+pub(super) fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value: Some(value.into()),
@@ -503,9 +490,27 @@ fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
     }
 }
 
+/// The admin token Secret's key, as the file `token`.
+pub(super) fn admin_token_volume(cluster: &DEngineCluster) -> Volume {
+    Volume {
+        name: ADMIN_TOKEN_VOLUME.to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(cluster.spec.auth.admin_token_secret.name.clone()),
+            items: Some(vec![KeyToPath {
+                key: cluster.spec.auth.admin_token_secret.key.clone(),
+                path: "token".to_string(),
+                mode: None,
+            }]),
+            default_mode: Some(0o440),
+            optional: None,
+        }),
+        ..Volume::default()
+    }
+}
+
 /// The node's user, a read-only root filesystem, no privileges: the restricted Pod Security
 /// Standard.
-fn restricted_security_context() -> SecurityContext {
+pub(super) fn restricted_security_context() -> SecurityContext {
     SecurityContext {
         run_as_non_root: Some(true),
         run_as_user: Some(NODE_USER),

@@ -416,3 +416,87 @@ fn a_cluster_founded_from_a_backup_fetches_it_before_the_node_starts() {
         .unwrap()
         .contains_key(RESTORE_KEY));
 }
+
+mod backup_jobs {
+    use super::*;
+    use crate::crd::{Tls, VolumeDestination};
+
+    fn claim() -> VolumeDestination {
+        VolumeDestination {
+            claim_name: "orders-backups".into(),
+            prefix: Some(String::new()),
+        }
+    }
+
+    fn secret_volume(job: &k8s_openapi::api::batch::v1::Job) -> (String, Vec<String>) {
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let secret = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "tls")
+            .and_then(|v| v.secret.clone())
+            .expect("the TLS volume");
+        let keys = secret.items.unwrap().into_iter().map(|i| i.key).collect();
+        (secret.secret_name.unwrap(), keys)
+    }
+
+    #[test]
+    fn with_issued_certificates_the_job_presents_the_operators_and_never_sees_the_ca_key() {
+        let mut spec = DEngineClusterSpec::example(3);
+        spec.tls = Some(Tls {
+            secret_name: "orders-tls".into(),
+            generate: true,
+        });
+        let job = backup_job(&cluster(spec), "orders-backup-1", &claim(), 2, 5);
+        let (secret, keys) = secret_volume(&job);
+        assert_eq!(secret, "orders-ca");
+        assert_eq!(keys, ["ca.crt", "operator.crt", "operator.key"]);
+        let container = &job
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        let args = container.args.clone().unwrap();
+        assert_eq!(args[1], "https://orders-2.orders-peers.shop.svc:2380");
+        assert!(
+            !args.contains(&"--prefix".to_string()),
+            "an empty prefix: {args:?}"
+        );
+        assert_eq!(
+            env(container, "DENGINE_CERT").and_then(|e| e.value.clone()),
+            Some("/etc/dengine/tls/tls.crt".into())
+        );
+
+        let mut spec = DEngineClusterSpec::example(3);
+        spec.tls = Some(Tls {
+            secret_name: "orders-tls".into(),
+            generate: false,
+        });
+        let job = backup_job(&cluster(spec), "orders-backup-1", &claim(), 0, 5);
+        assert_eq!(
+            secret_volume(&job),
+            (
+                "orders-tls".into(),
+                vec!["ca.crt".into(), "tls.crt".into(), "tls.key".into()]
+            )
+        );
+    }
+
+    #[test]
+    fn job_names_stay_valid_label_values() {
+        assert_eq!(
+            backup_job_name("orders", 1_765_000_000),
+            "orders-backup-1765000000"
+        );
+        let long = format!("{}-x", "a".repeat(60));
+        let name = backup_job_name(&long, 1_765_000_000);
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.ends_with("-backup-1765000000"), "{name}");
+        assert!(!name.contains("--"), "{name}");
+    }
+}

@@ -49,8 +49,8 @@ pub struct RunningBackup {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CompletedBackup {
-    /// Where it is: `s3://<bucket>/<object name>`; give it to `spec.restoreFrom` or download
-    /// it for `node --restore-from`.
+    /// Where it is: `s3://<bucket>/<object name>` (give it to `spec.restoreFrom`, or download
+    /// it for `node --restore-from`), or `pvc://<claim>/<path>` for a backup in a claim.
     pub location: String,
     /// When it was complete.
     pub finished: Time,

@@ -101,7 +101,8 @@ impl World {
                     instance: Some("test".into()),
                 },
             )
-            .with_backup_destinations(destinations),
+            .with_backup_destinations(destinations)
+            .with_backup_job_poll(Duration::from_millis(5)),
         )
     }
 

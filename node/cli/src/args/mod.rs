@@ -220,16 +220,82 @@ pub enum SnapshotCommand {
         /// The backup file
         file: std::path::PathBuf,
     },
-    /// Download a backup from S3 or an S3-compatible store into FILE; it takes that name only
-    /// once checked complete and undamaged. Credentials: AWS_ACCESS_KEY_ID,
-    /// AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or the environment's role
+    /// Stream a backup from the endpoint into a file of its own in DIR, named
+    /// `<namespace>.<cluster>-<UTC time>.dengine-backup`, and delete the cluster's oldest there
+    /// beyond --keep: scheduled backups into a volume (the operator's backup Jobs run this)
+    SaveInto(SaveIntoArgs),
+    /// Copy a backup from S3 or an S3-compatible store (s3://BUCKET/KEY), or from a file, into
+    /// FILE; it takes that name only once checked complete and undamaged. S3 credentials:
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or the environment's
+    /// role
     Fetch(FetchArgs),
+}
+
+/// `snapshot save-into DIR --cluster NAMESPACE/CLUSTER`.
+#[derive(Debug, Args)]
+pub struct SaveIntoArgs {
+    /// The directory backups are kept in, which must exist (a mounted volume)
+    pub dir: std::path::PathBuf,
+    /// The cluster the backups are of, as NAMESPACE/CLUSTER: file names start with
+    /// `<namespace>.<cluster>-`, and only such files are counted for --keep
+    #[arg(long, value_name = "NAMESPACE/CLUSTER", value_parser = parse_cluster)]
+    pub cluster: (String, String),
+    /// A subdirectory of DIR to keep them in (made if missing), e.g. shop/orders/
+    #[arg(long, default_value = "", value_parser = parse_prefix)]
+    pub prefix: String,
+    /// After the backup is written, delete the cluster's oldest backups beyond this many
+    /// (the new one counts); none are deleted when omitted
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
+    /// Also write the result (or the failure), as one JSON object, to this file (the
+    /// operator reads it from /dev/termination-log)
+    #[arg(long)]
+    pub report_to: Option<std::path::PathBuf>,
+}
+
+fn parse_cluster(text: &str) -> Result<(String, String), String> {
+    let valid = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    match text.split_once('/') {
+        Some((namespace, cluster)) if valid(namespace) && valid(cluster) => {
+            Ok((namespace.to_string(), cluster.to_string()))
+        }
+        _ => Err(
+            "expected NAMESPACE/CLUSTER, both Kubernetes names (lower-case letters, digits, - and .)"
+                .to_string(),
+        ),
+    }
+}
+
+fn parse_prefix(text: &str) -> Result<String, String> {
+    let segments: Vec<&str> = text.trim_end_matches('/').split('/').collect();
+    let fine = text.is_empty()
+        || segments.iter().all(|segment| {
+            !segment.is_empty()
+                && *segment != "."
+                && *segment != ".."
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        });
+    match fine {
+        true => Ok(text.to_string()),
+        false => Err(
+            "a prefix is path segments of letters, digits, ., _ and - (not . or ..) separated by single slashes"
+                .to_string(),
+        ),
+    }
 }
 
 /// `snapshot fetch LOCATION FILE`.
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// Where the backup is: s3://BUCKET/KEY (as the operator's status.backup reports it)
+    /// Where the backup is: s3://BUCKET/KEY (as the operator's status.backup reports it), or
+    /// a file's path
     pub location: String,
     /// Where to write it
     pub file: std::path::PathBuf,

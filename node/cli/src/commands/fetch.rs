@@ -1,7 +1,8 @@
-//! `snapshot fetch s3://BUCKET/KEY FILE`: a backup from object storage (what the operator's
-//! scheduled backups write) into a file that `node --restore-from` and `node restore` read.
-//! The download goes to `FILE.partial` and takes the name only once the whole file checks out,
-//! so a restore never starts from a truncated or damaged backup.
+//! `snapshot fetch LOCATION FILE`: a backup from object storage (`s3://BUCKET/KEY`, what the
+//! operator's scheduled backups write) or from a file (a backup in a mounted volume) into a file
+//! that `node --restore-from` and `node restore` read. The copy goes to `FILE.partial` and takes
+//! the name only once the whole file checks out, so a restore never starts from a truncated or
+//! damaged backup.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,10 +48,15 @@ pub async fn run(global: &GlobalArgs, args: FetchArgs) -> Result<Outcome, CliErr
         emit("joining a founded cluster: nothing to fetch\n")?;
         return Ok(Outcome::Success);
     }
-    let (bucket, key) = parse_location(&args.location).map_err(failed)?;
-    let store = store(&args, bucket).map_err(failed)?;
+    let source = parse_location(&args.location).map_err(failed)?;
     let partial = partial_name(&args.file);
-    let downloaded = download(&store, key, &partial).await;
+    let downloaded = match source {
+        Source::S3 { bucket, key } => {
+            let store = store(&args, bucket).map_err(failed)?;
+            download(&store, key, &partial).await
+        }
+        Source::File(from) => copy(from, &partial).await,
+    };
     let checked = downloaded.and_then(|bytes| {
         let (header, _) =
             dengine_proto::backup::read(&partial).map_err(|error| error.to_string())?;
@@ -74,13 +80,25 @@ pub async fn run(global: &GlobalArgs, args: FetchArgs) -> Result<Outcome, CliErr
     Ok(Outcome::Success)
 }
 
-/// `s3://BUCKET/KEY` as its bucket and key.
-fn parse_location(location: &str) -> Result<(&str, &str), String> {
-    location
-        .strip_prefix("s3://")
-        .and_then(|rest| rest.split_once('/'))
-        .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
-        .ok_or_else(|| "a location is s3://BUCKET/KEY".to_string())
+/// Where a backup is fetched from.
+#[derive(Debug, PartialEq)]
+enum Source<'a> {
+    S3 { bucket: &'a str, key: &'a str },
+    File(&'a Path),
+}
+
+/// `s3://BUCKET/KEY` as its bucket and key; a location without a scheme is a file's path.
+fn parse_location(location: &str) -> Result<Source<'_>, String> {
+    const FORMS: &str = "a location is s3://BUCKET/KEY or a file's path";
+    match location.strip_prefix("s3://") {
+        Some(rest) => rest
+            .split_once('/')
+            .filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty())
+            .map(|(bucket, key)| Source::S3 { bucket, key })
+            .ok_or_else(|| FORMS.to_string()),
+        None if location.contains("://") || location.is_empty() => Err(FORMS.to_string()),
+        None => Ok(Source::File(Path::new(location))),
+    }
 }
 
 /// The bucket, with credentials from the environment (static keys or a role).
@@ -124,6 +142,20 @@ async fn download(store: &impl ObjectStore, key: &str, to: &Path) -> Result<u64,
     Ok(bytes)
 }
 
+/// Copies the file `from` into `to`, synced; returns its size.
+async fn copy(from: &Path, to: &Path) -> Result<u64, String> {
+    let bytes = tokio::fs::copy(from, to)
+        .await
+        .map_err(|error| format!("copying {} to {}: {error}", from.display(), to.display()))?;
+    let file = tokio::fs::File::open(to)
+        .await
+        .map_err(|error| format!("opening {}: {error}", to.display()))?;
+    file.sync_all()
+        .await
+        .map_err(|error| format!("syncing {}: {error}", to.display()))?;
+    Ok(bytes)
+}
+
 fn report(
     args: &FetchArgs,
     header: Option<&dengine_proto::v1::BackupHeader>,
@@ -146,13 +178,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_location_names_a_bucket_and_a_key() {
+    fn a_location_names_a_bucket_and_a_key_or_a_file() {
         assert_eq!(
             parse_location("s3://backups/shop/orders/o.dengine-backup"),
-            Ok(("backups", "shop/orders/o.dengine-backup"))
+            Ok(Source::S3 {
+                bucket: "backups",
+                key: "shop/orders/o.dengine-backup"
+            })
+        );
+        assert_eq!(
+            parse_location("/backups/shop/o.dengine-backup"),
+            Ok(Source::File(Path::new("/backups/shop/o.dengine-backup")))
         );
         for bad in [
-            "backups/key",
+            "",
+            "pvc://claim/key",
             "s3://backups",
             "s3://backups/",
             "s3:///key",

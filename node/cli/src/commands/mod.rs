@@ -8,6 +8,7 @@ mod fetch;
 mod get;
 mod member;
 mod put;
+mod save_into;
 mod scan;
 mod snapshot;
 mod watch;

@@ -1,4 +1,4 @@
-//! `snapshot save|status|fetch`: backups of a cluster's state. Restoring one into a data directory
+//! `snapshot save|save-into|status|fetch`: backups of a cluster's state. Restoring one into a data directory
 //! is the node binary's job (`node restore`, as `etcdutl snapshot restore`): it writes the
 //! node's storage, which this network client does not link.
 
@@ -70,6 +70,7 @@ pub async fn run(global: &GlobalArgs, command: SnapshotCommand) -> Result<Outcom
             dengine_proto::backup::write(&file, &header, &data)?;
             emit(&render(global.output, "saved", &view(&file, &header)))?;
         }
+        SnapshotCommand::SaveInto(args) => return super::save_into::run(global, args).await,
         SnapshotCommand::Fetch(args) => return super::fetch::run(global, args).await,
         SnapshotCommand::Status { file } => {
             let (header, _) =

@@ -295,3 +295,26 @@ fn generated_certificates_are_chosen_at_creation() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn backups_go_to_exactly_one_destination() {
+    let into_claim = with(
+        manifest(),
+        "spec/backup",
+        json!({ "schedule": "0 * * * *", "persistentVolumeClaim": { "claimName": "orders-backups" } }),
+    );
+    assert_eq!(broken_rules(&into_claim, None), Vec::<String>::new());
+    let both = with(
+        into_claim.clone(),
+        "spec/backup/s3",
+        json!({ "bucket": "backups" }),
+    );
+    let neither = without(into_claim, "spec/backup/persistentVolumeClaim");
+    for manifest in [both, neither] {
+        assert_refused(
+            broken_rules(&manifest, None),
+            "spec.backup",
+            "exactly one of s3 and persistentVolumeClaim",
+        );
+    }
+}

@@ -1,60 +1,32 @@
-//! Where backups are written: a bucket and a prefix, the names backups get there, and the
-//! retention that deletes the oldest.
+//! Where backups are written: a store (a bucket, a directory) and a prefix in it, the names
+//! backups get there, and the retention that deletes the oldest.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use dengine_client::error_chain;
-use dengine_client::s3::{s3_bucket, S3Bucket, S3Keys};
 use futures::TryStreamExt;
-use k8s_openapi::jiff::Timestamp;
+use jiff::Timestamp;
 use object_store::path::Path;
 use object_store::ObjectStore;
 
 use super::BackupFailure;
-use crate::crd::S3Destination;
+use crate::error_chain;
 
 /// What every backup object's name ends with.
 const SUFFIX: &str = ".dengine-backup";
 
-/// A bucket and a prefix within it.
+/// A store and a prefix within it.
 #[derive(Clone)]
 pub struct Destination {
     store: Arc<dyn ObjectStore>,
-    /// `s3://<bucket>`, the start of every location.
+    /// `s3://<bucket>` or `pvc://<claim>`, the start of every location.
     scheme_and_bucket: String,
     /// Every object name starts with this; empty or ending in `/`.
     prefix: String,
 }
 
 impl Destination {
-    /// The bucket `spec` names (see [`s3_bucket`] for timeouts and retries), with `keys` or
-    /// the operator's own environment's credentials.
-    pub fn s3(
-        spec: &S3Destination,
-        prefix: String,
-        keys: Option<S3Keys>,
-    ) -> Result<Destination, BackupFailure> {
-        let bucket = S3Bucket {
-            bucket: &spec.bucket,
-            endpoint: spec.access.endpoint.as_deref(),
-            region: &spec.access.region,
-            virtual_hosted_style: spec.access.virtual_hosted_style,
-        };
-        let store = s3_bucket(&bucket, keys, Duration::from_secs(120)).map_err(|message| {
-            BackupFailure {
-                reason: "DestinationInvalid",
-                message,
-            }
-        })?;
-        Ok(Destination::new(
-            Arc::new(store),
-            format!("s3://{}", spec.bucket),
-            prefix,
-        ))
-    }
-
-    /// Any store, named `scheme_and_bucket` in locations (tests use an in-memory one).
+    /// `store`, named `scheme_and_bucket` in locations (`s3://<bucket>`, `pvc://<claim>`;
+    /// tests use an in-memory store).
     pub fn new(
         store: Arc<dyn ObjectStore>,
         scheme_and_bucket: String,
@@ -182,7 +154,7 @@ fn name_start(namespace: &str, cluster: &str) -> String {
 }
 
 /// A failure of the store, with what was being done.
-pub(super) fn upload_failed(doing: &str, error: &object_store::Error) -> BackupFailure {
+pub(crate) fn upload_failed(doing: &str, error: &object_store::Error) -> BackupFailure {
     BackupFailure {
         reason: "UploadFailed",
         message: format!("{doing}: {}", error_chain(error)),

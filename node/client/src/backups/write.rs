@@ -12,7 +12,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use tokio::io::AsyncWriteExt;
 
-use dengine_client::error_chain;
+use crate::error_chain;
 
 use super::destination::{upload_failed, Destination};
 use super::BackupFailure;

@@ -1,0 +1,155 @@
+//! Backups into a PersistentVolumeClaim, from the controller's side: a backup is a Job
+//! (`objects::backup_job`) that the operator creates, watches until it ends, reads the result
+//! of (`backup::volume`), and deletes once it succeeded. A Job that failed is kept a day for
+//! `kubectl logs`; one whose pod cannot start is deleted at once, so that it never writes a
+//! backup nobody is waiting for.
+
+use std::time::Duration;
+
+use futures::Future;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+
+use super::backups::Finished;
+use super::controller::Context;
+use crate::backup::volume::{job_outcome, SaveReport};
+use crate::backup::BackupFailure;
+use crate::crd::{DEngineCluster, VolumeDestination};
+use crate::objects::{backup_job, backup_job_name, BACKUP_JOB_LABEL};
+use crate::observed::Ordinal;
+use crate::status::CompletedBackup;
+
+/// Checks that the claim exists, creates the Job and returns the task that waits for it.
+pub(super) async fn job_task(
+    ctx: &Context,
+    cluster: &DEngineCluster,
+    claim: &VolumeDestination,
+    leader: Ordinal,
+    now: Timestamp,
+) -> Result<impl Future<Output = Result<Finished, BackupFailure>> + Send + 'static, BackupFailure> {
+    let namespace = cluster.namespace().unwrap_or_default();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+    match claims.get_opt(&claim.claim_name).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(BackupFailure {
+                reason: "DestinationInvalid",
+                message: format!(
+                    "PersistentVolumeClaim {namespace}/{} does not exist; the operator does not \
+                     make the claim backups go to",
+                    claim.claim_name
+                ),
+            })
+        }
+        Err(error) => {
+            return Err(BackupFailure {
+                reason: "DestinationInvalid",
+                message: format!(
+                    "reading PersistentVolumeClaim {namespace}/{}: {error}",
+                    claim.claim_name
+                ),
+            })
+        }
+    }
+    let name = backup_job_name(&cluster.name_any(), now.as_second());
+    let job = backup_job(cluster, &name, claim, leader, cluster_keep(cluster));
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .map_err(|error| BackupFailure {
+            reason: "JobFailed",
+            message: format!("creating the backup Job {namespace}/{name}: {error}"),
+        })?;
+    let client = ctx.client.clone();
+    let poll = ctx.backups.job_poll;
+    let location_start = format!("pvc://{}/", claim.claim_name);
+    Ok(async move {
+        let report = wait_for(&client, &namespace, &name, poll).await?;
+        Ok(finished(&location_start, report))
+    })
+}
+
+fn cluster_keep(cluster: &DEngineCluster) -> u32 {
+    cluster.spec.backup.as_ref().map_or(1, |spec| spec.keep)
+}
+
+/// Waits until Job `name` ends, then deletes it unless it failed on its own (kept for its
+/// logs).
+async fn wait_for(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    poll: Duration,
+) -> Result<SaveReport, BackupFailure> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pods_of_job = ListParams::default().labels(&format!("{BACKUP_JOB_LABEL}={name}"));
+    loop {
+        tokio::time::sleep(poll).await;
+        let Some(job) = jobs
+            .get_opt(name)
+            .await
+            .map_err(|error| unreadable(name, &error))?
+        else {
+            return Err(BackupFailure {
+                reason: "Interrupted",
+                message: format!("the backup Job {namespace}/{name} was deleted before it ended"),
+            });
+        };
+        let pod = pods
+            .list(&pods_of_job)
+            .await
+            .map_err(|error| unreadable(name, &error))?
+            .items
+            .into_iter()
+            .max_by_key(|pod| pod.creation_timestamp().map(|t| t.0));
+        let Some(outcome) = job_outcome(&job, pod.as_ref()) else {
+            continue;
+        };
+        let ended_on_its_own = job
+            .status
+            .as_ref()
+            .is_some_and(|s| s.succeeded.unwrap_or(0) > 0 || s.failed.unwrap_or(0) > 0);
+        if outcome.is_ok() || !ended_on_its_own {
+            // Background: the pod goes with it.
+            if let Err(error) = jobs.delete(name, &DeleteParams::background()).await {
+                tracing::warn!(%error, job = name, "deleting a backup Job");
+            }
+        }
+        return outcome;
+    }
+}
+
+fn unreadable(name: &str, error: &kube::Error) -> BackupFailure {
+    BackupFailure {
+        reason: "JobFailed",
+        message: format!("reading the backup Job {name} or its pod: {error}"),
+    }
+}
+
+/// The Job's report as a completed backup.
+fn finished(location_start: &str, report: SaveReport) -> Finished {
+    let object = report.object.unwrap_or_default();
+    let name = object.rsplit('/').next().unwrap_or_default().to_string();
+    Finished {
+        completed: CompletedBackup {
+            location: format!("{location_start}{object}"),
+            finished: Time(Timestamp::now()),
+            revision: report.revision.unwrap_or(0),
+            index: report.index.unwrap_or(0),
+            size_bytes: report.size_bytes.unwrap_or(0),
+        },
+        name,
+        pruned: match report.retention_failed {
+            Some(message) => Err(BackupFailure {
+                reason: "RetentionFailed",
+                message,
+            }),
+            None => Ok(report.deleted),
+        },
+    }
+}
