@@ -396,6 +396,94 @@ async fn a_backup_pod_0_cannot_fetch_is_reported_once_with_its_error() {
     assert_eq!(world.events_with("RestoreFailed"), 1);
 }
 
+const BACKUP_IN_CLAIM: &str =
+    "pvc://orders-backups/shop/orders/shop.orders-20261206T120003.412Z.dengine-backup";
+
+fn template_of(world: &World) -> Value {
+    world
+        .store
+        .lock()
+        .unwrap()
+        .get("statefulsets", NS, NAME)
+        .expect("the StatefulSet")["spec"]["template"]
+        .clone()
+}
+
+fn mounts_backup_claim(template: &Value) -> bool {
+    template["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|v| v["persistentVolumeClaim"]["claimName"] == "orders-backups")
+}
+
+/// A backup in a claim: pod 0 mounts the claim read-only until the founding is recorded; then
+/// the claim leaves the template, pod 0 restarts once (its own upgrade), and the members added
+/// after never mount it, so a ReadWriteOnce claim never keeps them from scheduling.
+#[tokio::test]
+async fn a_cluster_founded_from_a_backup_in_a_claim_lets_go_of_the_claim_once_founded() {
+    let mut spec = DEngineClusterSpec::example(3);
+    spec.restore_from = Some(RestoreFrom {
+        location: BACKUP_IN_CLAIM.into(),
+        access: S3Access::default(),
+    });
+    let mut world = World::new(spec);
+    world.run_until(10, pod_exists).await;
+    let template = template_of(&world);
+    assert!(mounts_backup_claim(&template), "{template}");
+    let restore = &template["spec"]["initContainers"][0];
+    assert_eq!(restore["name"], "restore");
+    assert!(
+        restore["args"].to_string().contains(
+            "/var/lib/dengine-restore-source/shop/orders/shop.orders-20261206T120003.412Z.dengine-backup"
+        ),
+        "{restore}"
+    );
+    assert!(
+        !restore["env"].to_string().contains("AWS_"),
+        "no S3 settings for a claim: {restore}"
+    );
+    let first_pod_0 = world
+        .store
+        .lock()
+        .unwrap()
+        .get("pods", NS, "orders-0")
+        .unwrap()["metadata"]["uid"]
+        .clone();
+    let report = json!({ "location": "/var/lib/dengine-restore-source/x", "fetched": true,
+                         "revision": 7, "index": 9, "file_bytes": 100 });
+    restore_container_status(
+        &world,
+        json!({ "terminated": { "exitCode": 0, "message": report.to_string() } }),
+        json!({}),
+    );
+    world.run_until(60, |w| w.running_with(3)).await;
+    let status = world.status();
+    assert_eq!(status["restore"]["location"], BACKUP_IN_CLAIM);
+    assert_eq!(status["restore"]["revision"], 7);
+    assert!(!mounts_backup_claim(&template_of(&world)));
+    let pods: Vec<Value> = world
+        .store
+        .lock()
+        .unwrap()
+        .list("pods", NS)
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(pods.len(), 3);
+    for pod in &pods {
+        assert!(!mounts_backup_claim(pod), "{}", pod["metadata"]["name"]);
+    }
+    let pod_0 = pods
+        .iter()
+        .find(|p| p["metadata"]["name"] == "orders-0")
+        .unwrap();
+    assert_ne!(
+        pod_0["metadata"]["uid"], first_pod_0,
+        "pod 0 restarted once"
+    );
+}
+
 // Backups into a PersistentVolumeClaim: the operator runs a Job per backup. The tests play the
 // Job controller and the kubelet: they finish the Job and leave the container's termination
 // message, as `dengine snapshot save-into --report-to /dev/termination-log` would.

@@ -23,7 +23,7 @@ pub use auth::{Auth, SecretKeyRef};
 pub use backup::{BackupSpec, S3Destination, VolumeDestination, BACKUP_REQUEST_ANNOTATION};
 pub use ports::Ports;
 pub use read_policy::ReadPolicy;
-pub use restore::RestoreFrom;
+pub use restore::{RestoreFrom, RestoreSource};
 pub use s3::S3Access;
 pub use scheduling::{Scheduling, ZoneSpread};
 pub use storage::Storage;

@@ -13,7 +13,7 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{client_service, config_map, disruption_budget, peer_service, stateful_set, Names};
+use super::{client_service, config_map, disruption_budget, peer_service, stateful_set_for, Names};
 use crate::crd::DEngineCluster;
 
 /// What the operator decided, besides the spec, that the owned objects are built from.
@@ -21,7 +21,8 @@ use crate::crd::DEngineCluster;
 pub struct Decided {
     /// The StatefulSet's replicas (left out of its spec hash).
     pub replicas: u32,
-    /// Whether the founding is recorded (left out of the ConfigMap's spec hash).
+    /// Whether the founding is recorded (left out of the ConfigMap's spec hash; in the
+    /// StatefulSet's only for a cluster restored from a claim, which pod 0 lets go of then).
     pub founded: bool,
 }
 
@@ -68,7 +69,7 @@ component!(
     /// The StatefulSet running the members.
     Members: StatefulSet,
     stateful_set,
-    |cluster, decided| Some(stateful_set(cluster, decided.replicas))
+    |cluster, decided| Some(stateful_set_for(cluster, decided))
 );
 component!(
     /// The ConfigMap carrying the founding record.

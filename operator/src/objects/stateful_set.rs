@@ -18,19 +18,21 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, KeyToPath, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodAffinityTerm, PodAntiAffinity,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::Decided;
 use super::{
     owned_meta, selector_labels, with_spec_hash, Names, DATA_DIR, DATA_VOLUME, JOIN_KEY,
     RESTORE_FILE, RESTORE_KEY,
 };
-use crate::crd::{DEngineCluster, NODE_CONTAINER_NAME};
+use crate::crd::{DEngineCluster, RestoreSource, NODE_CONTAINER_NAME};
 
 /// The user the node runs as: the images' non-root user.
 pub(super) const NODE_USER: i64 = 65532;
@@ -51,15 +53,29 @@ pub(super) const TLS_VOLUME: &str = "tls";
 /// time; everything else comes from the spec. The spec hash leaves replicas out, so that it
 /// tells only whether the rest is as the spec asks.
 pub fn stateful_set(cluster: &DEngineCluster, replicas: u32) -> StatefulSet {
-    let mut set = with_spec_hash(build(cluster));
+    stateful_set_for(
+        cluster,
+        Decided {
+            replicas,
+            founded: true,
+        },
+    )
+}
+
+/// The StatefulSet as the operator decided it: `replicas` pods, and, on a cluster founded from
+/// a backup in a claim, the claim mounted into the pods until the founding is recorded. Only
+/// pod 0 exists until then; dropping the claim after changes the template, which restarts pod 0
+/// once, the safe way, and lets every later pod schedule free of it.
+pub fn stateful_set_for(cluster: &DEngineCluster, decided: Decided) -> StatefulSet {
+    let mut set = with_spec_hash(build(cluster, decided.founded));
     if let Some(spec) = set.spec.as_mut() {
-        spec.replicas = Some(i32::try_from(replicas).unwrap_or(i32::MAX));
+        spec.replicas = Some(i32::try_from(decided.replicas).unwrap_or(i32::MAX));
     }
     set
 }
 
 /// The StatefulSet with no pods.
-fn build(cluster: &DEngineCluster) -> StatefulSet {
+fn build(cluster: &DEngineCluster, founded: bool) -> StatefulSet {
     let spec = &cluster.spec;
     let names = Names::of(cluster);
     let whenever = |retain: bool| if retain { "Retain" } else { "Delete" }.to_string();
@@ -83,7 +99,7 @@ fn build(cluster: &DEngineCluster) -> StatefulSet {
                     when_deleted: Some(whenever(spec.storage.retain_on_delete)),
                 },
             ),
-            template: pod_template(cluster),
+            template: pod_template(cluster, founded),
             volume_claim_templates: Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta {
                     name: Some(DATA_VOLUME.to_string()),
@@ -113,7 +129,7 @@ fn build(cluster: &DEngineCluster) -> StatefulSet {
 /// The application's template with the node added: as a native sidecar (an init container
 /// that keeps running, started before and stopped after the application's containers) when the
 /// application brings containers, as the only container otherwise.
-fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
+fn pod_template(cluster: &DEngineCluster, founded: bool) -> PodTemplateSpec {
     let app = cluster.spec.app.clone().unwrap_or_default().0;
     let mut meta = app.metadata.unwrap_or_default();
     let mut labels = meta.labels.take().unwrap_or_default();
@@ -142,7 +158,7 @@ fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
     let mut node = node_container(cluster, has_app);
     // The restore container runs to completion before the node starts (init containers start
     // in order, and the node's sidecar is one of them when an application runs beside it).
-    let mut init: Vec<Container> = restore_container(cluster).into_iter().collect();
+    let mut init: Vec<Container> = restore_container(cluster, founded).into_iter().collect();
     if has_app {
         node.restart_policy = Some("Always".to_string());
         init.push(node);
@@ -153,6 +169,16 @@ fn pod_template(cluster: &DEngineCluster) -> PodTemplateSpec {
     pod.init_containers = (!init.is_empty()).then_some(init);
     let mut volumes = pod.volumes.take().unwrap_or_default();
     volumes.push(admin_token_volume(cluster));
+    if let Some(claim) = restore_claim(cluster).filter(|_| !founded) {
+        volumes.push(Volume {
+            name: RESTORE_SOURCE_VOLUME.to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.to_string(),
+                read_only: Some(true),
+            }),
+            ..Volume::default()
+        });
+    }
     if let Some(tls) = &cluster.spec.tls {
         volumes.push(Volume {
             name: TLS_VOLUME.to_string(),
@@ -247,29 +273,53 @@ fn zone_spread(cluster: &DEngineCluster) -> Option<TopologySpreadConstraint> {
 /// The name of the container that fetches the backup a cluster is founded from.
 pub const RESTORE_CONTAINER_NAME: &str = "restore";
 
+/// Where pod 0's restore container finds the claim a backup in a claim is read from.
+const RESTORE_SOURCE_DIR: &str = "/var/lib/dengine-restore-source";
+const RESTORE_SOURCE_VOLUME: &str = "restore-source";
+
 /// On a cluster founded from a backup: the container that downloads and checks it onto pod 0's
 /// volume before the node starts (`dengine snapshot fetch`, from the node's image). It does
 /// nothing in a pod that joins, and removes the file once the cluster is founded. Its result,
 /// or its error, is its termination message, which the operator reports in the status.
-fn restore_container(cluster: &DEngineCluster) -> Option<Container> {
+fn restore_container(cluster: &DEngineCluster, founded: bool) -> Option<Container> {
     let restore = cluster.spec.restore_from.as_ref()?;
     let names = Names::of(cluster);
+    let mut mounts = vec![VolumeMount {
+        name: DATA_VOLUME.to_string(),
+        mount_path: DATA_DIR.to_string(),
+        ..VolumeMount::default()
+    }];
+    let location = match restore.source() {
+        RestoreSource::S3(location) => location.to_string(),
+        RestoreSource::Volume { path, .. } => {
+            // Once founded the claim is gone from the pods, and the container only joins.
+            if !founded {
+                mounts.push(VolumeMount {
+                    name: RESTORE_SOURCE_VOLUME.to_string(),
+                    mount_path: RESTORE_SOURCE_DIR.to_string(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                });
+            }
+            format!("{RESTORE_SOURCE_DIR}/{path}")
+        }
+    };
     let mut args = vec![
         "snapshot".to_string(),
         "fetch".to_string(),
-        restore.location.clone(),
+        location,
         RESTORE_FILE.to_string(),
         "--report-to".to_string(),
         "/dev/termination-log".to_string(),
     ];
+    let mut variables = vec![join_from_config_map(&names)];
     let access = &restore.access;
-    if access.virtual_hosted_style {
-        args.push("--virtual-hosted-style".to_string());
+    if let RestoreSource::S3(_) = restore.source() {
+        if access.virtual_hosted_style {
+            args.push("--virtual-hosted-style".to_string());
+        }
+        variables.push(env("AWS_REGION", access.region.clone()));
     }
-    let mut variables = vec![
-        join_from_config_map(&names),
-        env("AWS_REGION", access.region.clone()),
-    ];
     if let Some(endpoint) = &access.endpoint {
         variables.push(env("AWS_ENDPOINT_URL", endpoint.clone()));
     }
@@ -305,14 +355,18 @@ fn restore_container(cluster: &DEngineCluster) -> Option<Container> {
         env: Some(variables),
         // A failure's message is the last lines it wrote, which say what went wrong.
         termination_message_policy: Some("FallbackToLogsOnError".to_string()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: DATA_VOLUME.to_string(),
-            mount_path: DATA_DIR.to_string(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(mounts),
         security_context: Some(restricted_security_context()),
         ..Container::default()
     })
+}
+
+/// The claim a cluster is restored from, for a backup in a claim.
+fn restore_claim(cluster: &DEngineCluster) -> Option<&str> {
+    match cluster.spec.restore_from.as_ref()?.source() {
+        RestoreSource::Volume { claim, .. } => Some(claim),
+        RestoreSource::S3(_) => None,
+    }
 }
 
 /// `DENGINE_JOIN` from the founding record: whether the pod joins a founded cluster.

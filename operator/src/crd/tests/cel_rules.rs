@@ -318,3 +318,39 @@ fn backups_go_to_exactly_one_destination() {
         );
     }
 }
+
+#[test]
+fn a_restore_reads_a_claim_without_s3_settings_or_dot_segments() {
+    let from_claim = with(
+        manifest(),
+        "spec/restoreFrom",
+        json!({ "location": "pvc://orders-backups/shop/orders/shop.orders-20261206T120003.412Z.dengine-backup" }),
+    );
+    assert_eq!(broken_rules(&from_claim, None), Vec::<String>::new());
+    let with_credentials = with(
+        from_claim.clone(),
+        "spec/restoreFrom/credentialsSecret",
+        json!("backup-s3"),
+    );
+    assert_refused(
+        broken_rules(&with_credentials, None),
+        "spec.restoreFrom.location",
+        "endpoint and credentialsSecret are for s3://",
+    );
+    for escaping in [
+        "pvc://orders-backups/../etc/passwd",
+        "pvc://orders-backups/a/./b",
+        "pvc://orders-backups/a/..",
+    ] {
+        let manifest = with(
+            from_claim.clone(),
+            "spec/restoreFrom/location",
+            json!(escaping),
+        );
+        assert_refused(
+            broken_rules(&manifest, None),
+            "spec.restoreFrom.location",
+            "must not hold . or .. path segments",
+        );
+    }
+}
