@@ -367,6 +367,16 @@ impl AckBook {
             .collect()
     }
 
+    /// The highest revision acknowledged so far (0 before any): a backup taken after must hold
+    /// at least it.
+    pub fn highest_revision(&self) -> i64 {
+        self.acks
+            .values()
+            .filter_map(|e| e.revision)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The writing pods: the first path element after the prefix of every acknowledged key.
     pub fn writer_pods(&self) -> BTreeSet<String> {
         self.acks
@@ -593,6 +603,7 @@ mod tests {
         assert_eq!(book.len(), 2);
         assert!(book.problems().is_empty(), "{:?}", book.problems());
         assert_eq!(book.per_pod().get("e2e-0"), Some(&2));
+        assert_eq!(book.highest_revision(), 11);
     }
 
     #[test]

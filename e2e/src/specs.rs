@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 
 use dengine_operator::crd::{
     AppTemplate, Auth, DEngineCluster, DEngineClusterSpec, ImagePullPolicy, Ports, ReadPolicy,
-    Scheduling, SecretKeyRef, Storage,
+    RestoreFrom, S3Access, Scheduling, SecretKeyRef, Storage,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SecurityContext,
+    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, ResourceRequirements, SecurityContext,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -114,6 +115,52 @@ pub fn cluster(options: &SpecOptions, replicas: i32) -> DEngineCluster {
 fn named(name: &str, namespace: &str, spec: DEngineClusterSpec) -> DEngineCluster {
     let mut cluster = DEngineCluster::new(name, spec);
     cluster.metadata.namespace = Some(namespace.to_string());
+    cluster
+}
+
+/// The claim scenarios 8 and 9 keep backups in (the user's, so the runner makes it).
+pub const BACKUP_CLAIM: &str = "e2e-backups";
+
+/// The backup claim: ReadWriteOnce, of the scenarios' storage class and size.
+pub fn backup_claim(options: &SpecOptions) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(BACKUP_CLAIM.to_string()),
+            namespace: Some(options.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            storage_class_name: options.storage_class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(options.storage_size.clone()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// Scenario 8's `spec.backup`: every minute into the backup claim, two kept.
+pub fn backups_into_claim() -> Value {
+    json!({
+        "schedule": "* * * * *",
+        "keep": 2,
+        "persistentVolumeClaim": { "claimName": BACKUP_CLAIM },
+    })
+}
+
+/// Scenario 9's cluster: three members founded from the backup at `location`.
+pub fn restored_cluster(options: &SpecOptions, location: &str) -> DEngineCluster {
+    let mut cluster = cluster(options, 3);
+    cluster.spec.restore_from = Some(RestoreFrom {
+        location: location.to_string(),
+        access: S3Access::default(),
+    });
     cluster
 }
 

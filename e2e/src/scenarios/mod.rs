@@ -11,6 +11,8 @@ mod s4_rolling_upgrade;
 mod s5_volume_lost;
 mod s6_shrink_and_delete;
 mod s7_bad_input;
+mod s8_backups;
+mod s9_restore;
 
 use crate::runner::env::Env;
 use crate::runner::report::Report;
@@ -23,7 +25,7 @@ pub struct Scenario {
 }
 
 /// The scenarios, in the order a full run takes them.
-pub const SCENARIOS: [Scenario; 7] = [
+pub const SCENARIOS: [Scenario; 9] = [
     Scenario {
         number: 1,
         title: "one member with the writer application beside its node",
@@ -52,6 +54,14 @@ pub const SCENARIOS: [Scenario; 7] = [
         number: 7,
         title: "bad input refused by the API server",
     },
+    Scenario {
+        number: 8,
+        title: "backups into a claim, on request and on schedule",
+    },
+    Scenario {
+        number: 9,
+        title: "every volume lost: the cluster founded again from its backup",
+    },
 ];
 
 /// Runs scenario `number`.
@@ -64,7 +74,9 @@ pub async fn run(number: u8, env: &Env, report: &mut Report) -> anyhow::Result<(
         5 => s5_volume_lost::run(env, report).await,
         6 => s6_shrink_and_delete::run(env, report).await,
         7 => s7_bad_input::run(env, report).await,
-        _ => anyhow::bail!("there is no scenario {number} (1 to 7)"),
+        8 => s8_backups::run(env, report).await,
+        9 => s9_restore::run(env, report).await,
+        _ => anyhow::bail!("there is no scenario {number} (1 to 9)"),
     }
 }
 

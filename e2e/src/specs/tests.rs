@@ -228,6 +228,28 @@ fn every_change_the_scenarios_make_is_valid() {
 }
 
 #[test]
+fn the_backup_and_restore_scenarios_send_valid_objects() {
+    let options = SpecOptions::example();
+    let three = to_json(&cluster(&options, 3));
+    let mut backed_up = three.clone();
+    backed_up["spec"]["backup"] = backups_into_claim();
+    assert_eq!(
+        refusals(&backed_up, Some(&three)),
+        Vec::<String>::new(),
+        "{backed_up:#}"
+    );
+    let location = "pvc://e2e-backups/dengine-e2e-test/e2e/dengine-e2e-test.e2e-20261206T120000.000Z.dengine-backup";
+    for options in options_variants() {
+        let restored = to_json(&restored_cluster(&options, location));
+        assert_eq!(
+            refusals(&restored, None),
+            Vec::<String>::new(),
+            "{restored:#}"
+        );
+    }
+}
+
+#[test]
 fn the_scenario_clusters_read_back_as_sent() {
     for options in options_variants() {
         let sent = cluster(&options, 3);
