@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::stateful_set::{
-    admin_token_volume, env, restricted_security_context, ADMIN_TOKEN_DIR, ADMIN_TOKEN_VOLUME,
+    admin_token_mount, admin_token_volume, env, restricted_security_context, ADMIN_TOKEN_DIR,
     NODE_USER, TLS_DIR, TLS_VOLUME,
 };
 use super::{owned_meta, Names};
@@ -86,12 +86,7 @@ pub fn backup_job(
             mount_path: BACKUPS_DIR.to_string(),
             ..VolumeMount::default()
         },
-        VolumeMount {
-            name: ADMIN_TOKEN_VOLUME.to_string(),
-            mount_path: ADMIN_TOKEN_DIR.to_string(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        },
+        admin_token_mount(),
     ];
     let mut volumes = vec![
         Volume {

@@ -39,7 +39,7 @@ pub(super) const NODE_USER: i64 = 65532;
 
 /// Where the admin token Secret is mounted.
 pub(super) const ADMIN_TOKEN_DIR: &str = "/etc/dengine/admin";
-pub(super) const ADMIN_TOKEN_VOLUME: &str = "admin-token";
+const ADMIN_TOKEN_VOLUME: &str = "admin-token";
 
 /// On the pod template, with `spec.tls.generate`: the serial of the certificates the pods run
 /// with.
@@ -528,12 +528,7 @@ fn node_container(cluster: &DEngineCluster, has_app: bool) -> Container {
                     mount_path: DATA_DIR.to_string(),
                     ..VolumeMount::default()
                 },
-                VolumeMount {
-                    name: ADMIN_TOKEN_VOLUME.to_string(),
-                    mount_path: ADMIN_TOKEN_DIR.to_string(),
-                    read_only: Some(true),
-                    ..VolumeMount::default()
-                },
+                admin_token_mount(),
             ]
             .into_iter()
             .chain(tls_mounts)
@@ -559,6 +554,16 @@ pub(super) fn admin_token_volume(cluster: &DEngineCluster) -> Volume {
             optional: None,
         }),
         ..Volume::default()
+    }
+}
+
+/// Where the admin token volume is mounted: the file `token` under it.
+pub(super) fn admin_token_mount() -> VolumeMount {
+    VolumeMount {
+        name: ADMIN_TOKEN_VOLUME.to_string(),
+        mount_path: ADMIN_TOKEN_DIR.to_string(),
+        read_only: Some(true),
+        ..VolumeMount::default()
     }
 }
 
