@@ -28,6 +28,9 @@ pub struct WorkloadView {
     pub admin_endpoints: BTreeMap<NodeId, String>,
     /// The node version each pod runs (its image tag), for the status.
     pub versions: BTreeMap<Ordinal, String>,
+    /// The issue of the operator's certificates each pod was made with (its template's serial;
+    /// `None` for a pod made before any), for a warning when a renewal does not reach it.
+    pub certificate_serials: BTreeMap<Ordinal, Option<String>>,
 }
 
 /// The pods, volumes and objects of one cluster.

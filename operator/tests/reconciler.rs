@@ -463,9 +463,39 @@ async fn generated_certificates_are_issued_and_renewed_with_a_rolling_restart() 
             "DEngineCluster"
         );
     }
+    // The CA's certificate, which is no secret, published for clients on its own.
+    let bundle = object(&world, "configmaps", "orders-ca.crt");
+    assert_eq!(
+        Some(
+            bundle["data"]["ca.crt"]
+                .as_str()
+                .unwrap()
+                .as_bytes()
+                .to_vec()
+        ),
+        base64_decoded(&ca["data"]["ca.crt"])
+    );
+    assert_eq!(
+        bundle["metadata"]["ownerReferences"][0]["kind"],
+        "DEngineCluster"
+    );
     let status = world.status();
     let serial = status["certificates"]["serial"].clone();
     assert!(status["certificates"]["expires"].is_string(), "{status}");
+    let ca_expires: k8s_openapi::jiff::Timestamp = status["certificates"]["caExpires"]
+        .as_str()
+        .expect("the CA's expiry in the status")
+        .parse()
+        .unwrap();
+    let issued: k8s_openapi::jiff::Timestamp = status["certificates"]["issued"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ca_expires,
+        issued + dengine_operator::certificates::CA_VALIDITY
+    );
     let set = object(&world, "statefulsets", NAME);
     let template = &set["spec"]["template"];
     assert_eq!(
@@ -516,12 +546,69 @@ async fn generated_certificates_are_issued_and_renewed_with_a_rolling_restart() 
         renewed["data"]["ca.crt"], members["data"]["ca.crt"],
         "the same CA"
     );
+    assert_eq!(
+        world.status()["certificates"]["caExpires"].as_str(),
+        Some(ca_expires.to_string().as_str()),
+        "the CA's expiry read back from its Secret"
+    );
+    assert_eq!(object(&world, "configmaps", "orders-ca.crt"), bundle);
     assert_eq!(world.events_with("RenewedCertificates"), 1);
     // Followers first, the leader (node 2, pod 1) last.
     assert_eq!(
         pod_deletes(&world),
         ["pods/orders-2", "pods/orders-0", "pods/orders-1"]
     );
+}
+
+/// A day after an issue of the certificates, a pod still made with an older one (a rollout
+/// that stopped) is named in the `CertificatesStale` condition and a Warning, once.
+#[tokio::test]
+async fn pods_left_on_older_certificates_are_reported() {
+    let mut world = World::new(generated_tls(1));
+    world.run_until(30, |w| w.running_with(1)).await;
+    assert_eq!(
+        condition(&world.status(), "CertificatesStale")["status"],
+        "False"
+    );
+    let two_days_ago =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_hours(48);
+    {
+        let mut store = world.store.lock().unwrap();
+        store
+            .get_mut("secrets", NS, "orders-tls")
+            .expect("the members' Secret")["metadata"]["annotations"]
+            ["dengine.io/certificates-issued"] = json!(two_days_ago.to_string());
+        store.get_mut("pods", NS, "orders-0").expect("pod 0")["metadata"]["annotations"]
+            ["dengine.io/certificates-serial"] = json!("an-older-issue");
+    }
+    for _ in 0..3 {
+        world.reconcile().await.expect("a reconcile");
+    }
+    let stale = condition(&world.status(), "CertificatesStale");
+    assert_eq!(stale["status"], "True", "{stale}");
+    assert!(
+        stale["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("orders-0 still run the certificates issued before"),
+        "{stale}"
+    );
+    assert_eq!(world.events_with("CertificatesStale"), 1);
+}
+
+/// A ConfigMap of the name the CA is published under that the user made is left as it is.
+#[tokio::test]
+async fn a_users_config_map_is_not_taken_for_the_published_ca() {
+    let mut world = World::new(generated_tls(1));
+    let theirs = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": "orders-ca.crt" },
+        "data": { "ca.crt": "their own" },
+    });
+    world.store.lock().unwrap().create("configmaps", NS, theirs);
+    let before = object(&world, "configmaps", "orders-ca.crt");
+    world.run_until(30, |w| w.running_with(1)).await;
+    assert_eq!(object(&world, "configmaps", "orders-ca.crt"), before);
 }
 
 #[tokio::test]
@@ -567,4 +654,10 @@ async fn the_ca_secret_cannot_double_as_the_members_secret() {
     let _ = world.reconcile().await;
     assert_degraded(&world, "TlsSecretInvalid", "is taken");
     assert!(!has_secret(&world, "orders-ca"));
+}
+
+/// A Secret's value as the API holds it (base64), decoded.
+fn base64_decoded(value: &Value) -> Option<Vec<u8>> {
+    let bytes: k8s_openapi::ByteString = serde_json::from_value(value.clone()).ok()?;
+    Some(bytes.0)
 }

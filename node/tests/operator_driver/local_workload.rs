@@ -406,6 +406,8 @@ impl Workload for LocalWorkload {
             pods: Vec::new(),
             admin_endpoints: BTreeMap::new(),
             versions: BTreeMap::new(),
+            // Local processes have no certificates the operator issued.
+            certificate_serials: BTreeMap::new(),
         };
         for (&ordinal, pod) in state.pods.iter_mut() {
             let slot = self.slot(ordinal);

@@ -1,8 +1,8 @@
 //! The certificates of `spec.tls.generate`, in Secrets: made when missing, renewed before they
 //! expire. The members' Secret (`spec.tls.secretName`) holds `ca.crt` and `<pod>.crt`,
 //! `<pod>.key` for every pod a cluster can have; the CA Secret (`<cluster>-ca`) holds the CA's
-//! key and the operator's own certificate, and is never mounted into a pod. Both are owned by the
-//! cluster. A Secret of either name that the operator did not make is refused, never changed.
+//! key and the operator's own certificate (its key never mounted into a pod); the ConfigMap
+//! `<cluster>-ca.crt` publishes the CA's certificate for clients. All are owned by the cluster. A Secret of either name that the operator did not make is refused, never changed.
 //!
 //! When the operator has issued them is in the status (`status.certificates.issued`) and from
 //! there in the pod template: a renewal changes the template, and the pods are restarted as for
@@ -10,15 +10,15 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-use crate::certificates::{issue_ca, issue_leaf, renew_at, Pair, LEAF_VALIDITY};
+use crate::certificates::{issue_ca, issue_leaf, renew_at, Pair, CA_VALIDITY, LEAF_VALIDITY};
 use crate::crd::{DEngineCluster, MAX_REPLICAS};
 use crate::objects::{owned_meta, Names, MANAGER};
 use crate::status::CertificatesStatus;
@@ -30,6 +30,12 @@ const ISSUED_ANNOTATION: &str = "dengine.io/certificates-issued";
 /// On the members' Secret: a random name of this issue of the certificates, which the pod
 /// template carries (two issues never share one, whatever the clock says).
 const SERIAL_ANNOTATION: &str = "dengine.io/certificates-serial";
+
+/// On the CA Secret: when the CA expires (RFC 3339), recorded when it is issued.
+const CA_EXPIRES_ANNOTATION: &str = "dengine.io/ca-expires";
+
+/// The key of the CA's certificate in the Secrets and in the public ConfigMap.
+const CA_KEY: &str = "ca.crt";
 
 /// The common name of the operator's own certificate.
 const OPERATOR_NAME: &str = "dengine-operator";
@@ -87,7 +93,7 @@ pub async fn ensure(
     }
     let ca = match (&ca_secret, &members_secret) {
         (Some(secret), _) => Pair {
-            cert_pem: text(secret, "ca.crt", &names)?,
+            cert_pem: text(secret, CA_KEY, &names)?,
             key_pem: text(secret, "ca.key", &names)?,
         },
         // Issued before (the status says so) means members run with that CA: a new one cannot
@@ -133,9 +139,23 @@ pub async fn ensure(
         &members_secret,
     ) {
         if now < renew_at(issued) && complete(ca_secret, members_secret, &ca, &names) {
-            return Ok(Some(Issued::Kept(status_of(issued, serial))));
+            let ca_expires = ca_secret
+                .annotations()
+                .get(CA_EXPIRES_ANNOTATION)
+                .and_then(|text| text.parse().ok());
+            publish_ca(client, cluster, &names, &ca.cert_pem).await?;
+            return Ok(Some(Issued::Kept(status_of(issued, serial, ca_expires))));
         }
     }
+    // A CA issued now expires at a known time; one read back says so in its annotation (CAs
+    // issued before the annotation existed do not).
+    let ca_expires = match &ca_secret {
+        None => Some(now + CA_VALIDITY),
+        Some(secret) => secret
+            .annotations()
+            .get(CA_EXPIRES_ANNOTATION)
+            .and_then(|text| text.parse().ok()),
+    };
     let serial = new_serial()?;
     let renewed = members_secret.is_some();
     let operator = issue_leaf(
@@ -147,7 +167,7 @@ pub async fn ensure(
         now,
     )
     .map_err(Error::TlsSecret)?;
-    let mut members = BTreeMap::from([("ca.crt".to_string(), ca.cert_pem.clone())]);
+    let mut members = BTreeMap::from([(CA_KEY.to_string(), ca.cert_pem.clone())]);
     for ordinal in 0..u32::try_from(MAX_REPLICAS).unwrap_or(7) {
         let pod = names.pod(ordinal);
         // The client Service too, whether or not the pods run the node alone now: `spec.app`
@@ -164,18 +184,24 @@ pub async fn ensure(
         members.insert(format!("{pod}.key"), pair.key_pem);
     }
     let ca_data = BTreeMap::from([
-        ("ca.crt".to_string(), ca.cert_pem.clone()),
+        (CA_KEY.to_string(), ca.cert_pem.clone()),
         ("ca.key".to_string(), ca.key_pem.clone()),
         ("operator.crt".to_string(), operator.cert_pem),
         ("operator.key".to_string(), operator.key_pem),
     ]);
     // The operator's certificate first: members trust it as soon as it exists (same CA).
+    let ca_marks = match (&ca_secret, ca_expires) {
+        (None, Some(expires)) => {
+            BTreeMap::from([(CA_EXPIRES_ANNOTATION.to_string(), expires.to_string())])
+        }
+        _ => BTreeMap::new(),
+    };
     write(
         &secrets,
         cluster,
         &names.ca_secret(),
         ca_data,
-        BTreeMap::new(),
+        ca_marks,
         ca_secret.is_some(),
     )
     .await?;
@@ -184,10 +210,72 @@ pub async fn ensure(
         (SERIAL_ANNOTATION.to_string(), serial.clone()),
     ]);
     write(&secrets, cluster, &tls.secret_name, members, marks, renewed).await?;
+    publish_ca(client, cluster, &names, &ca.cert_pem).await?;
     Ok(Some(Issued::New {
-        status: status_of(now, serial),
+        status: status_of(now, serial, ca_expires),
         renewed,
     }))
+}
+
+/// Publishes the CA's certificate, which is no secret, in the ConfigMap `<cluster>-ca.crt` (as
+/// Kubernetes publishes its own in `kube-root-ca.crt`): what a client of the client Service
+/// mounts to check the members, instead of the Secret that holds their keys. A ConfigMap of that
+/// name the operator did not make is left alone, with a warning in the log.
+async fn publish_ca(
+    client: &Client,
+    cluster: &DEngineCluster,
+    names: &Names,
+    ca_pem: &str,
+) -> Result<(), Error> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &names.namespace);
+    let name = names.ca_bundle();
+    let data = BTreeMap::from([(CA_KEY.to_string(), ca_pem.to_string())]);
+    match config_maps.get_opt(&name).await? {
+        Some(existing) if !owned_by(&existing.metadata, &cluster.uid().unwrap_or_default()) => {
+            tracing::warn!(
+                namespace = %names.namespace,
+                config_map = %name,
+                "a ConfigMap the operator did not make has the name the CA is published under; left alone"
+            );
+        }
+        Some(existing) if existing.data.as_ref() == Some(&data) => {}
+        Some(_) => {
+            config_maps
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "data": data })),
+                )
+                .await?;
+        }
+        None => {
+            let config_map = ConfigMap {
+                metadata: owned_meta(cluster, name),
+                data: Some(data),
+                ..ConfigMap::default()
+            };
+            let params = PostParams {
+                field_manager: Some(MANAGER.to_string()),
+                ..PostParams::default()
+            };
+            config_maps.create(&params, &config_map).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether an object was made by the operator for the cluster of `uid`.
+fn owned_by(metadata: &ObjectMeta, uid: &str) -> bool {
+    metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get("app.kubernetes.io/managed-by"))
+        .is_some_and(|by| by == MANAGER)
+        && metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|owner| owner.controller == Some(true) && owner.uid == uid)
 }
 
 /// The operator's own certificate and the CA, to call the members' admin API.
@@ -212,12 +300,17 @@ pub async fn operator_identity(
     ))
 }
 
-fn status_of(issued: Timestamp, serial: String) -> CertificatesStatus {
+fn status_of(
+    issued: Timestamp,
+    serial: String,
+    ca_expires: Option<Timestamp>,
+) -> CertificatesStatus {
     CertificatesStatus {
         issued: Time(issued),
         renews: Time(renew_at(issued)),
         expires: Time(issued + LEAF_VALIDITY),
         serial,
+        ca_expires: ca_expires.map(Time),
     }
 }
 
@@ -230,15 +323,7 @@ fn new_serial() -> Result<String, Error> {
 /// A Secret this cluster's certificates were not put in by the operator is someone else's (the
 /// user's, or another cluster's): refused, so that it is never changed.
 fn refuse_unless_ours(secret: &Secret, names: &Names, uid: &str) -> Result<(), Error> {
-    let ours = secret
-        .labels()
-        .get("app.kubernetes.io/managed-by")
-        .is_some_and(|by| by == MANAGER)
-        && secret
-            .owner_references()
-            .iter()
-            .any(|owner| owner.controller == Some(true) && owner.uid == uid);
-    if ours {
+    if owned_by(&secret.metadata, uid) {
         return Ok(());
     }
     Err(Error::TlsSecret(format!(
@@ -258,7 +343,7 @@ fn complete(ca_secret: &Secret, members: &Secret, ca: &Pair, names: &Names) -> b
         let pod = names.pod(ordinal);
         has(members, &format!("{pod}.crt")) && has(members, &format!("{pod}.key"))
     });
-    pods && text(members, "ca.crt", names).is_ok_and(|pem| pem == ca.cert_pem)
+    pods && text(members, CA_KEY, names).is_ok_and(|pem| pem == ca.cert_pem)
         && has(ca_secret, "operator.crt")
         && has(ca_secret, "operator.key")
 }

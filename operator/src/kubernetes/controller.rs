@@ -34,7 +34,9 @@ use crate::driver::{self, Membership};
 use crate::metrics::{ClusterLabels, Metrics};
 use crate::objects::{Names, MANAGER};
 use crate::observed::Limits;
-use crate::status::{report, report_error, DEngineClusterStatus};
+use crate::status::{
+    report, report_error, set_condition, stale_certificates, ConditionType, DEngineClusterStatus,
+};
 use crate::Error;
 
 /// How the controller runs.
@@ -379,6 +381,7 @@ async fn step<M: Membership + BackupSource>(
     if certificates.is_some() {
         status.certificates = certificates;
     }
+    look_at_certificates(ctx, cluster, &step, &names, &mut status, now).await;
     let backups_wake = if step.action == NextAction::Paused {
         None
     } else {
@@ -388,6 +391,56 @@ async fn step<M: Membership + BackupSource>(
     observe_cluster(ctx, cluster, &status);
     write_status(ctx, cluster, status).await?;
     Ok(Reconciled::Took(step.action, backups_wake))
+}
+
+/// With `spec.tls.generate`, says (condition `CertificatesStale`, a Warning Event when it turns
+/// true) whether pods still run certificates older than the current issue a day after it.
+async fn look_at_certificates(
+    ctx: &Context,
+    cluster: &DEngineCluster,
+    step: &driver::Step,
+    names: &Names,
+    status: &mut DEngineClusterStatus,
+    now: Timestamp,
+) {
+    if !cluster.spec.tls.as_ref().is_some_and(|tls| tls.generate) {
+        return;
+    }
+    let Some(current) = status.certificates.clone() else {
+        return;
+    };
+    let stale = stale_certificates(&current, &step.workload.certificate_serials, names, now);
+    let was_stale = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == ConditionType::CertificatesStale.as_str() && c.status == "True");
+    let (reason, message) = match &stale {
+        Some(message) => ("RolloutIncomplete", message.clone()),
+        None => (
+            "Current",
+            "every pod runs the current certificates, or their rollout is under way".to_string(),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        ConditionType::CertificatesStale,
+        stale.is_some(),
+        reason,
+        &message,
+        cluster.metadata.generation,
+        Time(now),
+    );
+    if stale.is_some() && !was_stale {
+        publish_note(
+            ctx,
+            cluster,
+            EventType::Warning,
+            "CertificatesStale",
+            "RenewCertificates",
+            message,
+        )
+        .await;
+    }
 }
 
 /// The metric labels of `cluster`.

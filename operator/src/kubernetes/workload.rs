@@ -16,7 +16,7 @@ use crate::crd::DEngineCluster;
 use crate::driver::{Workload, WorkloadView};
 use crate::objects::{
     self, ClientService, Component, Decided, DisruptionBudget, FoundingRecord, Members, Names,
-    PeerService, CLAIM_MARK, JOIN_KEY, MANAGER, RESTORE_KEY, SPEC_HASH,
+    PeerService, CERTIFICATES_ANNOTATION, CLAIM_MARK, JOIN_KEY, MANAGER, RESTORE_KEY, SPEC_HASH,
 };
 use crate::observed::{NodeId, ObjectsState, Ordinal, PodPhase, StatefulSetState};
 use crate::Error;
@@ -193,6 +193,7 @@ impl Workload for KubeWorkload {
             pods: Vec::new(),
             admin_endpoints: BTreeMap::new(),
             versions: BTreeMap::new(),
+            certificate_serials: BTreeMap::new(),
         };
         let mut uids = BTreeMap::new();
         for pod in &pods {
@@ -214,6 +215,13 @@ impl Workload for KubeWorkload {
             if let Some(version) = pod_version(pod) {
                 view.versions.insert(ordinal, version);
             }
+            let serial = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CERTIFICATES_ANNOTATION))
+                .cloned();
+            view.certificate_serials.insert(ordinal, serial);
             let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
             if let (Some(ip), PodPhase::Running) = (ip, state.phase) {
                 if !state.deleting {

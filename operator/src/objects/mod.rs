@@ -26,7 +26,9 @@ pub use disruption_budget::disruption_budget;
 pub use names::{Names, CLAIM_MARK, DATA_DIR, DATA_VOLUME, RESTORE_FILE};
 pub use services::{client_service, peer_service};
 pub use spec_hash::{spec_hash, with_spec_hash, SPEC_HASH};
-pub use stateful_set::{pod_spec, stateful_set, stateful_set_for, RESTORE_CONTAINER_NAME};
+pub use stateful_set::{
+    pod_spec, stateful_set, stateful_set_for, CERTIFICATES_ANNOTATION, RESTORE_CONTAINER_NAME,
+};
 
 use std::collections::BTreeMap;
 

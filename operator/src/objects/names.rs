@@ -63,6 +63,12 @@ impl Names {
         format!("{}-ca", self.cluster)
     }
 
+    /// The ConfigMap publishing the CA's certificate of `spec.tls.generate` for clients (as
+    /// `kube-root-ca.crt` publishes the cluster's).
+    pub fn ca_bundle(&self) -> String {
+        format!("{}-ca.crt", self.cluster)
+    }
+
     /// The host pod `ordinal` is reached at by its peers: what its certificate names.
     pub fn peer_host(&self, ordinal: Ordinal) -> String {
         format!("{}.{}", self.pod(ordinal), self.peer_domain())

@@ -17,6 +17,9 @@ pub enum ConditionType {
     /// Pod 0 could not fetch the backup the cluster is to be founded from (only on clusters
     /// with `spec.restoreFrom`); the message is its error.
     RestoreFailed,
+    /// A day after the operator renewed the members' certificates, some pods still run the
+    /// ones issued before, which expire soon (only on clusters with `spec.tls.generate`).
+    CertificatesStale,
 }
 
 impl ConditionType {
@@ -28,6 +31,7 @@ impl ConditionType {
             ConditionType::Degraded => "Degraded",
             ConditionType::BackupFailed => "BackupFailed",
             ConditionType::RestoreFailed => "RestoreFailed",
+            ConditionType::CertificatesStale => "CertificatesStale",
         }
     }
 }

@@ -4,10 +4,12 @@
 mod backup;
 mod conditions;
 mod report;
+mod stale_certificates;
 
 pub use backup::{BackupStatus, CompletedBackup, FailedBackup, RestoreStatus, RunningBackup};
 pub use conditions::{set_condition, ConditionType};
 pub use report::{report, report_error};
+pub use stale_certificates::stale_certificates;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
@@ -140,4 +142,8 @@ pub struct CertificatesStatus {
     /// A random name of this issue, which the pod template carries: a renewal changes it, and
     /// so restarts the pods the safe way.
     pub serial: String,
+    /// When the cluster's CA expires (ten years after it was issued; the operator does not
+    /// rotate it). Unknown for a CA issued by an operator older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_expires: Option<Time>,
 }

@@ -288,7 +288,8 @@ impl World {
                     NS,
                     json!({
                         "apiVersion": "v1", "kind": "Pod",
-                        "metadata": { "name": pod_name, "labels": labels },
+                        "metadata": { "name": pod_name, "labels": labels,
+                                      "annotations": template["metadata"]["annotations"] },
                         "spec": template["spec"],
                         "status": { "phase": "Running", "podIP": format!("10.0.0.{}", ordinal + 1) },
                     }),
