@@ -139,7 +139,13 @@ fn backups_in(dir: &std::path::Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_saved_into_a_directory_are_named_checked_and_kept_to_a_count() {
-    let source = Cluster::start(1, &[]).await;
+    // A node with an admin token, as every node the operator runs: a backup holds every key,
+    // so it is asked for with the token.
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("admin-token");
+    std::fs::write(&token_file, "backup-s3cret\n").unwrap();
+    let token_arg = token_file.display().to_string();
+    let source = Cluster::start(1, &["--admin-token-file", &token_arg]).await;
     let mut kv = source.nodes[0].kv();
     let volume = source.dir().join("volume");
     let kept_in = volume.join("shop/orders");
@@ -152,34 +158,69 @@ async fn backups_saved_into_a_directory_are_named_checked_and_kept_to_a_count() 
     for name in others {
         std::fs::write(kept_in.join(name), b"keep me").unwrap();
     }
+    // What a backup killed mid-write leaves (the store's staging name): removed by the next.
+    let leftover = kept_in.join("shop.orders-20261201T000000.000Z.dengine-backup#3");
+    std::fs::write(&leftover, b"half a backup").unwrap();
     let report = source.dir().join("report.json");
     // The admin API on the peer listener, as a backup Job reaches the leader.
     let endpoint = format!("http://{}", source.nodes[0].spec.peer_endpoint());
-    let save_into = |endpoint: String| {
+    let save_into_with = |endpoint: String, token: Option<String>| {
         let volume = volume.display().to_string();
         let report = report.display().to_string();
         async move {
-            dengine(&[
-                "--endpoints",
-                &endpoint,
-                "snapshot",
-                "save-into",
-                &volume,
-                "--cluster",
-                "shop/orders",
-                "--prefix",
-                "shop/orders/",
-                "--keep",
-                "2",
-                "--report-to",
-                &report,
-            ])
-            .await
+            let mut args: Vec<String> = Vec::new();
+            if let Some(token) = token {
+                args.extend(["--admin-token-file".to_string(), token]);
+            }
+            args.extend(
+                [
+                    "--endpoints",
+                    &endpoint,
+                    "snapshot",
+                    "save-into",
+                    &volume,
+                    "--cluster",
+                    "shop/orders",
+                    "--prefix",
+                    "shop/orders/",
+                    "--keep",
+                    "2",
+                    "--report-to",
+                    &report,
+                ]
+                .map(str::to_string),
+            );
+            dengine(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
         }
     };
+    let save_into = |endpoint: String| save_into_with(endpoint, Some(token_arg.clone()));
     let read_report = || -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
     };
+
+    // Without the token the node refuses, and nothing is written.
+    let refused = save_into_with(endpoint.clone(), None).await;
+    refused.expect_code(1, "no admin token");
+    let said = read_report();
+    assert_eq!(said["reason"], "SourceFailed", "{said}");
+    assert!(
+        said["message"].as_str().unwrap().contains("admin token"),
+        "{said}"
+    );
+    assert!(backups_in(&kept_in).is_empty());
+    // `snapshot save` asks with the token too.
+    let saved = source.dir().join("saved.backup").display().to_string();
+    dengine(&[
+        "--admin-token-file",
+        &token_arg,
+        "--endpoints",
+        &endpoint,
+        "snapshot",
+        "save",
+        &saved,
+    ])
+    .await
+    .expect_success("snapshot save with the admin token");
 
     let mut written = Vec::new();
     let mut revision = 0;
@@ -208,6 +249,7 @@ async fn backups_saved_into_a_directory_are_named_checked_and_kept_to_a_count() 
         );
         if round == 2 {
             assert_eq!(said["deleted"], serde_json::json!([written[0]]), "{said}");
+            assert_eq!(said["deleted_count"], 1, "{said}");
         }
         written.push(object);
     }
@@ -221,6 +263,10 @@ async fn backups_saved_into_a_directory_are_named_checked_and_kept_to_a_count() 
         backups_in(&kept_in),
         names(&written[1..]),
         "the newest two kept"
+    );
+    assert!(
+        !leftover.exists(),
+        "the staging file of a killed backup removed"
     );
     for name in others {
         assert_eq!(

@@ -615,7 +615,7 @@ async fn a_backup_into_a_claim_is_a_job_whose_report_lands_in_the_status() {
     );
     assert_eq!(after("--cluster"), "shop/orders");
     assert_eq!(after("--keep"), "3");
-    assert_eq!(after("--prefix"), "shop/orders/");
+    assert!(args.contains(&"--prefix=shop/orders/"), "{args:?}");
     assert!(args.contains(&"save-into"), "{args:?}");
     assert_eq!(pod["spec"]["restartPolicy"], "Never");
     assert_eq!(job["spec"]["backoffLimit"], 0);
@@ -690,4 +690,40 @@ async fn a_missing_claim_is_reported_and_no_job_is_made() {
         "{failed}"
     );
     assert!(backup_jobs(&world).is_empty());
+}
+
+/// An operator that stops while a backup Job runs: the Job goes on by itself, and the next
+/// operator waits for it again and reports what it wrote, instead of calling it interrupted
+/// and starting a second Job on the same claim.
+#[tokio::test]
+async fn a_new_operator_waits_for_the_backup_job_the_last_one_started() {
+    let mut world = running_with_claim(true).await;
+    request_backup(&world, "1");
+    reconcile_with_time_until(&mut world, |s| !s["backup"]["running"].is_null()).await;
+    let name = backup_jobs(&world)[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    world.ctx = World::operator_for(&world);
+    let object = "shop/orders/shop.orders-20261206T120000.000Z.dengine-backup";
+    finish_job(
+        &world,
+        &name,
+        true,
+        0,
+        &format!(r#"{{"ok":true,"object":"{object}","revision":5,"index":6,"size_bytes":70}}"#),
+    );
+    reconcile_with_time_until(&mut world, |s| !s["backup"]["lastSuccessful"].is_null()).await;
+    let status = world.status();
+    assert_eq!(
+        status["backup"]["lastSuccessful"]["location"],
+        format!("pvc://backups/{object}")
+    );
+    assert!(status["backup"]["lastFailed"].is_null(), "{status}");
+    assert_eq!(world.events_with("BackupFailed"), 0);
+    assert!(
+        backup_jobs(&world).is_empty(),
+        "one Job only, deleted once read"
+    );
 }

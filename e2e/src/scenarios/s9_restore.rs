@@ -19,17 +19,15 @@ use super::s8_backups::{ensure_backup_claim, take_requested_backup};
 pub async fn run(env: &Env, report: &mut Report) -> anyhow::Result<()> {
     env.ensure_cluster(report, 3, None).await?;
     ensure_backup_claim(env, report).await?;
-    let cluster = env.cluster().await?.context("the cluster exists")?;
-    if cluster.spec.backup.is_none() {
-        env.patch_spec(serde_json::json!({ "backup": {
-            // A schedule that does not come round during the scenario: the request is the one.
-            "schedule": "0 0 1 1 *",
-            "keep": 2,
-            "persistentVolumeClaim": { "claimName": BACKUP_CLAIM },
-        } }))
-        .await?;
-        report.note(format!("backups into {BACKUP_CLAIM} turned on"));
-    }
+    // A schedule that does not come round during the scenario (the request is the backup, and
+    // no scheduled one's retention can delete it), whatever an earlier scenario left.
+    env.patch_spec(serde_json::json!({ "backup": {
+        "schedule": "0 0 1 1 *",
+        "keep": 2,
+        "persistentVolumeClaim": { "claimName": BACKUP_CLAIM },
+    } }))
+    .await?;
+    report.note(format!("backups into {BACKUP_CLAIM}, on request only"));
     let taken = take_requested_backup(env, report).await?;
 
     // Every volume lost: the cluster and its claims deleted.

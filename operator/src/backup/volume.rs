@@ -23,7 +23,9 @@ pub struct SaveReport {
     pub index: Option<u64>,
     #[serde(default)]
     pub size_bytes: Option<u64>,
-    /// What retention deleted.
+    /// How many backups retention deleted, and the first few of them.
+    #[serde(default)]
+    pub deleted_count: usize,
     #[serde(default)]
     pub deleted: Vec<String>,
     /// Why retention could not delete the oldest (the backup was kept).
@@ -37,8 +39,7 @@ pub struct SaveReport {
 
 /// Why a pod that is not running yet never will: waiting reasons Kubernetes does not get over
 /// without someone changing something (an image, a Secret, a claim).
-const STUCK_REASONS: [&str; 5] = [
-    "ErrImagePull",
+const STUCK_REASONS: [&str; 4] = [
     "ImagePullBackOff",
     "InvalidImageName",
     "CreateContainerConfigError",

@@ -64,6 +64,8 @@ pub struct S3Destination {
     /// `-`, separated by single slashes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512), pattern(r"^([A-Za-z0-9._-]+/)*[A-Za-z0-9._-]*$"))]
+    #[x_kube(validation = Rule::new("!self.matches('(^|/)[.][.]?(/|$)')")
+        .message("prefix must not hold . or .. path segments"))]
     pub prefix: Option<String>,
 
     /// The store and the credentials.
@@ -96,6 +98,8 @@ pub struct VolumeDestination {
     /// `<namespace>.<cluster>-<time>`). Defaults to `<namespace>/<cluster>/`, as for S3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512), pattern(r"^([A-Za-z0-9._-]+/)*[A-Za-z0-9._-]*$"))]
+    #[x_kube(validation = Rule::new("!self.matches('(^|/)[.][.]?(/|$)')")
+        .message("prefix must not hold . or .. path segments"))]
     pub prefix: Option<String>,
 }
 

@@ -19,7 +19,7 @@ use super::controller::Context;
 use crate::backup::volume::{job_outcome, SaveReport};
 use crate::backup::BackupFailure;
 use crate::crd::{DEngineCluster, VolumeDestination};
-use crate::objects::{backup_job, backup_job_name, BACKUP_JOB_LABEL};
+use crate::objects::{backup_job, backup_job_name, BACKUP_JOB_DEADLINE_SECONDS, BACKUP_JOB_LABEL};
 use crate::observed::Ordinal;
 use crate::status::CompletedBackup;
 
@@ -55,7 +55,11 @@ pub(super) async fn job_task(
             })
         }
     }
-    let name = backup_job_name(&cluster.name_any(), now.as_second());
+    let name = backup_job_name(
+        &cluster.name_any(),
+        &cluster.uid().unwrap_or_default(),
+        now.as_second(),
+    );
     let job = backup_job(cluster, &name, claim, leader, cluster_keep(cluster));
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     jobs.create(&PostParams::default(), &job)
@@ -64,14 +68,44 @@ pub(super) async fn job_task(
             reason: "JobFailed",
             message: format!("creating the backup Job {namespace}/{name}: {error}"),
         })?;
+    Ok(waiting(ctx, namespace, name, claim))
+}
+
+/// Waits again for the backup Job started at `started`, which an operator that stopped
+/// created; if it is gone, the backup was interrupted.
+pub(super) fn resume(
+    ctx: &Context,
+    cluster: &DEngineCluster,
+    claim: &VolumeDestination,
+    started: Timestamp,
+) -> impl Future<Output = Result<Finished, BackupFailure>> + Send + 'static {
+    let name = backup_job_name(
+        &cluster.name_any(),
+        &cluster.uid().unwrap_or_default(),
+        started.as_second(),
+    );
+    waiting(ctx, cluster.namespace().unwrap_or_default(), name, claim)
+}
+
+/// Waits for Job `name` and reads its report as a completed backup.
+fn waiting(
+    ctx: &Context,
+    namespace: String,
+    name: String,
+    claim: &VolumeDestination,
+) -> impl Future<Output = Result<Finished, BackupFailure>> + Send + 'static {
     let client = ctx.client.clone();
     let poll = ctx.backups.job_poll;
     let location_start = format!("pvc://{}/", claim.claim_name);
-    Ok(async move {
+    async move {
         let report = wait_for(&client, &namespace, &name, poll).await?;
         Ok(finished(&location_start, report))
-    })
+    }
 }
+
+/// How long the operator waits for a backup Job: its own deadline, then a margin for the Job
+/// controller to mark it failed and for the operator to see it.
+const JOB_WAIT: Duration = Duration::from_secs(BACKUP_JOB_DEADLINE_SECONDS as u64 + 120);
 
 fn cluster_keep(cluster: &DEngineCluster) -> u32 {
     cluster.spec.backup.as_ref().map_or(1, |spec| spec.keep)
@@ -88,25 +122,46 @@ async fn wait_for(
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let pods_of_job = ListParams::default().labels(&format!("{BACKUP_JOB_LABEL}={name}"));
+    let give_up = tokio::time::Instant::now() + JOB_WAIT;
     loop {
         tokio::time::sleep(poll).await;
-        let Some(job) = jobs
-            .get_opt(name)
-            .await
-            .map_err(|error| unreadable(name, &error))?
-        else {
+        if tokio::time::Instant::now() >= give_up {
+            delete(&jobs, name).await;
             return Err(BackupFailure {
-                reason: "Interrupted",
-                message: format!("the backup Job {namespace}/{name} was deleted before it ended"),
+                reason: "TimedOut",
+                message: format!(
+                    "the backup Job {namespace}/{name} did not end within {} minutes and was \
+                     deleted; a backup it was finishing may have been written",
+                    JOB_WAIT.as_secs() / 60
+                ),
             });
+        }
+        // The API server busy or restarting is no reason to give up: the Job goes on.
+        let job = match jobs.get_opt(name).await {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                return Err(BackupFailure {
+                    reason: "Interrupted",
+                    message: format!(
+                        "the backup Job {namespace}/{name} was deleted before it ended"
+                    ),
+                })
+            }
+            Err(error) => {
+                tracing::warn!(%error, job = name, "reading a backup Job; trying again");
+                continue;
+            }
         };
-        let pod = pods
-            .list(&pods_of_job)
-            .await
-            .map_err(|error| unreadable(name, &error))?
-            .items
-            .into_iter()
-            .max_by_key(|pod| pod.creation_timestamp().map(|t| t.0));
+        let pod = match pods.list(&pods_of_job).await {
+            Ok(list) => list
+                .items
+                .into_iter()
+                .max_by_key(|pod| pod.creation_timestamp().map(|t| t.0)),
+            Err(error) => {
+                tracing::warn!(%error, job = name, "reading a backup Job's pod; trying again");
+                continue;
+            }
+        };
         let Some(outcome) = job_outcome(&job, pod.as_ref()) else {
             continue;
         };
@@ -115,19 +170,16 @@ async fn wait_for(
             .as_ref()
             .is_some_and(|s| s.succeeded.unwrap_or(0) > 0 || s.failed.unwrap_or(0) > 0);
         if outcome.is_ok() || !ended_on_its_own {
-            // Background: the pod goes with it.
-            if let Err(error) = jobs.delete(name, &DeleteParams::background()).await {
-                tracing::warn!(%error, job = name, "deleting a backup Job");
-            }
+            delete(&jobs, name).await;
         }
         return outcome;
     }
 }
 
-fn unreadable(name: &str, error: &kube::Error) -> BackupFailure {
-    BackupFailure {
-        reason: "JobFailed",
-        message: format!("reading the backup Job {name} or its pod: {error}"),
+/// Deletes Job `name`, its pod with it (background propagation: a Job's default orphans it).
+async fn delete(jobs: &Api<Job>, name: &str) {
+    if let Err(error) = jobs.delete(name, &DeleteParams::background()).await {
+        tracing::warn!(%error, job = name, "deleting a backup Job");
     }
 }
 

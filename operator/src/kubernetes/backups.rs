@@ -94,6 +94,17 @@ enum JobState {
     },
 }
 
+/// Backups stop with the operator that runs them (as when its process ends).
+impl Drop for Backups {
+    fn drop(&mut self) {
+        for job in self.lock().values() {
+            if let JobState::Running(task) = &job.state {
+                task.abort();
+            }
+        }
+    }
+}
+
 impl Backups {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
@@ -268,6 +279,10 @@ async fn carry_job(
     // looked at and put back.
     let taken = ctx.backups.lock().remove(uid);
     let Some(mut job) = taken else {
+        if let Some(resumed) = resume_job(ctx, cluster, backup, labels) {
+            ctx.backups.lock().insert(uid.to_string(), resumed);
+            return Some(RUNNING_RECHECK);
+        }
         if let Some(running) = &backup.running {
             let retry = match running.reason.as_str() {
                 "Requested" => {
@@ -329,6 +344,40 @@ async fn carry_job(
     };
     ctx.backups.lock().insert(uid.to_string(), job);
     wake
+}
+
+/// A backup Job the status shows running that this operator does not hold (it was started by
+/// an operator that stopped): the Job goes on by itself, so it is waited for again rather than
+/// reported interrupted. Its name follows from the start the status recorded.
+fn resume_job(
+    ctx: &Context,
+    cluster: &DEngineCluster,
+    backup: &BackupStatus,
+    labels: &ClusterLabels,
+) -> Option<Job> {
+    let running = backup.running.as_ref()?;
+    let claim = cluster
+        .spec
+        .backup
+        .as_ref()?
+        .persistent_volume_claim
+        .as_ref()?;
+    let trigger = match running.reason.as_str() {
+        "Requested" => Trigger::Requested(backup.last_request.clone().unwrap_or_default()),
+        _ => Trigger::Scheduled(
+            backup
+                .last_schedule_time
+                .as_ref()
+                .map_or(running.started.0, |t| t.0),
+        ),
+    };
+    let task = super::backup_jobs::resume(ctx, cluster, claim, running.started.0);
+    Some(Job {
+        cluster: labels.clone(),
+        started: running.started.0,
+        trigger,
+        state: JobState::Running(tokio::spawn(task)),
+    })
 }
 
 fn apply_trigger(backup: &mut BackupStatus, trigger: &Trigger) {
@@ -420,9 +469,11 @@ async fn start<S: BackupSource>(
             message: format!("the leader, node {leader}, has no address the operator can reach"),
         })?;
     let task = match (&spec.s3, &spec.persistent_volume_claim) {
-        (Some(s3), _) => s3_task(ctx, s3, spec.keep, source, leader, &endpoint, labels, now)
-            .await?
-            .boxed(),
+        (Some(s3), _) => {
+            let streaming =
+                s3_task(ctx, s3, spec.keep, source, leader, &endpoint, labels, now).await?;
+            within_time_limit(streaming).boxed()
+        }
         (None, Some(claim)) => {
             let ordinal = leader.ordinal().ok_or_else(|| BackupFailure {
                 reason: "NoLeader",
@@ -440,19 +491,26 @@ async fn start<S: BackupSource>(
             })
         }
     };
-    Ok(tokio::spawn(async move {
-        tokio::time::timeout(BACKUP_TIME_LIMIT, task)
-            .await
-            .unwrap_or_else(|_| {
-                Err(BackupFailure {
-                    reason: "TimedOut",
-                    message: format!(
-                        "the backup did not complete within {} minutes; nothing was kept",
-                        BACKUP_TIME_LIMIT.as_secs() / 60
-                    ),
-                })
+    // A Job is waited for until its own deadline (and a margin), then deleted.
+    Ok(tokio::spawn(task))
+}
+
+/// A backup streamed through the operator, given up after [`BACKUP_TIME_LIMIT`]: the upload is
+/// dropped unfinished, so nothing is kept.
+async fn within_time_limit(
+    streaming: impl Future<Output = Result<Finished, BackupFailure>>,
+) -> Result<Finished, BackupFailure> {
+    tokio::time::timeout(BACKUP_TIME_LIMIT, streaming)
+        .await
+        .unwrap_or_else(|_| {
+            Err(BackupFailure {
+                reason: "TimedOut",
+                message: format!(
+                    "the backup did not complete within {} minutes; nothing was kept",
+                    BACKUP_TIME_LIMIT.as_secs() / 60
+                ),
             })
-    }))
+        })
 }
 
 /// The backup into `s3`, streamed from `leader` through the operator; holds one of the

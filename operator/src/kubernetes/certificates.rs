@@ -238,7 +238,13 @@ async fn publish_ca(
                 "a ConfigMap the operator did not make has the name the CA is published under; left alone"
             );
         }
-        Some(existing) if existing.data.as_ref() == Some(&data) => {}
+        // Only `ca.crt` is the operator's: keys a user added are left as they are.
+        Some(existing)
+            if existing
+                .data
+                .as_ref()
+                .and_then(|d| d.get(CA_KEY))
+                .is_some_and(|pem| pem == ca_pem) => {}
         Some(_) => {
             config_maps
                 .patch(

@@ -74,7 +74,8 @@ pub fn backup_job(
         "/dev/termination-log".to_string(),
     ];
     if !prefix.is_empty() {
-        args.extend(["--prefix".to_string(), prefix]);
+        // One argument, so that a prefix starting with `-` is not taken for a flag.
+        args.push(format!("--prefix={prefix}"));
     }
     let mut variables = vec![env(
         "DENGINE_ADMIN_TOKEN_FILE",
@@ -214,6 +215,14 @@ pub fn backup_job(
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".to_string()),
+                    // It talks to a node, never to the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    // A private node image is pulled as the members' pods pull it.
+                    image_pull_secrets: spec
+                        .app
+                        .as_ref()
+                        .and_then(|app| app.0.spec.as_ref())
+                        .and_then(|pod| pod.image_pull_secrets.clone()),
                     containers: vec![container],
                     volumes: Some(volumes),
                     // The volume must be writable by the node's non-root user.
@@ -232,11 +241,21 @@ pub fn backup_job(
     }
 }
 
-/// The name of the backup Job started at `unix_seconds`: `<cluster>-backup-<seconds>`, the
-/// cluster's name shortened so that the whole stays a valid label value (63 characters).
-pub fn backup_job_name(cluster: &str, unix_seconds: i64) -> String {
+/// The name of the backup Job started at `unix_seconds`: `<cluster>-backup-<seconds>`. A
+/// cluster name too long for the whole to stay a valid label value (63 characters) is
+/// shortened and followed by a few characters of the cluster's uid, so that two clusters whose
+/// names start alike never make Jobs of one name.
+pub fn backup_job_name(cluster: &str, uid: &str, unix_seconds: i64) -> String {
     let suffix = format!("-backup-{unix_seconds}");
-    let room = 63usize.saturating_sub(suffix.len());
+    if cluster.len() + suffix.len() <= 63 {
+        return format!("{cluster}{suffix}");
+    }
+    let tag: String = uid
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(6)
+        .collect();
+    let room = 63usize.saturating_sub(suffix.len() + tag.len() + 1);
     let start: String = cluster.chars().take(room).collect();
-    format!("{}{suffix}", start.trim_end_matches(['-', '.']))
+    format!("{}-{tag}{suffix}", start.trim_end_matches(['-', '.']))
 }

@@ -488,15 +488,19 @@ mod backup_jobs {
     }
 
     #[test]
-    fn job_names_stay_valid_label_values() {
+    fn job_names_stay_valid_label_values_and_never_shared_by_two_clusters() {
         assert_eq!(
-            backup_job_name("orders", 1_765_000_000),
+            backup_job_name("orders", "uid-1", 1_765_000_000),
             "orders-backup-1765000000"
         );
-        let long = format!("{}-x", "a".repeat(60));
-        let name = backup_job_name(&long, 1_765_000_000);
-        assert!(name.len() <= 63, "{name}");
-        assert!(name.ends_with("-backup-1765000000"), "{name}");
-        assert!(!name.contains("--"), "{name}");
+        let long = |end: &str| format!("{}-{end}", "a".repeat(60));
+        let one = backup_job_name(&long("x"), "5f1c2e9a-aaaa", 1_765_000_000);
+        let other = backup_job_name(&long("y"), "77d0b3c1-bbbb", 1_765_000_000);
+        for name in [&one, &other] {
+            assert!(name.len() <= 63, "{name}");
+            assert!(name.ends_with("-backup-1765000000"), "{name}");
+            assert!(!name.contains("--"), "{name}");
+        }
+        assert_ne!(one, other, "names that start alike, told apart by the uid");
     }
 }

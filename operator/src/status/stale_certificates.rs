@@ -1,6 +1,6 @@
 //! Whether renewed certificates have reached every member. A renewal restarts the pods one at a
 //! time; a paused cluster or a rollout stopped on a Degraded member leaves some pods on the
-//! certificates issued before, which expire at most [`RENEW_BEFORE`] after the renewal. A day
+//! certificates issued before, which expire about [`RENEW_BEFORE`] after a renewal on time. A day
 //! after a renewal, pods still on an older issue are worth a warning while there is time.
 
 use std::collections::BTreeMap;
@@ -40,8 +40,8 @@ pub fn stale_certificates(
     }
     Some(format!(
         "{} still run the certificates issued before {issued} and not restarted since; those \
-         expire by {} at the latest. The rolling restart has not reached them: is the cluster \
-         paused, or Degraded?",
+         expire around {} (when renewed on time). The rolling restart has not reached them: is \
+         the cluster paused, or Degraded?",
         stale.join(", "),
         issued + RENEW_BEFORE
     ))

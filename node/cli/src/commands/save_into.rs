@@ -34,7 +34,10 @@ struct Report {
     index: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     size_bytes: Option<u64>,
-    /// What retention deleted, relative to DIR.
+    /// How many backups retention deleted, and the first few of them relative to DIR (the
+    /// report must fit the 4 KiB the kubelet keeps of a termination message).
+    #[serde(skip_serializing_if = "is_zero")]
+    deleted_count: usize,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     deleted: Vec<String>,
     /// Why retention could not delete the oldest (the backup itself was kept).
@@ -47,13 +50,32 @@ struct Report {
     message: Option<String>,
 }
 
+/// Deleted backups named in the report; the rest are counted.
+const DELETED_NAMED: usize = 3;
+
+/// Messages in the report are cut to this many characters.
+const MESSAGE_CHARS: usize = 1000;
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+fn cut(message: String) -> String {
+    match message.char_indices().nth(MESSAGE_CHARS) {
+        Some((end, _)) => format!("{}...", &message[..end]),
+        None => message,
+    }
+}
+
 pub async fn run(global: &GlobalArgs, args: SaveIntoArgs) -> Result<Outcome, CliError> {
     match save(global, &args).await {
         Ok((written, pruned)) => {
             let (deleted, retention_failed) = match pruned {
                 Ok(deleted) => (deleted.iter().map(|p| p.to_string()).collect(), None),
-                Err(failure) => (Vec::new(), Some(failure.message)),
+                Err(failure) => (Vec::new(), Some(cut(failure.message))),
             };
+            let deleted_count = deleted.len();
+            let deleted: Vec<String> = deleted.into_iter().take(DELETED_NAMED).collect();
             write_report(
                 &args,
                 &Report {
@@ -62,6 +84,7 @@ pub async fn run(global: &GlobalArgs, args: SaveIntoArgs) -> Result<Outcome, Cli
                     revision: Some(written.header.revision),
                     index: written.header.metadata.as_ref().map(|m| m.index),
                     size_bytes: Some(written.size_bytes),
+                    deleted_count,
                     deleted,
                     retention_failed: retention_failed.clone(),
                     ..Report::default()
@@ -85,7 +108,7 @@ pub async fn run(global: &GlobalArgs, args: SaveIntoArgs) -> Result<Outcome, Cli
                 &args,
                 &Report {
                     reason: Some(failure.reason),
-                    message: Some(failure.message.clone()),
+                    message: Some(cut(failure.message.clone())),
                     ..Report::default()
                 },
             )?;
@@ -113,6 +136,7 @@ async fn save(
         args.dir.display().to_string(),
         args.prefix.clone(),
     );
+    remove_leftover_staging(&args.dir.join(&args.prefix), namespace, cluster);
     let path = destination.object_for(namespace, cluster, jiff::Timestamp::now());
     let dial = global
         .dial()
@@ -120,8 +144,13 @@ async fn save(
     let connection = Connection::open_first(&global.endpoints, &dial)
         .await
         .map_err(|error| failed("SourceFailed")(error.to_string()))?;
+    // The request carries the admin token: a backup holds every key.
     let chunks = connection
-        .call(connection.admin().backup(BackupRequest {}))
+        .call(
+            connection
+                .admin()
+                .backup(connection.request(BackupRequest {})),
+        )
         .await
         .map_err(|error| failed("SourceFailed")(format!("asking for a backup: {error}")))?;
     let written = dengine_client::backups::write_backup(chunks, &destination, path).await?;
@@ -138,6 +167,30 @@ async fn save(
         None => Ok(Vec::new()),
     };
     Ok((written, pruned))
+}
+
+/// Removes what a killed earlier run of this cluster's backups left: the store writes a backup
+/// to `<name>#<n>` and renames it when whole, and a process killed in between (its deadline,
+/// out of memory, a node lost) leaves that file, which listings skip and so retention never
+/// deletes. One backup of a cluster runs at a time, so none of these is in use.
+fn remove_leftover_staging(dir: &FsPath, namespace: &str, cluster: &str) {
+    let start = format!("{namespace}.{cluster}-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((backup, staging)) = name.rsplit_once('#') else {
+            continue;
+        };
+        let ours = backup.starts_with(&start) && backup.ends_with(".dengine-backup");
+        if ours && !staging.is_empty() && staging.bytes().all(|b| b.is_ascii_digit()) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => eprintln!("removed {name}, left by a backup that did not finish"),
+                Err(error) => eprintln!("warning: could not remove {name}: {error}"),
+            }
+        }
+    }
 }
 
 /// Syncs `file` and the directory holding its name.

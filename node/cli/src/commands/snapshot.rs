@@ -49,8 +49,13 @@ pub async fn run(global: &GlobalArgs, command: SnapshotCommand) -> Result<Outcom
     match command {
         SnapshotCommand::Save { file } => {
             let connection = Connection::open_first(&global.endpoints, &global.dial()?).await?;
+            // The request carries the admin token: a backup holds every key.
             let mut stream = connection
-                .call(connection.admin().backup(BackupRequest {}))
+                .call(
+                    connection
+                        .admin()
+                        .backup(connection.request(BackupRequest {})),
+                )
                 .await?;
             let mut header = None;
             let mut data = Vec::new();

@@ -354,3 +354,25 @@ fn a_restore_reads_a_claim_without_s3_settings_or_dot_segments() {
         );
     }
 }
+
+#[test]
+fn backup_prefixes_hold_no_dot_segments() {
+    for (destination, value) in [
+        (
+            "persistentVolumeClaim",
+            json!({ "claimName": "orders-backups", "prefix": "shop/../x/" }),
+        ),
+        ("s3", json!({ "bucket": "backups", "prefix": "./x" })),
+    ] {
+        let manifest = with(
+            manifest(),
+            "spec/backup",
+            json!({ "schedule": "0 * * * *", destination: value }),
+        );
+        assert_refused(
+            broken_rules(&manifest, None),
+            &format!("spec.backup.{destination}.prefix"),
+            "must not hold . or .. path segments",
+        );
+    }
+}
