@@ -554,6 +554,19 @@ fn finish_job(world: &World, name: &str, succeeded: bool, exit_code: i32, messag
     };
 }
 
+/// A cluster backing up into its claim, a backup asked for and its Job made: the world and
+/// the Job's name.
+async fn a_backup_job_running() -> (World, String) {
+    let mut world = running_with_claim(true).await;
+    request_backup(&world, "1");
+    reconcile_with_time_until(&mut world, |s| !s["backup"]["running"].is_null()).await;
+    let name = backup_jobs(&world)[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (world, name)
+}
+
 /// Reconciles, giving the Job's watcher real time between reconciles, until `done` holds.
 async fn reconcile_with_time_until(world: &mut World, done: impl Fn(&Value) -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -647,13 +660,7 @@ async fn a_backup_into_a_claim_is_a_job_whose_report_lands_in_the_status() {
 
 #[tokio::test]
 async fn a_backup_job_that_fails_says_why_and_is_kept_for_its_logs() {
-    let mut world = running_with_claim(true).await;
-    request_backup(&world, "1");
-    reconcile_with_time_until(&mut world, |s| !s["backup"]["running"].is_null()).await;
-    let name = backup_jobs(&world)[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut world, name) = a_backup_job_running().await;
     finish_job(
         &world,
         &name,
@@ -697,13 +704,7 @@ async fn a_missing_claim_is_reported_and_no_job_is_made() {
 /// and starting a second Job on the same claim.
 #[tokio::test]
 async fn a_new_operator_waits_for_the_backup_job_the_last_one_started() {
-    let mut world = running_with_claim(true).await;
-    request_backup(&world, "1");
-    reconcile_with_time_until(&mut world, |s| !s["backup"]["running"].is_null()).await;
-    let name = backup_jobs(&world)[0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut world, name) = a_backup_job_running().await;
 
     world.ctx = World::operator_for(&world);
     let object = "shop/orders/shop.orders-20261206T120000.000Z.dengine-backup";
