@@ -1,8 +1,10 @@
 //! Backups into a PersistentVolumeClaim, from the controller's side: a backup is a Job
 //! (`objects::backup_job`) that the operator creates, watches until it ends, reads the result
 //! of (`backup::volume`), and deletes once it succeeded. A Job that failed is kept a day for
-//! `kubectl logs`; one whose pod cannot start is deleted at once, so that it never writes a
-//! backup nobody is waiting for.
+//! `kubectl logs`; one whose pod cannot start, or that outlives its deadline and a margin, is
+//! deleted, so that it never writes a backup nobody is waiting for. A Job's name follows from
+//! the start the status records, so an operator that took over after a restart finds the Job
+//! its predecessor started and waits for it ([`resume`]).
 
 use std::time::Duration;
 
