@@ -161,6 +161,9 @@ async fn backups_saved_into_a_directory_are_named_checked_and_kept_to_a_count() 
     // What a backup killed mid-write leaves (the store's staging name): removed by the next.
     let leftover = kept_in.join("shop.orders-20261201T000000.000Z.dengine-backup#3");
     std::fs::write(&leftover, b"half a backup").unwrap();
+    // Another cluster's, whose name starts the same, may be in use by its own backup: kept.
+    let theirs = kept_in.join("shop.orders-eu-20261201T000000.000Z.dengine-backup#4");
+    std::fs::write(&theirs, b"another cluster's, being written").unwrap();
     let report = source.dir().join("report.json");
     // The admin API on the peer listener, as a backup Job reaches the leader.
     let endpoint = format!("http://{}", source.nodes[0].spec.peer_endpoint());
@@ -268,6 +271,7 @@ async fn backups_saved_into_a_directory_are_named_checked_and_kept_to_a_count() 
         !leftover.exists(),
         "the staging file of a killed backup removed"
     );
+    assert!(theirs.exists(), "another cluster's staging file kept");
     for name in others {
         assert_eq!(
             std::fs::read(kept_in.join(name)).unwrap(),
@@ -297,6 +301,7 @@ async fn backups_saved_into_a_directory_are_named_checked_and_kept_to_a_count() 
     everything.sort();
     let mut expected: Vec<String> = names(&written[1..]);
     expected.extend(others.iter().map(|s| s.to_string()));
+    expected.push(theirs.file_name().unwrap().to_string_lossy().into_owned());
     expected.sort();
     assert_eq!(everything, expected);
 

@@ -30,6 +30,7 @@ pub(super) async fn job_task(
     ctx: &Context,
     cluster: &DEngineCluster,
     claim: &VolumeDestination,
+    keep: u32,
     leader: Ordinal,
     now: Timestamp,
 ) -> Result<impl Future<Output = Result<Finished, BackupFailure>> + Send + 'static, BackupFailure> {
@@ -62,7 +63,7 @@ pub(super) async fn job_task(
         &cluster.uid().unwrap_or_default(),
         now.as_second(),
     );
-    let job = backup_job(cluster, &name, claim, leader, cluster_keep(cluster));
+    let job = backup_job(cluster, &name, claim, leader, keep);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     jobs.create(&PostParams::default(), &job)
         .await
@@ -108,10 +109,6 @@ fn waiting(
 /// How long the operator waits for a backup Job: its own deadline, then a margin for the Job
 /// controller to mark it failed and for the operator to see it.
 const JOB_WAIT: Duration = Duration::from_secs(BACKUP_JOB_DEADLINE_SECONDS as u64 + 120);
-
-fn cluster_keep(cluster: &DEngineCluster) -> u32 {
-    cluster.spec.backup.as_ref().map_or(1, |spec| spec.keep)
-}
 
 /// Waits until Job `name` ends, then deletes it unless it failed on its own (kept for its
 /// logs).

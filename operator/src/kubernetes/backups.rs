@@ -479,7 +479,7 @@ async fn start<S: BackupSource>(
                 reason: "NoLeader",
                 message: format!("the leader, node {leader}, is not one of the cluster's pods"),
             })?;
-            super::backup_jobs::job_task(ctx, cluster, claim, ordinal, now)
+            super::backup_jobs::job_task(ctx, cluster, claim, spec.keep, ordinal, now)
                 .await?
                 .boxed()
         }

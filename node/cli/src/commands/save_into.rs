@@ -9,7 +9,7 @@
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use dengine_client::backups::{BackupFailure, Destination, Written};
+use dengine_client::backups::{is_unfinished_backup, BackupFailure, Destination, Written};
 use dengine_client::Connection;
 use object_store::local::LocalFileSystem;
 use serde::Serialize;
@@ -174,17 +174,12 @@ async fn save(
 /// out of memory, a node lost) leaves that file, which listings skip and so retention never
 /// deletes. One backup of a cluster runs at a time, so none of these is in use.
 fn remove_leftover_staging(dir: &FsPath, namespace: &str, cluster: &str) {
-    let start = format!("{namespace}.{cluster}-");
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((backup, staging)) = name.rsplit_once('#') else {
-            continue;
-        };
-        let ours = backup.starts_with(&start) && backup.ends_with(".dengine-backup");
-        if ours && !staging.is_empty() && staging.bytes().all(|b| b.is_ascii_digit()) {
+        if is_unfinished_backup(namespace, cluster, &name) {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => eprintln!("removed {name}, left by a backup that did not finish"),
                 Err(error) => eprintln!("warning: could not remove {name}: {error}"),

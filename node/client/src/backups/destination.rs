@@ -126,26 +126,43 @@ impl Destination {
 
     /// Whether `path` is a backup whose name starts with `start`, directly under the prefix.
     fn is_backup_named(&self, start: &str, path: &Path) -> bool {
-        let Some(stamp) = path
-            .as_ref()
+        path.as_ref()
             .strip_prefix(&self.prefix)
-            .and_then(|name| name.strip_prefix(start))
-            .and_then(|rest| rest.strip_suffix(SUFFIX))
-        else {
-            return false;
-        };
-        // YYYYMMDDTHHMMSS.mmmZ
-        let bytes = stamp.as_bytes();
-        bytes.len() == 20
-            && bytes[8] == b'T'
-            && bytes[15] == b'.'
-            && bytes[19] == b'Z'
-            && bytes[..8]
-                .iter()
-                .chain(&bytes[9..15])
-                .chain(&bytes[16..19])
-                .all(u8::is_ascii_digit)
+            .is_some_and(|name| is_named_from(start, name))
     }
+}
+
+/// Whether `file_name` is what a store writing to a directory leaves of an unfinished backup
+/// of `namespace`/`cluster`: object_store's local store writes `<backup name>#<n>` and renames
+/// it when whole, and its listings skip such names, so retention never sees them.
+pub fn is_unfinished_backup(namespace: &str, cluster: &str, file_name: &str) -> bool {
+    let Some((backup, staging)) = file_name.rsplit_once('#') else {
+        return false;
+    };
+    is_named_from(&name_start(namespace, cluster), backup)
+        && !staging.is_empty()
+        && staging.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `name` is `<start><YYYYMMDDTHHMMSS.mmmZ>.dengine-backup`: the exact stamp keeps a
+/// cluster whose name starts the same (`orders-eu` beside `orders`) from counting.
+fn is_named_from(start: &str, name: &str) -> bool {
+    let Some(stamp) = name
+        .strip_prefix(start)
+        .and_then(|rest| rest.strip_suffix(SUFFIX))
+    else {
+        return false;
+    };
+    let bytes = stamp.as_bytes();
+    bytes.len() == 20
+        && bytes[8] == b'T'
+        && bytes[15] == b'.'
+        && bytes[19] == b'Z'
+        && bytes[..8]
+            .iter()
+            .chain(&bytes[9..15])
+            .chain(&bytes[16..19])
+            .all(u8::is_ascii_digit)
 }
 
 /// How the names of one cluster's backups start: `<namespace>.<cluster>-`.
@@ -194,6 +211,21 @@ mod tests {
             d.location(&early),
             "s3://backups/shop/orders/shop.orders-20261206T090500.000Z.dengine-backup"
         );
+    }
+
+    #[test]
+    fn unfinished_backups_are_told_by_the_stores_staging_names() {
+        let ours = "shop.orders-20261206T090500.000Z.dengine-backup";
+        assert!(is_unfinished_backup("shop", "orders", &format!("{ours}#3")));
+        for other in [
+            ours.to_string(),
+            format!("{ours}#"),
+            format!("{ours}#x1"),
+            "shop.orders-eu-20261206T090500.000Z.dengine-backup#3".to_string(),
+            "notes.txt#3".to_string(),
+        ] {
+            assert!(!is_unfinished_backup("shop", "orders", &other), "{other}");
+        }
     }
 
     #[tokio::test]

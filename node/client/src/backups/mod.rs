@@ -8,7 +8,7 @@
 pub mod destination;
 pub mod write;
 
-pub use destination::Destination;
+pub use destination::{is_unfinished_backup, Destination};
 pub use write::{write_backup, Written};
 
 /// Why a backup did not complete: `reason` is a word for machines (the operator's
